@@ -1,0 +1,148 @@
+"""The Alert: the one internal message, shaped like CAP 1.2, from which every output is derived."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from broadcast.templates import Rendering
+    from broadcast.workspace import Area, Workspace
+
+STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
+MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
+
+
+def cap_time(moment: datetime, zone: str) -> str:
+    """CAP dateTime: local time with its offset, no fractions, never 'Z' (UTC is written -00:00)."""
+    local = moment.astimezone(ZoneInfo(zone))
+    offset = local.strftime("%z")
+    sign_offset = "-00:00" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}"
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + sign_offset
+
+
+@dataclass(frozen=True)
+class AlertArea:
+    desc: str
+    polygons: tuple[str, ...] = ()  # CAP form: "lat,lon lat,lon ...", first pair == last
+    geocodes: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_area(cls, area: Area, language: str) -> AlertArea:
+        polygons = tuple(" ".join(f"{lat:.6g},{lon:.6g}" for lat, lon in ring) for ring in area.polygons)
+        return cls(area.name.get(language), polygons, tuple(sorted(area.geocodes.items())))
+
+
+@dataclass(frozen=True)
+class Info:
+    language: str
+    category: tuple[str, ...]
+    event: str
+    response_type: tuple[str, ...]
+    urgency: str
+    severity: str
+    certainty: str
+    expires: str
+    sender_name: str
+    headline: str
+    description: str
+    instruction: str
+    web: str
+    contact: str
+    areas: tuple[AlertArea, ...]
+    # variant -> [[text, optional], ...]: what channels fit to their limits
+    texts: dict[str, list[list[Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alert:
+    identifier: str
+    sender: str
+    sent: str
+    status: str
+    msg_type: str
+    scope: str
+    infos: tuple[Info, ...]
+    references: tuple[str, ...] = ()
+    incidents: str | None = None
+    note: str | None = None
+    template: str | None = None
+    template_sha256: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def info(self, language: str) -> Info:
+        return next((i for i in self.infos if i.language == language), self.infos[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        infos = tuple(
+            Info(**{**i, "category": tuple(i["category"]), "response_type": tuple(i["response_type"]),
+                    "areas": tuple(AlertArea(a["desc"], tuple(a["polygons"]), tuple(map(tuple, a["geocodes"])))
+                                   for a in i["areas"])})
+            for i in data["infos"]
+        )
+        return cls(**{**data, "infos": infos, "references": tuple(data.get("references", ()))})
+
+
+def build_alert(
+    workspace: Workspace,
+    rendering: Rendering,
+    *,
+    identifier: str,
+    sent: datetime,
+    status: str = "Actual",
+    msg_type: str = "Alert",
+    references: tuple[str, ...] = (),
+    incident: str | None = None,
+    note: str | None = None,
+) -> Alert:
+    """Make the Alert for a rendered template: one info block per language."""
+    if status not in STATUSES or msg_type not in MSG_TYPES:
+        raise ValueError(f"bad status {status!r} or msgType {msg_type!r}")
+    template = rendering.template
+    cap = template.cap
+    expires = cap_time(sent + timedelta(minutes=cap.expires_minutes), workspace.timezone)
+    org = workspace.organisation
+    infos = []
+    for language, texts in rendering.texts.items():
+        areas = tuple(AlertArea.from_area(a, language) for a in rendering.areas)
+        if not areas:
+            areas = (AlertArea(org.name.get(language)),)
+        infos.append(Info(
+            language=language,
+            category=cap.category,
+            event=cap.event,
+            response_type=cap.response_type,
+            urgency=cap.urgency,
+            severity=cap.severity,
+            certainty=cap.certainty,
+            expires=expires,
+            sender_name=org.name.get(language),
+            headline=texts["headline"].full(),
+            description=texts["body"].full(),
+            instruction=texts["instruction"].full(),
+            web=org.web,
+            contact=org.phone,
+            areas=areas,
+            texts={variant: [[part, optional] for part, optional in text.parts] for variant, text in texts.items()},
+        ))
+    return Alert(
+        identifier=identifier,
+        sender=org.sender,
+        sent=cap_time(sent, workspace.timezone),
+        status=status,
+        msg_type=msg_type,
+        scope="Public",
+        infos=tuple(infos),
+        references=references,
+        incidents=incident,
+        note=note,
+        template=template.name,
+        template_sha256=template.sha256,
+        variables=dict(rendering.raw),
+    )

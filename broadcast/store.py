@@ -1,0 +1,253 @@
+"""The SQLite log: incidents, alerts, deliveries and an append-only, hash-chained event table."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from broadcast.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
+
+GENESIS = "0" * 64
+PHASES = ("prepare", "warn", "inform", "recover", "review")
+# Columns covered by an event's hash, in a fixed order; `hash` itself is not.
+EVENT_COLUMNS = (
+    "id", "event_id", "occurred_at", "recorded_at", "type", "phase", "actor", "incident", "alert",
+    "channel", "description", "details", "pinned", "supersedes", "prev_hash",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    """Write an instant as UTC ISO 8601 with milliseconds and a Z, the one form stored."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: give a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise deterministically: sorted keys, no spaces, UTF-8 text kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def event_hash(row: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash and the canonical JSON of the row's hashed columns."""
+    body = {name: row.get(name) for name in EVENT_COLUMNS}
+    return hashlib.sha256((row["prev_hash"] + canonical_json(body)).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    count: int
+    head: str
+    broken_at: int | None = None
+    reason: str | None = None
+
+
+def _migrations() -> Migrations:
+    from sqlite_utils import Migrations
+
+    migrations = Migrations("broadcast")
+
+    @migrations()
+    def m001_initial(db: Database) -> None:
+        table = db.table
+        table("incidents").create(
+            {"slug": str, "title": str, "status": str, "exercise": int, "opened_at": str, "closed_at": str},
+            pk="slug",
+        )
+        table("alerts").create(
+            {
+                "identifier": str, "incident": str, "msg_type": str, "status": str, "references": str,
+                "template": str, "template_sha256": str, "variables": str, "alert": str,
+                "sent_at": str, "sent_by": str, "approved_by": str,
+            },
+            pk="identifier",
+            foreign_keys=[("incident", "incidents", "slug")],
+        )
+        table("deliveries").create(
+            {
+                "id": int, "alert": str, "channel": str, "recipient": str, "recipient_masked": str,
+                "state": str, "attempts": int, "remote_id": str, "remote_url": str, "idempotency_key": str,
+                "last_error": str, "created_at": str, "updated_at": str,
+            },
+            pk="id",
+            foreign_keys=[("alert", "alerts", "identifier")],
+            defaults={"recipient": "", "attempts": 0},
+            not_null={"alert", "channel", "recipient", "state"},
+        )
+        table("deliveries").create_index(["alert", "channel", "recipient"], unique=True)
+        table("deliveries").create_index(["state"])
+        table("events").create(
+            {
+                "id": int, "event_id": str, "occurred_at": str, "recorded_at": str, "type": str,
+                "phase": str, "actor": str, "incident": str, "alert": str, "channel": str,
+                "description": str, "details": str, "pinned": int, "supersedes": str,
+                "prev_hash": str, "hash": str,
+            },
+            pk="id",
+            not_null={"event_id", "occurred_at", "recorded_at", "type", "phase", "actor", "prev_hash", "hash"},
+            defaults={"pinned": 0},
+        )
+        table("events").create_index(["event_id"], unique=True)
+        table("events").create_index(["incident"])
+        for action in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
+                f"BEGIN SELECT RAISE(ABORT, 'events are append-only: {action} refused'); END"
+            )
+
+    return migrations
+
+
+class Store:
+    """One workspace's log database. Open with `Store.open(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+        self._db: Database | None = None
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> Store:
+        """Open (and migrate) the log at `path`; WAL mode, a busy timeout, foreign keys on."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise StoreError(
+                f"no log database at {path}",
+                hint="run the command from the workspace that holds broadcast.db, or pass --workspace",
+            )
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, path)
+            with store.transaction():
+                _migrations().apply(store.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot use the log database {path}: {exc}",
+                hint="if the file is damaged, move it aside and restore the latest copy "
+                "(see docs/evidence.md); never delete it: it is the record",
+            ) from exc
+        return store
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn)
+        return self._db
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time: BEGIN IMMEDIATE takes the write lock up front, so the chain cannot fork."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def append_event(
+        self,
+        type: str,
+        *,
+        phase: str,
+        actor: str,
+        incident: str | None = None,
+        alert: str | None = None,
+        channel: str | None = None,
+        description: str | None = None,
+        details: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        pinned: bool = False,
+        supersedes: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one event to the chain and return the stored row."""
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
+        recorded = utcnow()
+        with self.transaction():
+            head = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            row: dict[str, Any] = {
+                "id": (head[0] + 1) if head else 1,
+                "event_id": str(uuid.uuid4()),
+                "occurred_at": isoformat(occurred_at or recorded),
+                "recorded_at": isoformat(recorded),
+                "type": type,
+                "phase": phase,
+                "actor": actor,
+                "incident": incident,
+                "alert": alert,
+                "channel": channel,
+                "description": description,
+                "details": canonical_json(details or {}),
+                "pinned": int(pinned),
+                "supersedes": supersedes,
+                "prev_hash": head[1] if head else GENESIS,
+            }
+            row["hash"] = event_hash(row)
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            self.conn.execute(f"INSERT INTO events ({names}) VALUES ({marks})", list(row.values()))
+        return row
+
+    def events(self, incident: str | None = None) -> Iterator[dict[str, Any]]:
+        """Stream events in chain order, optionally only one incident's."""
+        sql = "SELECT * FROM events"
+        params: list[Any] = []
+        if incident is not None:
+            sql += " WHERE incident = ?"
+            params.append(incident)
+        cursor = self.conn.execute(sql + " ORDER BY id", params)
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
+
+    def head(self) -> tuple[int, str]:
+        """Return the event count and the chain's head hash."""
+        row = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    def verify(self) -> Verification:
+        """Walk the chain from the first event; report the first row that does not fit."""
+        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
+        if problems:
+            return Verification(False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}")
+        prev, count = GENESIS, 0
+        for row in self.events():
+            count += 1
+            if row["id"] != count:
+                return Verification(False, count - 1, prev, count, f"event {count} is missing (next is {row['id']})")
+            if row["prev_hash"] != prev:
+                return Verification(False, count - 1, prev, row["id"], "prev_hash does not match the event before")
+            if event_hash(row) != row["hash"]:
+                return Verification(False, count - 1, prev, row["id"], "content does not match its hash")
+            prev = row["hash"]
+        return Verification(True, count, prev)

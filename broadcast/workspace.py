@@ -1,0 +1,323 @@
+"""Find and load a workspace: broadcast.toml, templates/, channels/, runbooks/, areas/."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from broadcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from broadcast.store import Store
+    from broadcast.templates import Template
+
+CONFIG = "broadcast.toml"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+CAP_TEXT_RE = re.compile(r"^[^\s,<&]+$")
+SECRET_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+CHANNEL_KINDS = (
+    "webhook", "mastodon", "bluesky", "telegram", "slack", "teams", "facebook", "x",
+    "twilio", "govuk-notify", "smtp", "page",
+)
+TOP_LEVEL_KEYS = {"languages", "timezone", "database", "organisation"}
+ORGANISATION_KEYS = {"name", "sender", "phone", "web"}
+CHANNEL_KEYS = {"kind", "description", "languages", "exercise", "enabled", "settings", "secrets"}
+
+
+def primary_tag(language: str) -> str:
+    """Return the primary language subtag: 'cy' for 'cy-GB'."""
+    return language.split("-", 1)[0].lower()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every way it can fail into a ConfigError that names the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: {exc}", "fix the line shown; see the example in "
+                          "`broadcast init`") from None
+
+
+def check_keys(path: Path, table: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
+    """Refuse unknown keys, suggesting the nearest known one."""
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"did you mean '{prefix}{near[0]}'?" if near else f"known keys: {', '.join(sorted(allowed))}"
+            raise ConfigError(path, prefix + key, "unknown key", hint)
+
+
+def expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(path, key, f"expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_name(kind: str, name: str) -> str:
+    """Names of templates, channels and areas become file names: refuse anything that is not a plain slug."""
+    if not NAME_RE.match(name):
+        raise ConfigError(
+            kind, None, f"'{name}' is not a valid name",
+            "use lower-case letters, digits and hyphens, starting with a letter or digit (e.g. school-closure)",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A piece of text given once, or once per language (keyed by primary tag)."""
+
+    values: dict[str, str]
+
+    def get(self, language: str) -> str:
+        tag = primary_tag(language)
+        if tag in self.values:
+            return self.values[tag]
+        return self.values.get("*") or next(iter(self.values.values()))
+
+    @classmethod
+    def parse(cls, path: Path, key: str, value: Any, languages: list[str]) -> Localized:
+        if isinstance(value, str):
+            return cls({"*": value})
+        expect(path, key, value, dict, "text, or a table of text per language such as { en = \"…\", cy = \"…\" }")
+        missing = [primary_tag(lang) for lang in languages if primary_tag(lang) not in value]
+        if missing:
+            raise ConfigError(path, key, f"no text for language '{missing[0]}'", f"add {missing[0]} = \"…\"")
+        for tag, text in value.items():
+            expect(path, f"{key}.{tag}", text, str, "text")
+        return cls(dict(value))
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: Localized
+    sender: str
+    phone: str
+    web: str
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    kind: str
+    path: Path
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    exercise: bool = False
+    enabled: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Area:
+    id: str
+    name: Localized
+    polygons: tuple[tuple[tuple[float, float], ...], ...]  # rings of (lat, lon), closed
+    geocodes: dict[str, str]
+
+
+class Workspace:
+    """A loaded workspace. Templates, channels and areas are read when first asked for."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.config_path = root / CONFIG
+        config = read_toml(self.config_path)
+        check_keys(self.config_path, config, TOP_LEVEL_KEYS)
+        self.languages = self._languages(config)
+        self.timezone = self._timezone(config)
+        self.organisation = self._organisation(config)
+        self.db_path = root / expect(self.config_path, "database", config.get("database", "broadcast.db"), str,
+                                     "a file name")
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def channels_dir(self) -> Path:
+        return self.root / "channels"
+
+    @property
+    def runbooks_dir(self) -> Path:
+        return self.root / "runbooks"
+
+    @property
+    def areas_dir(self) -> Path:
+        return self.root / "areas"
+
+    @property
+    def approvals_path(self) -> Path:
+        return self.root / "approvals.toml"
+
+    def _languages(self, config: dict[str, Any]) -> list[str]:
+        languages = expect(self.config_path, "languages", config.get("languages", ["en-GB"]), list,
+                           'a list such as ["en-GB", "cy-GB"]')
+        if not languages:
+            raise ConfigError(self.config_path, "languages", "empty list", 'name at least one, e.g. ["en-GB"]')
+        for lang in languages:
+            if not isinstance(lang, str) or not LANGUAGE_RE.match(lang):
+                raise ConfigError(self.config_path, "languages", f"{lang!r} is not a language tag",
+                                  "use tags such as en-GB or cy-GB")
+        if len({primary_tag(lang) for lang in languages}) != len(languages):
+            raise ConfigError(self.config_path, "languages", "two languages share a primary tag")
+        return list(languages)
+
+    def _timezone(self, config: dict[str, Any]) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        name = expect(self.config_path, "timezone", config.get("timezone", "Europe/London"), str, "a zone name")
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(self.config_path, "timezone", f"unknown time zone {name!r}",
+                              "use an IANA name such as Europe/London") from None
+        return name
+
+    def _organisation(self, config: dict[str, Any]) -> Organisation:
+        path = self.config_path
+        org = expect(path, "organisation", config.get("organisation"), dict, "an [organisation] table")
+        check_keys(path, org, ORGANISATION_KEYS, "organisation.")
+        for key in sorted(ORGANISATION_KEYS):
+            if key not in org:
+                raise ConfigError(path, f"organisation.{key}", "missing", "see the example broadcast.toml")
+        sender = expect(path, "organisation.sender", org["sender"], str, "text")
+        if not CAP_TEXT_RE.match(sender):
+            raise ConfigError(path, "organisation.sender", f"{sender!r} contains a space, comma, '<' or '&'",
+                              "CAP forbids these; use an address such as emergencies@council.example")
+        web = expect(path, "organisation.web", org["web"], str, "a URL")
+        if not re.match(r"^https?://[^\s/]+", web):
+            raise ConfigError(path, "organisation.web", f"{web!r} is not an http(s) URL",
+                              "give the fallback page's address, e.g. https://alerts.council.example")
+        return Organisation(
+            name=Localized.parse(path, "organisation.name", org["name"], self.languages),
+            sender=sender,
+            phone=expect(path, "organisation.phone", org["phone"], str, "text"),
+            web=web.rstrip("/"),
+        )
+
+    @cached_property
+    def channels(self) -> dict[str, ChannelConfig]:
+        """Every channel file, validated, by name."""
+        channels = {}
+        for path in sorted(self.channels_dir.glob("*.toml")):
+            channels[path.stem] = self._channel(path)
+        return channels
+
+    def _channel(self, path: Path) -> ChannelConfig:
+        check_name(str(path), path.stem)
+        raw = read_toml(path)
+        check_keys(path, raw, CHANNEL_KEYS)
+        kind = raw.get("kind")
+        if kind not in CHANNEL_KINDS:
+            near = difflib.get_close_matches(str(kind), CHANNEL_KINDS, n=1)
+            raise ConfigError(path, "kind", f"unknown kind {kind!r}" if kind else "missing",
+                              f"did you mean '{near[0]}'?" if near else f"one of: {', '.join(CHANNEL_KINDS)}")
+        languages = expect(path, "languages", raw.get("languages", self.languages[:1]), list, "a list of languages")
+        for lang in languages:
+            if lang not in self.languages:
+                raise ConfigError(path, "languages", f"{lang!r} is not one of the workspace's languages",
+                                  f"broadcast.toml has: {', '.join(self.languages)}")
+        secrets = expect(path, "secrets", raw.get("secrets", {}), dict, "a [secrets] table")
+        for key, ref in secrets.items():
+            if not isinstance(ref, str) or not SECRET_REF_RE.match(ref):
+                # Never echo the value: it may be the secret itself.
+                raise ConfigError(path, f"secrets.{key}", "must be a reference such as env:NAME, not a value",
+                                  "put the secret in an environment variable and write env:THAT_NAME here")
+        return ChannelConfig(
+            name=path.stem,
+            kind=kind,
+            path=path,
+            description=expect(path, "description", raw.get("description", ""), str, "text"),
+            languages=tuple(languages),
+            exercise=expect(path, "exercise", raw.get("exercise", False), bool, "true or false"),
+            enabled=expect(path, "enabled", raw.get("enabled", True), bool, "true or false"),
+            settings=expect(path, "settings", raw.get("settings", {}), dict, "a [settings] table"),
+            secrets=secrets,
+        )
+
+    def template_names(self) -> list[str]:
+        return sorted(p.stem for p in self.templates_dir.glob("*.md") if p.name != "README.md")
+
+    def template(self, name: str) -> Template:
+        """Load one template by name; the error lists the names there are."""
+        from broadcast.templates import load_template
+
+        path = self.templates_dir / f"{check_name('template', name)}.md"
+        if not path.is_file():
+            names = self.template_names()
+            near = difflib.get_close_matches(name, names, n=1)
+            raise ConfigError(path, None, f"no template named '{name}'",
+                              f"did you mean '{near[0]}'?" if near else "see: broadcast templates list")
+        return load_template(path, self.languages)
+
+    @cached_property
+    def areas(self) -> dict[str, Area]:
+        return {path.stem: self._area(path) for path in sorted(self.areas_dir.glob("*.geojson"))}
+
+    def _area(self, path: Path) -> Area:
+        check_name(str(path), path.stem)
+        try:
+            feature = json.loads(path.read_bytes().decode("utf-8"))
+            props = feature["properties"]
+            geometry = feature["geometry"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(path, None, f"not a GeoJSON Feature with properties and geometry ({exc})") from None
+        rings: list[list[list[float]]]
+        if geometry.get("type") == "Polygon":
+            rings = [geometry["coordinates"][0]]
+        elif geometry.get("type") == "MultiPolygon":
+            rings = [poly[0] for poly in geometry["coordinates"]]
+        else:
+            raise ConfigError(path, "geometry.type", "expected Polygon or MultiPolygon")
+        polygons = tuple(tuple((float(lat), float(lon)) for lon, lat in ring) for ring in rings)
+        return Area(
+            id=path.stem,
+            name=Localized.parse(path, "properties.name", props.get("name"), self.languages),
+            polygons=polygons,
+            geocodes={str(k): str(v) for k, v in (props.get("geocode") or {}).items()},
+        )
+
+    def store(self) -> Store:
+        """Open the workspace's log database, creating it on first use."""
+        from broadcast.store import Store
+
+        return Store.open(self.db_path)
+
+
+def find_root(start: Path | None = None, explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Find the workspace: --workspace, then $BROADCAST_WORKSPACE, then the current directory upward."""
+    given = explicit or os.environ.get("BROADCAST_WORKSPACE")
+    if given:
+        root = Path(given).expanduser()
+        if not (root / CONFIG).is_file():
+            raise ConfigError(root / CONFIG, None, "not found",
+                              "point --workspace or BROADCAST_WORKSPACE at a folder with a broadcast.toml, "
+                              "or create one with: broadcast init DIR")
+        return root.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG).is_file():
+            return folder
+    raise ConfigError(here, None, f"no {CONFIG} here or in any folder above",
+                      "cd into your workspace, pass --workspace DIR, or create one with: broadcast init DIR")
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Workspace:
+    """Find and load the workspace."""
+    return Workspace(find_root(explicit=explicit))

@@ -1,0 +1,165 @@
+"""Shared fixtures: an isolated workspace in tmp_path and a CliRunner bound to it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from broadcast.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+CONFIG = """\
+languages = ["en-GB", "cy-GB"]
+timezone = "Europe/London"
+
+[organisation]
+name = { en = "Testshire Council", cy = "Cyngor Testshire" }
+sender = "alerts@testshire.example"
+phone = "01632 960001"
+web = "https://alerts.testshire.example"
+"""
+
+TEMPLATE = """\
++++
+title = "School closed"
+summary = "One school closed for the day"
+
+[cap]
+event = "School closure"
+category = ["Safety"]
+urgency = "Expected"
+severity = "Minor"
+certainty = "Observed"
+response_type = ["Prepare"]
+expires = "18h"
+
+[variables.school]
+type = "text"
+label = "School name"
+example = "Hillside Primary School"
+max_length = 60
+
+[variables.date]
+type = "date"
+label = "Day of the closure"
+example = "2026-11-23"
+
+[variables.reason]
+type = "choice"
+label = "Why it is closed"
+example = "snow"
+[variables.reason.choices]
+snow = { en = "snow and ice", cy = "eira a rhew" }
+heating = { en = "a heating failure", cy = "methiant gwres" }
+
+[variables.next_update]
+type = "time"
+label = "Time of the next update"
+example = "10:00"
+
+[variables.area]
+type = "area"
+label = "Area"
+example = "town"
+
+[checklist]
+who = "body"
+what = "headline"
+where = "body"
+when = "headline"
+what_to_do = "instruction"
+why = "body"
+more_info = "body"
+next_update = "instruction"
++++
+
+## headline
+{{ school }} is closed on {{ date }}
+
+## headline.cy
+Mae {{ school }} ar gau ar {{ date }}
+
+## short
+{{ school }} is closed on {{ date }} because of {{ reason }}. ((Pupils should not travel.)) {{ org.web }}
+
+## short.cy
+Mae {{ school }} ar gau ar {{ date }} oherwydd {{ reason }}. ((Ni ddylai disgyblion deithio.)) {{ org.web }}
+
+## body
+{{ org.name }}: {{ school }} in {{ area }} is closed on {{ date }} because of {{ reason }}. More: {{ org.web }}
+
+## body.cy
+{{ org.name }}: mae {{ school }} yn {{ area }} ar gau ar {{ date }} oherwydd {{ reason }}. Mwy: {{ org.web }}
+
+## instruction
+Keep children at home. Next update at {{ next_update }}.
+
+## instruction.cy
+Cadwch blant gartref. Y diweddariad nesaf am {{ next_update }}.
+"""
+
+AREA = {
+    "type": "Feature",
+    "properties": {"name": {"en": "Testshire town", "cy": "Tref Testshire"}, "geocode": {"GSS": "W99000002"}},
+    "geometry": {"type": "Polygon", "coordinates": [[[-3.4, 52.0], [-3.3, 52.0], [-3.3, 52.1], [-3.4, 52.0]]]},
+}
+
+VALUES = {"school": "Hillside Primary School", "date": "2026-11-23", "reason": "snow", "next_update": "10:00",
+          "area": "town"}
+
+
+def make_workspace(root: Path) -> Path:
+    (root / "templates").mkdir(parents=True)
+    (root / "channels").mkdir()
+    (root / "areas").mkdir()
+    (root / "broadcast.toml").write_text(CONFIG, encoding="utf-8")
+    (root / "templates" / "school-closure.md").write_text(TEMPLATE, encoding="utf-8")
+    (root / "areas" / "town.geojson").write_text(json.dumps(AREA), encoding="utf-8")
+    (root / "channels" / "mastodon-council.toml").write_text(
+        'kind = "mastodon"\n[settings]\ninstance = "http://127.0.0.1:9"\n'
+        '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n', encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    return make_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def workspace(workspace_dir: Path) -> Workspace:
+    return Workspace(workspace_dir)
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path) -> Path:
+    """A copy of the repository's own example workspace."""
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copyfile(REPO / "broadcast.toml", root / "broadcast.toml")
+    for folder in ("templates", "channels", "runbooks", "areas"):
+        shutil.copytree(REPO / folder, root / folder)
+    if (REPO / "approvals.toml").exists():
+        shutil.copyfile(REPO / "approvals.toml", root / "approvals.toml")
+    return root
+
+
+@pytest.fixture
+def run(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Invoke the CLI in the fixture workspace; returns the click Result."""
+    from broadcast.cli import cli
+
+    monkeypatch.delenv("BROADCAST_WORKSPACE", raising=False)
+    monkeypatch.delenv("BROADCAST_DEBUG", raising=False)
+    monkeypatch.setenv("BROADCAST_OPERATOR", "test-operator")
+    runner = CliRunner()
+
+    def invoke(*args: str, workspace: Path | None = None):
+        return runner.invoke(cli, ["--workspace", str(workspace or workspace_dir), *args], catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,70 @@
+import pytest
+
+from broadcast.errors import ConfigError
+from broadcast.workspace import Workspace, find_root
+
+
+def write_config(root, text):
+    (root / "broadcast.toml").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        ('timezone = "Europe/London"', 'timezone = "Europe/Londn"', "timezone", "unknown time zone"),
+        ('timezone = "Europe/London"', 'timezone = "Europe/London"\nlanguage = ["en-GB"]', "language",
+         "unknown key"),
+        ('languages = ["en-GB", "cy-GB"]', 'languages = "en-GB"', "languages", "expected a list"),
+        ('languages = ["en-GB", "cy-GB"]', 'languages = ["english"]', "languages", "not a language tag"),
+        ('sender = "alerts@testshire.example"', 'sender = "alerts, testshire"', "organisation.sender", "comma"),
+        ('web = "https://alerts.testshire.example"', 'web = "alerts.testshire.example"', "organisation.web",
+         "not an http(s) URL"),
+        ('name = { en = "Testshire Council", cy = "Cyngor Testshire" }', 'name = { en = "Testshire Council" }',
+         "organisation.name", "no text for language 'cy'"),
+    ],
+)
+def test_config_errors_name_file_key_and_expectation(workspace_dir, old, new, key, words):
+    text = (workspace_dir / "broadcast.toml").read_text(encoding="utf-8")
+    write_config(workspace_dir, text.replace(old, new))
+    with pytest.raises(ConfigError) as raised:
+        Workspace(workspace_dir)
+    assert raised.value.message.startswith(f"{workspace_dir / 'broadcast.toml'}: {key}: ")
+    assert words in raised.value.message
+
+
+def test_bad_toml_and_non_utf8(workspace_dir):
+    write_config(workspace_dir, "languages = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Workspace(workspace_dir)
+    (workspace_dir / "broadcast.toml").write_bytes(b"timezone = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Workspace(workspace_dir)
+
+
+def test_literal_secret_is_refused_and_not_echoed(workspace_dir):
+    (workspace_dir / "channels" / "x-council.toml").write_text(
+        'kind = "x"\n[secrets]\naccess_token = "sk-live-9f8e7d6c5b4a"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Workspace(workspace_dir).channels  # noqa: B018
+    assert "secrets.access_token: must be a reference such as env:NAME" in raised.value.message
+    assert "sk-live" not in raised.value.message + (raised.value.hint or "")
+
+
+def test_unknown_channel_kind_suggests(workspace_dir):
+    (workspace_dir / "channels" / "masto.toml").write_text('kind = "mastadon"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Workspace(workspace_dir).channels  # noqa: B018
+    assert "kind: unknown kind 'mastadon'" in raised.value.message
+    assert raised.value.hint == "did you mean 'mastodon'?"
+
+
+def test_found_from_flag_env_and_parent_folders(workspace_dir, monkeypatch):
+    nested = workspace_dir / "templates"
+    monkeypatch.delenv("BROADCAST_WORKSPACE", raising=False)
+    assert find_root(start=nested) == workspace_dir.resolve()
+    monkeypatch.setenv("BROADCAST_WORKSPACE", str(workspace_dir))
+    assert find_root(start=nested.parent.parent) == workspace_dir.resolve()
+    assert find_root(explicit=str(workspace_dir)) == workspace_dir.resolve()
+    monkeypatch.delenv("BROADCAST_WORKSPACE")
+    with pytest.raises(ConfigError, match="no broadcast.toml here or in any folder above"):
+        find_root(start=workspace_dir.parent)
