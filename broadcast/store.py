@@ -18,6 +18,8 @@ from broadcast.errors import StoreError
 if TYPE_CHECKING:
     from sqlite_utils import Database, Migrations
 
+    from broadcast.alert import Alert
+
 GENESIS = "0" * 64
 PHASES = ("prepare", "warn", "inform", "recover", "review")
 # Columns covered by an event's hash, in a fixed order; `hash` itself is not.
@@ -47,6 +49,11 @@ def event_hash(row: dict[str, Any]) -> str:
     """SHA-256 over the previous hash and the canonical JSON of the row's hashed columns."""
     body = {name: row.get(name) for name in EVENT_COLUMNS}
     return hashlib.sha256((row["prev_hash"] + canonical_json(body)).encode("utf-8")).hexdigest()
+
+
+def content_sha256(alert: Alert) -> str:
+    """Hash of the alert as sent, so what was said can be proved later."""
+    return hashlib.sha256(canonical_json(alert.to_dict()).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,50 @@ class Store:
             marks = ", ".join("?" for _ in row)
             self.conn.execute(f"INSERT INTO events ({names}) VALUES ({marks})", list(row.values()))
         return row
+
+    def open_incident(self, slug: str, title: str, *, exercise: bool = False, actor: str = "system") -> dict[str, Any]:
+        """Create an incident (status open) and log it; an existing slug is refused."""
+        with self.transaction():
+            if self.conn.execute("SELECT 1 FROM incidents WHERE slug = ?", [slug]).fetchone():
+                raise StoreError(f"an incident '{slug}' already exists",
+                                 hint="add to it with --incident, or choose another name")
+            row = {"slug": slug, "title": title, "status": "open", "exercise": int(exercise),
+                   "opened_at": isoformat(utcnow()), "closed_at": None}
+            self.db.table("incidents").insert(row)
+            self.append_event("incident_declared", phase="warn", actor=actor, incident=slug,
+                              description=f"Incident opened: {title}", details={"exercise": exercise})
+        return row
+
+    def incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Incidents, newest first, optionally only those with one status."""
+        where, params = ("status = ?", [status]) if status else (None, [])
+        return list(self.db.table("incidents").rows_where(where, params, order_by="opened_at desc"))
+
+    def save_alert(self, alert: Alert, *, sent_by: str, approved_by: str | None = None) -> None:
+        """Record an Alert (immutable: an identifier is never reused) and log it."""
+        with self.transaction():
+            if self.conn.execute("SELECT 1 FROM alerts WHERE identifier = ?", [alert.identifier]).fetchone():
+                raise StoreError(f"alert {alert.identifier} already exists: identifiers are never reused")
+            self.db.table("alerts").insert({
+                "identifier": alert.identifier, "incident": alert.incidents, "msg_type": alert.msg_type,
+                "status": alert.status, "references": canonical_json(list(alert.references)),
+                "template": alert.template, "template_sha256": alert.template_sha256,
+                "variables": canonical_json(alert.variables), "alert": canonical_json(alert.to_dict()),
+                "sent_at": alert.sent, "sent_by": sent_by, "approved_by": approved_by,
+            })
+            self.append_event("alert_issued", phase="warn", actor=sent_by, incident=alert.incidents,
+                              alert=alert.identifier, description=alert.infos[0].headline if alert.infos else None,
+                              details={"msg_type": alert.msg_type, "status": alert.status,
+                                       "template": alert.template, "template_sha256": alert.template_sha256,
+                                       "content_sha256": content_sha256(alert)})
+
+    def alerts(self, incident: str | None = None) -> list[Alert]:
+        """Alerts in the order they were recorded, optionally one incident's."""
+        from broadcast.alert import Alert
+
+        where, params = ("incident = ?", [incident]) if incident else (None, [])
+        rows = self.db.table("alerts").rows_where(where, params, order_by="rowid")
+        return [Alert.from_dict(json.loads(row["alert"])) for row in rows]
 
     def events(self, incident: str | None = None) -> Iterator[dict[str, Any]]:
         """Stream events in chain order, optionally only one incident's."""

@@ -27,7 +27,7 @@ CHANNEL_KINDS = (
     "webhook", "mastodon", "bluesky", "telegram", "slack", "teams", "facebook", "x",
     "twilio", "govuk-notify", "smtp", "page",
 )
-TOP_LEVEL_KEYS = {"languages", "timezone", "database", "organisation"}
+TOP_LEVEL_KEYS = {"languages", "timezone", "database", "organisation", "page", "fanout", "policy"}
 ORGANISATION_KEYS = {"name", "sender", "phone", "web"}
 CHANNEL_KEYS = {"kind", "description", "languages", "exercise", "enabled", "settings", "secrets"}
 
@@ -139,6 +139,7 @@ class Workspace:
         self.config_path = root / CONFIG
         config = read_toml(self.config_path)
         check_keys(self.config_path, config, TOP_LEVEL_KEYS)
+        self.config = config  # each module checks its own section (page, fanout, policy)
         self.languages = self._languages(config)
         self.timezone = self._timezone(config)
         self.organisation = self._organisation(config)

@@ -108,3 +108,29 @@ def test_concurrent_writers_keep_one_chain(tmp_path):
         t.join()
     result = Store.open(path).verify()
     assert result.ok and result.count == 100
+
+
+def test_incidents_and_alerts_round_trip(tmp_path, workspace):
+    from datetime import UTC, datetime
+
+    from conftest import VALUES
+
+    from broadcast.alert import build_alert
+    from broadcast.errors import StoreError
+    from broadcast.templates import render
+
+    store = Store.open(tmp_path / "broadcast.db")
+    store.open_incident("snow-2026-11-23", "Snow: schools closed", actor="duty officer")
+    with pytest.raises(StoreError, match="already exists"):
+        store.open_incident("snow-2026-11-23", "again")
+    rendering = render(workspace.template("school-closure"), workspace, VALUES)
+    alert = build_alert(workspace, rendering, identifier="A-2026-0001", sent=datetime(2026, 11, 23, 6, 5, tzinfo=UTC),
+                        incident="snow-2026-11-23")
+    store.save_alert(alert, sent_by="duty officer")
+    with pytest.raises(StoreError, match="never reused"):
+        store.save_alert(alert, sent_by="duty officer")
+    assert store.alerts("snow-2026-11-23") == [alert]
+    assert store.incidents("open")[0]["title"] == "Snow: schools closed"
+    types = [e["type"] for e in store.events("snow-2026-11-23")]
+    assert types == ["incident_declared", "alert_issued"]
+    assert store.verify().ok
