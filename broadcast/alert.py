@@ -109,10 +109,11 @@ def build_alert(
     expires = cap_time(sent + timedelta(minutes=cap.expires_minutes), workspace.timezone)
     org = workspace.organisation
     infos = []
+    fallback = workspace.area_default()
     for language, texts in rendering.texts.items():
         areas = tuple(AlertArea.from_area(a, language) for a in rendering.areas)
         if not areas:
-            areas = (AlertArea(org.name.get(language)),)
+            areas = (AlertArea.from_area(fallback, language),) if fallback else (AlertArea(org.name.get(language)),)
         infos.append(Info(
             language=language,
             category=cap.category,

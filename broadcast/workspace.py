@@ -27,7 +27,7 @@ CHANNEL_KINDS = (
     "webhook", "mastodon", "bluesky", "telegram", "slack", "teams", "facebook", "x",
     "twilio", "govuk-notify", "smtp", "page",
 )
-TOP_LEVEL_KEYS = {"languages", "timezone", "database", "organisation", "page", "fanout", "policy"}
+TOP_LEVEL_KEYS = {"languages", "timezone", "database", "default_area", "organisation", "page", "fanout", "policy"}
 ORGANISATION_KEYS = {"name", "sender", "phone", "web"}
 CHANNEL_KEYS = {"kind", "description", "languages", "exercise", "enabled", "settings", "secrets"}
 
@@ -143,6 +143,8 @@ class Workspace:
         self.languages = self._languages(config)
         self.timezone = self._timezone(config)
         self.organisation = self._organisation(config)
+        self.default_area = expect(self.config_path, "default_area", config.get("default_area", ""), str,
+                                   "the id of an area in areas/")
         self.db_path = root / expect(self.config_path, "database", config.get("database", "broadcast.db"), str,
                                      "a file name")
 
@@ -293,6 +295,15 @@ class Workspace:
             polygons=polygons,
             geocodes={str(k): str(v) for k, v in (props.get("geocode") or {}).items()},
         )
+
+    def area_default(self) -> Area | None:
+        """The area a template without an area variable covers (default_area in broadcast.toml)."""
+        if not self.default_area:
+            return None
+        if self.default_area not in self.areas:
+            raise ConfigError(self.config_path, "default_area", f"no area '{self.default_area}' in areas/",
+                              f"areas: {', '.join(self.areas) or 'none'}")
+        return self.areas[self.default_area]
 
     def store(self) -> Store:
         """Open the workspace's log database, creating it on first use."""

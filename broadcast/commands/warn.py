@@ -39,7 +39,8 @@ def warn(ctx: click.Context, template: str, pairs: tuple[str, ...], only: tuple[
     click.echo()
     echo_rendering(preview.rendering)
     click.secho("Channels", bold=True)
-    width = max((len(p.channel.name) for p in preview.plans), default=0)
+    shown = [*(p.channel for p in preview.plans), *(c for c, _ in preview.skipped)]
+    width = max((len(c.name) for c in shown), default=0)
     for plan in preview.plans:
         click.echo(f"  {plan.channel.name:{width}}  {plan.channel.kind:13} {plan.language}  {plan.variant:8} "
                    f"{len(plan.text):5} characters")
