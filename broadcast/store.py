@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from broadcast.alert import Alert
 
 GENESIS = "0" * 64
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "retracted", "uncertain", "skipped")
 PHASES = ("prepare", "warn", "inform", "recover", "review")
 # Columns covered by an event's hash, in a fixed order; `hash` itself is not.
 EVENT_COLUMNS = (
@@ -88,16 +89,16 @@ def _migrations() -> Migrations:
         )
         table("deliveries").create(
             {
-                "id": int, "alert": str, "channel": str, "recipient": str, "recipient_masked": str,
+                "id": int, "alert": str, "channel": str, "language": str, "recipient": str, "recipient_masked": str,
                 "state": str, "attempts": int, "remote_id": str, "remote_url": str, "idempotency_key": str,
                 "last_error": str, "created_at": str, "updated_at": str,
             },
             pk="id",
             foreign_keys=[("alert", "alerts", "identifier")],
-            defaults={"recipient": "", "attempts": 0},
-            not_null={"alert", "channel", "recipient", "state"},
+            defaults={"recipient": "", "language": "", "attempts": 0},
+            not_null={"alert", "channel", "language", "recipient", "state"},
         )
-        table("deliveries").create_index(["alert", "channel", "recipient"], unique=True)
+        table("deliveries").create_index(["alert", "channel", "language", "recipient"], unique=True)
         table("deliveries").create_index(["state"])
         table("events").create(
             {
@@ -268,6 +269,56 @@ class Store:
         where, params = ("incident = ?", [incident]) if incident else (None, [])
         rows = self.db.table("alerts").rows_where(where, params, order_by="rowid")
         return [Alert.from_dict(json.loads(row["alert"])) for row in rows]
+
+    def add_deliveries(self, alert: str, rows: list[dict[str, Any]], *, actor: str) -> None:
+        """Write delivery rows as pending before the first byte goes out; rows already there are kept."""
+        now = isoformat(utcnow())
+        with self.transaction():
+            for row in rows:
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO deliveries (alert, channel, language, recipient, recipient_masked, state,"
+                    " attempts, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    [alert, row["channel"], row.get("language", ""), row.get("recipient", ""),
+                     row.get("recipient_masked"), row["idempotency_key"], now, now],
+                )
+                if cursor.rowcount and not row.get("recipient"):
+                    self.append_event("delivery_queued", phase="warn", actor=actor, alert=alert, channel=row["channel"],
+                                      incident=self._incident_of(alert),
+                                      details={"language": row.get("language", ""), "key": row["idempotency_key"]})
+
+    def deliveries(self, alert: str, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """One alert's delivery rows, optionally only those in the given states."""
+        sql, params = "alert = ?", [alert]
+        if states:
+            sql += f" AND state IN ({', '.join('?' for _ in states)})"
+            params += list(states)
+        return list(self.db.table("deliveries").rows_where(sql, params, order_by="id"))
+
+    def transition(self, delivery: dict[str, Any], state: str, event: str, *, actor: str,
+                   description: str | None = None, details: dict[str, Any] | None = None,
+                   **fields: Any) -> None:
+        """Move a delivery to `state` and log why, in one transaction."""
+        if state not in DELIVERY_STATES:
+            raise ValueError(f"unknown delivery state {state!r}")
+        changes = {"state": state, "updated_at": isoformat(utcnow()), **fields}
+        with self.transaction():
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            self.conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*changes.values(), delivery["id"]])
+            self.append_event(event, phase="warn", actor=actor, alert=delivery["alert"], channel=delivery["channel"],
+                              incident=self._incident_of(delivery["alert"]), description=description,
+                              details={"state": state, "language": delivery.get("language", ""), **(details or {})})
+
+    def _incident_of(self, alert: str) -> str | None:
+        row = self.conn.execute("SELECT incident FROM alerts WHERE identifier = ?", [alert]).fetchone()
+        return row[0] if row else None
+
+    def next_identifier(self, year: int) -> str:
+        """The next alert identifier, A-<year>-<number>; call inside the transaction that saves the alert."""
+        prefix = f"A-{year}-"
+        row = self.conn.execute("SELECT identifier FROM alerts WHERE identifier LIKE ? "
+                                "ORDER BY length(identifier) DESC, identifier DESC LIMIT 1", [prefix + "%"]).fetchone()
+        number = int(row[0].removeprefix(prefix)) + 1 if row else 1
+        return f"{prefix}{number:04d}"
 
     def events(self, incident: str | None = None) -> Iterator[dict[str, Any]]:
         """Stream events in chain order, optionally only one incident's."""

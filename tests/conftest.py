@@ -163,3 +163,88 @@ def run(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch):
         return runner.invoke(cli, ["--workspace", str(workspace or workspace_dir), *args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    from broadcast.sandbox.server import Sandbox
+
+    sandbox = Sandbox(seed=7)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The running sandbox, emptied of posts and faults for each test."""
+    sandbox_server.clear()
+    yield sandbox_server
+    sandbox_server.clear()
+
+
+@pytest.fixture
+def sandbox_env(sandbox, monkeypatch):
+    """Environment variables holding the sandbox's credentials, as a drill sets them."""
+    from broadcast.sandbox.server import CREDENTIALS
+
+    values = {
+        "TEST_MASTODON_TOKEN": CREDENTIALS["mastodon"],
+        "TEST_WEBHOOK_SECRET": CREDENTIALS["webhook"],
+        "TEST_BLUESKY_PASSWORD": CREDENTIALS["bluesky"],
+        "TEST_TELEGRAM_TOKEN": CREDENTIALS["telegram"],
+        "TEST_FACEBOOK_TOKEN": CREDENTIALS["facebook"],
+        "TEST_X_SECRET": CREDENTIALS["x"],
+        "TEST_SLACK_URL": f"{sandbox.url}/slack/services/T0001/B0001/sandboxslack",
+        "TEST_TEAMS_URL": f"{sandbox.url}/teams/workflows/sandbox/triggers/manual/paths/invoke?sig=sandboxsig",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def channel_config(tmp_path: Path, name: str, text: str):
+    """Write channels/NAME.toml into a fresh copy of the fixture workspace and return (workspace, config)."""
+    root = make_workspace(tmp_path / f"ws-{name}")
+    (root / "channels" / f"{name}.toml").write_text(text, encoding="utf-8")
+    workspace = Workspace(root)
+    return workspace, workspace.channels[name]
+
+
+def make_alert(workspace: Workspace, identifier: str = "A-2026-0001", values: dict | None = None):
+    from datetime import UTC, datetime
+
+    from broadcast.alert import build_alert
+    from broadcast.templates import render
+
+    rendering = render(workspace.template("school-closure"), workspace, {**VALUES, **(values or {})})
+    return build_alert(workspace, rendering, identifier=identifier, sent=datetime(2026, 11, 23, 6, 5, tzinfo=UTC))
+
+
+def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None, sleep=None):
+    """Prepare and fan out one post through the real engine; return (outcome, store)."""
+    import asyncio
+
+    import httpx
+
+    from broadcast.fanout import Job, Limits, delivery_key, fan_out
+    from broadcast.store import Store
+
+    store = store or Store.open(channel.config.path.parent.parent / "broadcast.db")
+    if not store.db.table("alerts").count_where("identifier = ?", [alert.identifier]):
+        store.save_alert(alert, sent_by="test")
+    post = channel.prepare(alert, language)
+    key = delivery_key(alert.identifier, channel.name, language)
+    store.add_deliveries(alert.identifier, [{"channel": channel.name, "language": language,
+                                             "idempotency_key": key}], actor="test")
+    delivery = store.deliveries(alert.identifier)[-1]
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    async def go():
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await fan_out(store, [Job(delivery, channel, post)], client=client, actor="test",
+                                 limits=limits or Limits(), sleep=sleep or no_sleep)
+
+    return asyncio.run(go())[0], store

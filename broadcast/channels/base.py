@@ -1,0 +1,137 @@
+"""What every channel adapter is: prepare a post, send it, retract it, check credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from broadcast.errors import BroadcastError
+from broadcast.secrets import mask, resolve
+from broadcast.textfit import characters, fit
+
+if TYPE_CHECKING:
+    import httpx
+
+    from broadcast.alert import Alert
+    from broadcast.workspace import ChannelConfig
+
+
+class ChannelError(BroadcastError):
+    """A platform refused or failed. Adapters raise this; they never sleep or retry (the fan-out does)."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
+                 status: int | None = None, hint: str | None = None, unknown_outcome: bool = False):
+        super().__init__(mask(message), hint=mask(hint) if hint else None, exit_code=1)
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status = status
+        # The request may have reached the platform: without a way to check, a resend could post twice.
+        self.unknown_outcome = unknown_outcome
+
+
+@dataclass(frozen=True)
+class Post:
+    """Exactly what goes to one channel in one language."""
+
+    channel: str
+    language: str
+    text: str
+    count: int
+    limit: int
+    unit: str
+    shortened: bool
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    remote_id: str | None = None
+    url: str | None = None
+    note: str | None = None
+
+
+class Channel:
+    """Base adapter. Subclasses set the class attributes and implement send (and retract, check)."""
+
+    kind: ClassVar[str]
+    variant: ClassVar[str] = "short"
+    limit: int = 4000  # an instance may learn its own (a Mastodon instance's max_characters)
+    unit: ClassVar[str] = "characters"
+    concurrency: ClassVar[int] = 4  # requests in flight at once to this account, from the platform's rate limits
+    idempotent: ClassVar[bool] = False  # the platform dedupes a resend carrying our key
+    can_retract: ClassVar[bool] = False
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: ChannelConfig, page_url: str):
+        self.config = config
+        self.name = config.name
+        self.settings = config.settings
+        self.page_url = page_url
+
+    def count(self, text: str) -> int:
+        """Length as the platform counts it."""
+        return characters(text)
+
+    def secret(self, key: str) -> str:
+        return resolve(self.config, key)
+
+    def setting(self, key: str, default: str | None = None) -> str:
+        value = self.settings.get(key, default)
+        if value is None:
+            from broadcast.errors import ConfigError
+
+            raise ConfigError(self.config.path, f"settings.{key}", "missing", f"see channels/README.md for {self.kind}")
+        return str(value)
+
+    async def configure(self, client: httpx.AsyncClient) -> None:
+        """Learn limits the platform publishes (before anything is prepared); most platforms need nothing."""
+
+    def text_parts(self, alert: Alert, language: str) -> list[tuple[str, bool]]:
+        return [(str(text), bool(optional)) for text, optional in alert.info(language).texts[self.variant]]
+
+    def prepare(self, alert: Alert, language: str) -> Post:
+        """The exact text for this channel, fitted to its limit by rule."""
+        info = alert.info(language)
+        fitted = fit(self.text_parts(alert, language), headline=info.headline, link=info.web, count=self.count,
+                     limit=self.limit, channel=self.name)
+        return Post(self.name, language, fitted.text, fitted.count, fitted.limit, self.unit, fitted.shortened, {})
+
+    async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
+        raise NotImplementedError
+
+    async def retract(self, receipt: Receipt, client: httpx.AsyncClient) -> None:
+        raise ChannelError(f"{self.name}: {self.kind} cannot delete a post", transient=False,
+                           hint="post a correction instead")
+
+    async def check(self, client: httpx.AsyncClient) -> str:
+        """Verify the credentials without posting; return who we are posting as."""
+        raise NotImplementedError
+
+
+def http_error(channel: str, response: httpx.Response, what: str, hint: str | None = None) -> ChannelError:
+    """Classify a platform's HTTP answer: 429 and 5xx are worth retrying, other 4xx are not."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    transient = status == 429 or status >= 500
+    body = response.text[:300].strip().replace("\n", " ")
+    if "json" not in response.headers.get("content-type", "") and body.startswith("<"):
+        body = "(an HTML error page)"
+    return ChannelError(f"{channel}: {what} answered HTTP {status}: {body}", transient=transient,
+                        retry_after=retry_after, status=status,
+                        hint=hint or ("a retry may help" if transient else "a retry will not help; check the message"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds, or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None

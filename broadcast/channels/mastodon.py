@@ -1,0 +1,85 @@
+"""Mastodon: POST /api/v1/statuses with an Idempotency-Key; delete with DELETE /api/v1/statuses/:id."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.textfit import mastodon_length
+from broadcast.workspace import primary_tag
+
+if TYPE_CHECKING:
+    import httpx
+
+TOKEN_HINT = ("create a new access token with the write:statuses scope (Preferences > Development on the "
+              "instance), put it in the environment variable named in the channel file, then resend")
+
+
+class Mastodon(Channel):
+    kind = "mastodon"
+    variant = "short"
+    limit = 500
+    unit = "characters (links count 23)"
+    concurrency = 2  # 300 requests / 5 minutes per account
+    idempotent = True  # Idempotency-Key is kept by the server for about an hour
+    can_retract = True
+    secret_keys = ("access_token",)
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.limit = int(self.settings.get("max_characters", Mastodon.limit))
+
+    def count(self, text: str) -> int:
+        return mastodon_length(text)
+
+    @property
+    def instance(self) -> str:
+        return self.setting("instance").rstrip("/")
+
+    def _auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.secret('access_token')}"}
+
+    async def configure(self, client: httpx.AsyncClient) -> None:
+        """Take the instance's own character limit (configuration.statuses.max_characters)."""
+        response = await client.get(f"{self.instance}/api/v2/instance")
+        if response.status_code == 200:
+            limit = response.json().get("configuration", {}).get("statuses", {}).get("max_characters")
+            if isinstance(limit, int) and limit > 0:
+                self.limit = limit
+
+    async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
+        response = await client.post(
+            f"{self.instance}/api/v1/statuses",
+            headers={**self._auth(), "idempotency-key": key},
+            json={"status": post.text, "visibility": self.settings.get("visibility", "public"),
+                  "language": primary_tag(post.language)},
+        )
+        if response.status_code != 200:
+            raise self._error(response, "posting")
+        status = response.json()
+        return Receipt(remote_id=str(status["id"]), url=status.get("url"))
+
+    async def retract(self, receipt: Receipt, client: httpx.AsyncClient) -> None:
+        response = await client.delete(f"{self.instance}/api/v1/statuses/{receipt.remote_id}", headers=self._auth())
+        if response.status_code not in (200, 404):  # 404: already gone
+            raise self._error(response, "deleting")
+
+    async def check(self, client: httpx.AsyncClient) -> str:
+        response = await client.get(f"{self.instance}/api/v1/accounts/verify_credentials", headers=self._auth())
+        if response.status_code != 200:
+            raise self._error(response, "verify_credentials")
+        return f"posting as @{response.json().get('acct')} on {self.instance}"
+
+    def _error(self, response: httpx.Response, what: str) -> ChannelError:
+        error = http_error(self.name, response, f"Mastodon ({what})",
+                           hint=TOKEN_HINT if response.status_code in (401, 403) else None)
+        reset = response.headers.get("x-ratelimit-reset")
+        if response.status_code == 429 and error.retry_after is None and reset:
+            from datetime import datetime
+
+            with contextlib.suppress(ValueError):
+                error.retry_after = max(0.0, datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
+                                        - time.time())
+        return error

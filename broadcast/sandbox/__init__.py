@@ -1,0 +1,1 @@
+"""Local emulations of the platforms, for drills, training and the test suite."""

@@ -1,0 +1,15 @@
+"""One module per emulated platform; each has `register(sandbox, app)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broadcast.sandbox.platforms import mastodon, webhook
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from broadcast.sandbox.server import Sandbox
+
+REGISTER: list[Callable[[Sandbox, web.Application], None]] = [mastodon.register, webhook.register]

@@ -1,0 +1,69 @@
+"""Mastodon: statuses with Idempotency-Key, delete, verify_credentials, instance limits, 500 characters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from broadcast.sandbox.server import CREDENTIALS
+from broadcast.textfit import mastodon_length
+
+if TYPE_CHECKING:
+    from broadcast.sandbox.server import Sandbox
+
+MAX_CHARACTERS = 500
+
+
+def register(sandbox: Sandbox, app: web.Application) -> None:
+    def authorised(request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {CREDENTIALS['mastodon']}"
+
+    def unauthorised() -> web.Response:
+        return web.json_response({"error": "The access token is invalid"}, status=401)
+
+    async def instance(request: web.Request) -> web.Response:
+        return web.json_response({"domain": "sandbox.local", "configuration": {
+            "statuses": {"max_characters": MAX_CHARACTERS, "characters_reserved_per_url": 23}}})
+
+    async def post_status(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return unauthorised()
+        record = request["record"]
+        text = (record.body or {}).get("status") if isinstance(record.body, dict) else None
+        if not text:
+            return web.json_response({"error": "Validation failed: Text can't be blank"}, status=422)
+        if mastodon_length(text) > MAX_CHARACTERS:
+            return web.json_response({"error": f"Validation failed: Text character limit of {MAX_CHARACTERS} "
+                                      "exceeded"}, status=422)
+        statuses = sandbox.store("mastodon").setdefault("statuses", {})
+        keys = sandbox.store("mastodon").setdefault("idempotency", {})
+        key = request.headers.get("Idempotency-Key")
+        if key and key in keys:
+            return web.json_response(statuses[keys[key]])  # the same status again, not a second post
+        status_id = sandbox.next_id()
+        status = {"id": status_id, "url": f"{sandbox.url}/@council/{status_id}", "content": text,
+                  "visibility": record.body.get("visibility"), "language": record.body.get("language")}
+        statuses[status_id] = status
+        if key:
+            keys[key] = status_id
+        record.accepted = True
+        return web.json_response(status)
+
+    async def delete_status(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return unauthorised()
+        status = sandbox.store("mastodon").setdefault("statuses", {}).pop(request.match_info["id"], None)
+        if status is None:
+            return web.json_response({"error": "Record not found"}, status=404)
+        return web.json_response({**status, "text": status["content"]})
+
+    async def verify(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return unauthorised()
+        return web.json_response({"id": "1", "acct": "council", "username": "council"})
+
+    app.router.add_get("/mastodon/api/v2/instance", instance, name="mastodon:instance")
+    app.router.add_post("/mastodon/api/v1/statuses", post_status, name="mastodon:post")
+    app.router.add_delete("/mastodon/api/v1/statuses/{id}", delete_status, name="mastodon:delete")
+    app.router.add_get("/mastodon/api/v1/accounts/verify_credentials", verify, name="mastodon:verify")
