@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from broadcast.channels.base import Channel, Post, Receipt
     from broadcast.store import Store
+    from broadcast.workspace import Workspace
 
 KEY_NAMESPACE = uuid.UUID("8f2b7c1e-4d6a-4f0e-9b3c-2a1d5e7f9c00")
 
@@ -39,6 +40,28 @@ class Limits:
     overall_deadline: float = 180.0
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+
+    @classmethod
+    def from_workspace(cls, workspace: Workspace) -> Limits:
+        """The [fanout] section of broadcast.toml, each key optional."""
+        from dataclasses import fields
+
+        from broadcast.errors import ConfigError
+        from broadcast.workspace import check_keys, expect
+
+        section = workspace.config.get("fanout", {})
+        path = workspace.config_path
+        expect(path, "fanout", section, dict, "a [fanout] table")
+        names = {f.name: f.type for f in fields(cls)}
+        check_keys(path, section, set(names), "fanout.")
+        values: dict[str, Any] = {}
+        for key, value in section.items():
+            kind = int if names[key] in ("int", int) else float
+            expect(path, f"fanout.{key}", value, (int, float), "a number")
+            if value <= 0:
+                raise ConfigError(path, f"fanout.{key}", f"must be above 0, got {value}")
+            values[key] = kind(value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)

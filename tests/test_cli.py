@@ -140,7 +140,8 @@ def test_warn_dry_run_previews_channels_and_logs_nothing(run, workspace_dir):
              "next_update": "10:00", "area": "town"}.items()]
     result = run("warn", "school-closure", *args, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "mastodon-council  mastodon      en-GB  short" in result.output
+    assert "mastodon-council  mastodon  en-GB  135/500 characters (links count 23)" in result.output
+    assert "| Hillside Primary School is closed on Monday 23 November 2026 because of snow and ice." in result.output
     assert "not approved" in result.output
     assert "Dry run: nothing was sent and nothing was logged." in result.output
     assert not (workspace_dir / "broadcast.db").exists()

@@ -170,7 +170,7 @@ def templates_approve(ctx: click.Context, name: str, by: str) -> None:
 @phase("prepare")
 @click.group()
 def channels() -> None:
-    """List the channel accounts of the workspace."""
+    """List, check, and switch off or on the channel accounts."""
 
 
 @channels.command("list")
@@ -180,14 +180,103 @@ def channels_list(ctx: click.Context) -> None:
 
     Example: broadcast channels list
     """
+    from broadcast.sending import switched_off
+    from broadcast.store import Store
+
     workspace = open_workspace(ctx)
     rows = workspace.channels.values()
+    killed: dict[str, str] = {}
+    if workspace.db_path.exists():
+        store = Store.open(workspace.db_path)
+        killed = switched_off(store)
+        store.close()
     width = max((len(c.name) for c in rows), default=0)
     for channel in rows:
-        state = "on" if channel.enabled else "off"
+        state = "off" if not channel.enabled or channel.name in killed else "on"
         flags = " exercise" if channel.exercise else ""
         click.echo(f"{channel.name:{width}}  {channel.kind:13} {state:3} {','.join(channel.languages):12}{flags}"
                    f"  {channel.description}")
+        if channel.name in killed:
+            click.secho(f"{'':{width}}  {killed[channel.name]}", fg="red")
 
 
-COMMANDS = [init, templates, channels]
+@channels.command("check")
+@click.argument("names", nargs=-1)
+@click.pass_context
+def channels_check(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Verify each channel's credentials without posting anything.
+
+    Exits 1 if any channel fails its check.
+
+    Example: broadcast channels check mastodon-council
+    """
+    from broadcast.checks import check_channels
+    from broadcast.errors import SOME_FAILED
+
+    results = check_channels(open_workspace(ctx), names)
+    width = max((len(r.channel) for r in results), default=0)
+    for result in results:
+        click.secho(f"{'OK' if result.ok else 'FAIL':5} {result.channel:{width}}  {result.detail}",
+                    fg=None if result.ok else "red")
+        if result.hint:
+            click.echo(f"      hint: {result.hint}")
+    if not all(r.ok for r in results):
+        ctx.exit(SOME_FAILED)
+
+
+@channels.command("disable")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (it is logged and shown wherever the channel is skipped).")
+@click.pass_context
+def channels_disable(ctx: click.Context, name: str, reason: str) -> None:
+    """Switch a channel off (the kill switch): every command skips it until it is enabled.
+
+    Example: broadcast channels disable x-council --reason "account compromised"
+    """
+    _switch(ctx, name, on=False, reason=reason)
+    click.echo(f"{name} is off. Every warn, resend and cancel will skip it until: broadcast channels enable {name}")
+
+
+@channels.command("enable")
+@click.argument("name")
+@click.pass_context
+def channels_enable(ctx: click.Context, name: str) -> None:
+    """Switch a channel back on after `channels disable`.
+
+    Example: broadcast channels enable x-council
+    """
+    _switch(ctx, name, on=True, reason=None)
+    click.echo(f"{name} is on again.")
+
+
+def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> None:
+    from broadcast.approvals import operator
+    from broadcast.sending import select_channels, switch
+
+    workspace = open_workspace(ctx)
+    select_channels(workspace, (name,))
+    store = workspace.store()
+    try:
+        switch(store, name, on=on, actor=operator(), reason=reason)
+    finally:
+        store.close()
+
+
+@phase("prepare")
+@click.command()
+@click.option("--port", default=8025, show_default=True, help="Port on 127.0.0.1.")
+def sandbox(port: int) -> None:
+    """Emulate every platform on 127.0.0.1, for drills and training.
+
+    Point a channel at it (e.g. instance = "http://127.0.0.1:8025/mastodon") and open
+    http://127.0.0.1:8025/ to see what each platform received.
+
+    Example: broadcast sandbox --port 8025
+    """
+    from broadcast.sandbox.server import serve
+
+    click.echo(f"Sandbox on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    serve(port=port)
+
+
+COMMANDS = [init, templates, channels, sandbox]

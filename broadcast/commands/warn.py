@@ -1,10 +1,18 @@
-"""Warn and inform: render an approved template and send it everywhere."""
+"""Warn and inform: render an approved template and send it everywhere; resend what did not arrive."""
 
 from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_workspace, phase
+
+if TYPE_CHECKING:
+    from broadcast.fanout import Outcome
+    from broadcast.sending import Plan, Report
 
 
 @phase("warn")
@@ -12,46 +20,150 @@ from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_work
 @click.argument("template")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
+@click.option("--incident", metavar="SLUG", help="Add to this open incident instead of opening a new one.")
 @click.option("--dry-run", is_flag=True, help="Show exactly what would go where; send and log nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (implies --yes).")
 @click.pass_context
-def warn(ctx: click.Context, template: str, pairs: tuple[str, ...], only: tuple[str, ...], dry_run: bool) -> None:
-    """Render a template and send it to every channel.
+def warn(ctx: click.Context, template: str, pairs: tuple[str, ...], only: tuple[str, ...], incident: str | None,
+         dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Render an approved template and send it to every channel at once.
 
-    Example: broadcast warn school-closure --set school="Hillside Primary School" --set date=today
-    --set reason=snow --set next_update=10:00 --dry-run
+    Example: broadcast warn school-closure --set school="Ysgol Bro Lliw" --set date=today
+    --set reason=snow --set next_update=15:00
     """
-    from broadcast.errors import BroadcastError
-    from broadcast.preview import preview_warning
+    from broadcast.approvals import operator
+    from broadcast.errors import PolicyError
+    from broadcast.sending import plan_warning, send_warning
 
     workspace = open_workspace(ctx)
     values = collect_sets(workspace.template(template), pairs)
-    if not dry_run:
-        raise BroadcastError("sending is not available in this version: only --dry-run works yet",
-                             hint="preview with --dry-run; the fan-out to channels is the next piece of work")
-    preview = preview_warning(workspace, template, values, only=only)
-    alert = preview.alert
-    state = preview.approval
-    click.secho(f"{template}: {preview.rendering.template.title}", bold=True)
+    if dry_run:
+        plan = plan_warning(workspace, template, values, only=only)
+        show_plan(plan, dry_run=True)
+        return
+    store = workspace.store()
+    try:
+        plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=True)
+        if not as_json:
+            show_plan(plan, dry_run=False)
+        if not (yes or as_json):
+            if not sys.stdin.isatty():
+                raise PolicyError("not sending without confirmation: this is not a terminal",
+                                  hint="add --yes to send from a script")
+            click.confirm(f"Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
+        report = send_warning(workspace, store, plan, actor=operator(), incident=incident,
+                              on_outcome=None if as_json else live_line)
+    finally:
+        store.close()
+    finish(ctx, report, as_json)
+
+
+@phase("warn")
+@click.command()
+@click.argument("alert")
+@click.option("--only", multiple=True, metavar="CHANNEL", help="Resend to this channel only (repeatable).")
+@click.option("--include-uncertain", is_flag=True,
+              help="Also send deliveries whose outcome is unknown (check the platform first: it may post twice).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncertain: bool, as_json: bool) -> None:
+    """Complete an alert's deliveries after a failure or a crash, without posting twice.
+
+    Example: broadcast resend A-2026-0007 --only facebook-page
+    """
+    from broadcast.approvals import operator
+    from broadcast.sending import resend as resend_alert
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        report = resend_alert(workspace, store, alert, actor=operator(), only=only,
+                              include_uncertain=include_uncertain, on_outcome=None if as_json else live_line)
+    finally:
+        store.close()
+    finish(ctx, report, as_json)
+
+
+def show_plan(plan: Plan, *, dry_run: bool) -> None:
+    """The rendered texts and each channel's exact post with its count in the platform's unit."""
+    state = plan.approval
+    click.secho(f"{plan.alert.template}: {plan.rendering.template.title}", bold=True)
     approval = state.status + (f" ({state.approval.by}, {state.approval.at[:10]})" if state.approval else "")
     click.secho(f"template  {approval}", fg="green" if state.approved else "yellow")
-    click.echo(f"alert     {alert.status} {alert.msg_type}, sent {alert.sent}, expires {alert.infos[0].expires}")
-    click.echo(f"area      {'; '.join(a.desc for a in alert.infos[0].areas)}")
+    info = plan.alert.infos[0]
+    click.echo(f"alert     {plan.alert.status} {plan.alert.msg_type}, expires {info.expires}")
+    click.echo(f"area      {'; '.join(a.desc for a in info.areas)}")
     click.echo()
-    echo_rendering(preview.rendering)
+    if dry_run:
+        echo_rendering(plan.rendering)
     click.secho("Channels", bold=True)
-    shown = [*(p.channel for p in preview.plans), *(c for c, _ in preview.skipped)]
-    width = max((len(c.name) for c in shown), default=0)
-    for plan in preview.plans:
-        click.echo(f"  {plan.channel.name:{width}}  {plan.channel.kind:13} {plan.language}  {plan.variant:8} "
-                   f"{len(plan.text):5} characters")
-    for channel, why in preview.skipped:
-        click.echo(f"  {channel.name:{width}}  {channel.kind:13} skipped: {why}")
+    width = max([len(c.name) for c, _ in plan.posts] + [len(n) for n, _ in plan.skipped], default=0)
+    for channel, post in plan.posts:
+        note = ", shortened" if post.shortened else ""
+        click.echo(f"  {channel.name:{width}}  {channel.kind:9} {post.language}  {post.count}/{post.limit} "
+                   f"{post.unit}{note}")
+        if dry_run:
+            for line in post.text.splitlines():
+                click.echo(f"  {'':{width}}    | {line}")
+    for name, why in plan.skipped:
+        click.echo(f"  {name:{width}}  skipped: {why}")
     click.echo()
     if not state.approved:
-        click.secho(f"The template is {state.status}: it cannot go out as Actual without a second approver.",
-                    fg="yellow")
-    click.echo(f"Dry run: nothing was sent and nothing was logged. {len(preview.plans)} posts to "
-               f"{len({p.channel.name for p in preview.plans})} channels would go out.")
+        click.secho(f"The template is {state.status}: it cannot go out as Actual.", fg="yellow")
+    if dry_run:
+        click.echo(f"Dry run: nothing was sent and nothing was logged. {len(plan.posts)} posts to "
+                   f"{len({c.name for c, _ in plan.posts})} channels would go out.")
 
 
-COMMANDS = [warn]
+def live_line(outcome: Outcome) -> None:
+    click.echo(row(outcome))
+
+
+def row(outcome: Outcome) -> str:
+    label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK"}.get(outcome.state, outcome.state.upper())
+    attempts = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
+    detail = (outcome.receipt.url or outcome.receipt.note or "") if outcome.receipt else (outcome.error or "")
+    return f"{label:5} {outcome.channel + ' (' + outcome.language + ')':28} {attempts:11} {detail}"
+
+
+def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
+    """The table, a summary, the next command; exit 0, 1 or 3 as STYLE.md says."""
+    if as_json:
+        click.echo(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+        ctx.exit(report.exit_code)
+    identifier = report.alert.identifier
+    click.echo()
+    for outcome in report.outcomes:
+        if outcome.state != "sent":
+            click.echo(row(outcome))
+            hint = outcome.hint or "a resend may help"
+            if outcome.state == "failed":
+                hint += f", then: broadcast resend {identifier} --only {outcome.channel}"
+            click.echo(f"      hint: {hint}")
+    for name, why in report.skipped:
+        click.echo(f"SKIP  {name:28} {why}")
+    for line in report.page:
+        click.echo(line if line.startswith(("OK", "FAIL")) else f"      {line}")
+    channels = {o.channel for o in report.outcomes}
+    delivered = {o.channel for o in report.outcomes} - {o.channel for o in report.outcomes if o.state != "sent"}
+    click.echo(f"{len(delivered)} of {len(channels)} channels delivered. Alert {identifier}.")
+    if delivered != channels:
+        click.echo(f"Next: fix what the hints say, then: broadcast resend {identifier}")
+    ctx.exit(report.exit_code)
+
+
+def report_json(report: Report) -> dict[str, object]:
+    return {
+        "alert": report.alert.identifier,
+        "incident": report.alert.incidents,
+        "exit_code": report.exit_code,
+        "deliveries": [{"channel": o.channel, "language": o.language, "state": o.state, "attempts": o.attempts,
+                        "url": o.receipt.url if o.receipt else None, "error": o.error, "hint": o.hint}
+                       for o in report.outcomes],
+        "skipped": [{"channel": name, "reason": why} for name, why in report.skipped],
+        "page": report.page,
+    }
+
+
+COMMANDS = [warn, resend]

@@ -46,6 +46,7 @@ class Fault:
     error_rate: float = 0.0  # chance of `status` on any request
     hang: bool = False  # never answer
     garbage: str | None = None  # "html", "truncated" or "content-type": an answer that is not what the API says
+    methods: tuple[str, ...] = ("POST", "PUT", "DELETE")  # which requests it applies to (writes, by default)
 
 
 @dataclass
@@ -126,7 +127,7 @@ class Sandbox:
             self.log.append(record)
             fault = self.faults.get(target) or self.faults.get(platform)
         request["record"] = record
-        response = await self._apply(fault, record) if fault else None
+        response = await self._apply(fault, record) if fault and request.method in fault.methods else None
         if response is None:
             response = await handler(request)
         record.status = response.status

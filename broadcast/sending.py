@@ -1,0 +1,242 @@
+"""Warn and resend: from an approved template to every channel, with the outbox and the page around it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from broadcast.alert import Alert, build_alert
+from broadcast.approvals import ApprovalState, approval_state, read_approvals
+from broadcast.channels.base import ChannelError
+from broadcast.errors import NOTHING_DELIVERED, OK, SOME_FAILED, BroadcastError, PolicyError
+from broadcast.fanout import Job, Limits, Outcome, delivery_key, fan_out
+from broadcast.templates import Rendering, render
+
+if TYPE_CHECKING:
+    import httpx
+
+    from broadcast.channels.base import Channel, Post
+    from broadcast.store import Store
+    from broadcast.workspace import ChannelConfig, Workspace
+
+PUBLISHED_SEPARATELY = {"page"}  # the fallback page is built and published around every fan-out
+
+
+@dataclass
+class Plan:
+    """What a warning will send, prepared and fitted, before anything goes out."""
+
+    rendering: Rendering
+    alert: Alert
+    approval: ApprovalState
+    posts: list[tuple[Channel, Post]]
+    skipped: list[tuple[str, str]]
+
+
+@dataclass
+class Report:
+    alert: Alert
+    outcomes: list[Outcome]
+    skipped: list[tuple[str, str]]
+    page: list[str] = field(default_factory=list)  # one line per page target, or why it failed
+
+    @property
+    def exit_code(self) -> int:
+        sent = [o for o in self.outcomes if o.state == "sent"]
+        if len(sent) == len(self.outcomes):
+            return OK
+        return SOME_FAILED if sent else NOTHING_DELIVERED
+
+
+def switched_off(store: Store) -> dict[str, str]:
+    """Channels switched off by `channels disable` (the kill switch), with why, by whom and when."""
+    state: dict[str, str] = {}
+    for event in store.conn.execute(
+        "SELECT type, channel, actor, occurred_at, description FROM events "
+        "WHERE type IN ('channel_disabled', 'channel_enabled') ORDER BY id"
+    ):
+        kind, channel, actor, at, why = event
+        if kind == "channel_disabled":
+            state[channel] = f"switched off by {actor} at {at[:16].replace('T', ' ')}Z: {why}"
+        else:
+            state.pop(channel, None)
+    return state
+
+
+def switch(store: Store, channel: str, *, on: bool, actor: str, reason: str | None = None) -> None:
+    """The kill switch: every command skips a channel that is switched off until it is switched on again."""
+    if not on and not (reason or "").strip():
+        raise PolicyError("switching a channel off needs a reason", hint='e.g. --reason "account compromised"')
+    store.append_event("channel_enabled" if on else "channel_disabled", phase="prepare", actor=actor, channel=channel,
+                       description=reason or "switched on again")
+
+
+def select_channels(workspace: Workspace, only: tuple[str, ...]) -> list[ChannelConfig]:
+    """All channels, or those named by --only; an unknown name is refused."""
+    import difflib
+
+    from broadcast.errors import ConfigError
+
+    channels = workspace.channels
+    for name in only:
+        if name not in channels:
+            near = difflib.get_close_matches(name, channels, n=1)
+            raise ConfigError(workspace.channels_dir, None, f"no channel named '{name}'",
+                              f"did you mean '{near[0]}'?" if near else "see: broadcast channels list")
+    return [c for name, c in channels.items() if not only or name in only]
+
+
+def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, ...]
+                    ) -> tuple[list[tuple[ChannelConfig, Channel]], list[tuple[str, str]]]:
+    """Adapters for the channels this send may use, and the ones skipped with the reason."""
+    from broadcast.channels import load
+
+    killed = switched_off(store) if store else {}
+    usable, skipped = [], []
+    for config in select_channels(workspace, only):
+        if config.kind in PUBLISHED_SEPARATELY:
+            continue
+        if not config.enabled:
+            skipped.append((config.name, "off in its file (enabled = false)"))
+        elif config.name in killed:
+            skipped.append((config.name, killed[config.name]))
+        else:
+            try:
+                usable.append((config, load(config, workspace.organisation.web)))
+            except ChannelError as exc:
+                skipped.append((config.name, exc.message))
+    return usable, skipped
+
+
+def plan_warning(workspace: Workspace, template_name: str, values: dict[str, str], *, store: Store | None = None,
+                 only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False) -> Plan:
+    """Render, build the Alert and fit each channel's post; refuse before sending if any post cannot fit."""
+    template = workspace.template(template_name)
+    rendering = render(template, workspace, values)
+    alert = build_alert(workspace, rendering, identifier="PREVIEW", sent=now or datetime.now(UTC))
+    usable, skipped = usable_channels(workspace, store, only)
+    if learn_limits:
+        asyncio.run(_configure([channel for _, channel in usable]))
+    posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
+             for language in config.languages]
+    return Plan(rendering, alert, approval_state(template, read_approvals(workspace)), posts, skipped)
+
+
+async def _configure(channels: list[Channel]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        for channel in channels:
+            with contextlib.suppress(httpx.HTTPError, ValueError):  # keep the documented default limit
+                await channel.configure(client)
+
+
+def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, incident: str | None = None,
+                 limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+    """Issue the planned Alert: record it, write the outbox, publish the page, fan out, publish again."""
+    if not plan.approval.approved:
+        raise PolicyError(
+            f"template {plan.alert.template} is {plan.approval.status}: it cannot go out as Actual",
+            hint=f"ask a planner to approve it (broadcast templates approve {plan.alert.template} --by \"Name, Role\")"
+            ", or preview it with --dry-run",
+        )
+    sent = datetime.now(UTC)
+    with store.transaction():
+        identifier = store.next_identifier(sent.year)
+        if incident is None:
+            incident = f"{plan.alert.template}-{sent.strftime('%Y%m%d-%H%M%S')}".lower()
+            store.open_incident(incident, plan.alert.infos[0].headline, actor=actor)
+        elif not store.conn.execute("SELECT 1 FROM incidents WHERE slug = ?", [incident]).fetchone():
+            raise PolicyError(f"no incident '{incident}'", hint="leave out --incident to open a new one")
+        alert = build_alert(workspace, plan.rendering, identifier=identifier, sent=sent, incident=incident)
+        store.save_alert(alert, sent_by=actor, approved_by=plan.approval.approval.by if plan.approval.approval
+                         else None)
+        store.add_deliveries(identifier, [
+            {"channel": channel.name, "language": post.language,
+             "idempotency_key": delivery_key(identifier, channel.name, post.language)}
+            for channel, post in plan.posts
+        ], actor=actor)
+    channels = {channel.name: channel for channel, _ in plan.posts}
+    return _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
+                on_outcome=on_outcome, skipped=plan.skipped)
+
+
+def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
+           include_uncertain: bool = False, limits: Limits | None = None,
+           on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+    """Complete an alert's deliveries: pending and failed ones, and ones a killed run left mid-flight."""
+    import json
+
+    row = store.conn.execute("SELECT alert FROM alerts WHERE identifier = ?", [identifier]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no alert {identifier} in the log", hint="see the identifiers in: broadcast status")
+    alert = Alert.from_dict(json.loads(row[0]))
+    usable, skipped = usable_channels(workspace, store, only)
+    channels = {channel.name: channel for _, channel in usable}
+    for delivery in store.deliveries(identifier, ("sending",)):
+        channel = channels.get(delivery["channel"])
+        if channel is not None and not channel.idempotent:
+            # A killed run left it mid-request: it may have been posted, and this platform cannot tell us.
+            store.transition(delivery, "uncertain", "delivery_result", actor=actor,
+                             description=f"{delivery['channel']}: outcome unknown after an interrupted run",
+                             details={"outcome": "uncertain"})
+    states = ("pending", "failed", "sending") + (("uncertain",) if include_uncertain else ())
+    report = _run(workspace, store, alert, channels, states=states, actor=actor, limits=limits,
+                  on_outcome=on_outcome, skipped=skipped)
+    report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
+                                error="an interrupted run may have posted it",
+                                hint=f"check {d['channel']} by hand; if nothing was posted, run: broadcast resend "
+                                f"{identifier} --only {d['channel']} --include-uncertain")
+                        for d in store.deliveries(identifier, ("uncertain",)) if not include_uncertain
+                        and d["channel"] in channels]
+    return report
+
+
+def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],
+         actor: str, limits: Limits | None, on_outcome: Callable[[Outcome], None] | None,
+         skipped: list[tuple[str, str]]) -> Report:
+    jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(alert, d["language"]))
+            for d in store.deliveries(alert.identifier, states) if d["channel"] in channels]
+    report = Report(alert, [], skipped)
+    report.page += publish_page(workspace, store)
+    limits = limits or Limits.from_workspace(workspace)
+    report.outcomes = asyncio.run(_fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome))
+    report.page = publish_page(workspace, store)
+    return report
+
+
+async def _fan_out(store: Store, jobs: list[Job], *, actor: str, limits: Limits,
+                   on_outcome: Callable[[Outcome], None] | None) -> list[Outcome]:
+    async with _client(limits) as client:
+        return await fan_out(store, jobs, client=client, actor=actor, limits=limits, on_outcome=on_outcome)
+
+
+def _client(limits: Limits) -> httpx.AsyncClient:
+    import httpx
+
+    from broadcast import __version__
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
+        limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
+        headers={"user-agent": f"broadcast/{__version__} (public warning and informing)"},
+        follow_redirects=False,
+    )
+
+
+def publish_page(workspace: Workspace, store: Store) -> list[str]:
+    """Rebuild and publish the fallback page; a failure is reported, never raised: channels still go out."""
+    try:
+        from broadcast.publish import publish_site
+    except ImportError:
+        return []
+    try:
+        result: Any = publish_site(workspace, store)
+    except BroadcastError as exc:
+        return [f"FAIL page: {exc.message}"]
+    lines = getattr(result, "lines", None)
+    return list(lines()) if callable(lines) else [str(result)]
