@@ -31,7 +31,7 @@ def delivery_key(alert: str, channel: str, language: str, recipient: str = "") -
 class Limits:
     """Bounds on a fan-out. Concurrency comes from platforms' rate limits, never from the CPU count."""
 
-    concurrency: int = 64
+    concurrency: int = 200
     max_attempts: int = 5
     first_backoff: float = 0.5
     max_backoff: float = 8.0

@@ -219,10 +219,11 @@ def _client(limits: Limits) -> httpx.AsyncClient:
     import httpx
 
     from broadcast import __version__
+    from broadcast.transport import ShardedTransport
 
     return httpx.AsyncClient(
         timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
-        limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
+        transport=ShardedTransport(limits.concurrency),
         headers={"user-agent": f"broadcast/{__version__} (public warning and informing)"},
         follow_redirects=False,
     )
