@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import ChannelError
+from broadcast.errors import BroadcastError
 from broadcast.secrets import mask
 
 if TYPE_CHECKING:
@@ -208,6 +209,8 @@ async def _send(channel: Channel, post: Post, client: httpx.AsyncClient, key: st
         return await channel.send(post, client, key)
     except ChannelError:
         raise
+    except BroadcastError as exc:  # e.g. a secret not set: this channel fails, the others go on
+        raise ChannelError(exc.message, transient=False, hint=exc.hint) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ChannelError(f"{channel.name}: cannot connect: {mask(str(exc)) or type(exc).__name__}",
                            transient=True, hint="check the network and the platform's status page") from None

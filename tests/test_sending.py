@@ -146,3 +146,41 @@ def test_a_hung_endpoint_is_stopped_by_its_deadline_while_the_others_complete(li
     hung = next(o for o in report.outcomes if o.channel == "hook-b")
     assert "no answer before the deadline" in hung.error and "resending is safe" in hung.hint
     assert report.exit_code == 1
+
+
+def test_channels_check_reports_each_channel(live, sandbox, monkeypatch):
+    result = invoke(live, "channels", "check")
+    assert result.exit_code == 0, result.output
+    assert f"OK    mastodon-council  posting as @council on {sandbox.url}/mastodon" in result.output
+    monkeypatch.setenv("TEST_MASTODON_TOKEN", "expired-value")
+    result = invoke(live, "channels", "check", "mastodon-council")
+    assert result.exit_code == 1
+    assert "FAIL  mastodon-council" in result.output and "HTTP 401" in result.output
+    assert "hint: create a new access token with the write:statuses scope" in result.output
+    assert "expired-value" not in result.output
+    assert sandbox.received(accepted=True) == []  # checking never posts
+
+
+def test_missing_secret_names_the_variable(live, sandbox, monkeypatch):
+    monkeypatch.delenv("TEST_MASTODON_TOKEN")
+    result = invoke(live, "warn", "school-closure", *SETS, "--yes", "--only", "mastodon-council")
+    assert result.exit_code == 3
+    assert "the environment variable TEST_MASTODON_TOKEN is not set" in result.output
+
+
+def test_garbage_from_a_platform_is_a_clear_error_not_a_crash(live, sandbox):
+    sandbox.fault("mastodon", garbage="html")
+    result = invoke(live, "warn", "school-closure", *SETS, "--yes", "--only", "mastodon-council")
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert "CHECK mastodon-council (en-GB)" not in result.output  # Mastodon is idempotent: safe to retry
+    assert "the platform's answer could not be read" in result.output
+
+
+@pytest.mark.parametrize(("line", "words"), [("concurrency = 0", "fanout.concurrency: must be above 0"),
+                                             ("retries = 3", "fanout.retries: unknown key"),
+                                             ('channel_deadline = "soon"', "expected a number")])
+def test_fanout_settings_are_checked(live, line, words):
+    config = live / "broadcast.toml"
+    config.write_text(config.read_text(encoding="utf-8") + f"{line}\n", encoding="utf-8")
+    result = invoke(live, "warn", "school-closure", *SETS, "--yes")
+    assert result.exit_code == 2 and words in result.stderr
