@@ -27,6 +27,8 @@ CREDENTIALS = {
     "bluesky": "sandbox-app-password",
     "telegram": "123456:sandbox-telegram-token",
     "facebook": "sandbox-page-token",
+    "slack": "sandboxslack",  # the last part of the webhook URL
+    "teams": "sandboxsig",  # the workflow URL's sig parameter
     "x": "sandbox-x-secret",
     "webhook": "whsec_c2FuZGJveC13ZWJob29rLXNpZ25pbmcta2V5LTMy",
     "notify": "sandbox-notify-key",
@@ -257,8 +259,10 @@ def error_response(platform: str, status: int, headers: dict[str, str], retry_af
                                else 2, "is_transient": True}},
         "x": {"title": "Too Many Requests" if status == 429 else "Service Unavailable", "status": status,
               "detail": "sandbox fault"},
+        "teams": {"error": {"code": "TooManyRequests" if status == 429 else "ServiceUnavailable",
+                            "message": "sandbox fault"}},  # Logic Apps' shape
     }
-    if platform in ("slack", "teams"):
+    if platform == "slack":
         return web.Response(status=status, text="rate_limited" if status == 429 else "server_error",
                             headers=headers)
     body = shapes.get(platform, {"error": "sandbox fault", "status": status})

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broadcast.sandbox.platforms import mastodon, webhook
+from broadcast.sandbox.platforms import facebook, mastodon, slack, teams, webhook
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from broadcast.sandbox.server import Sandbox
 
-REGISTER: list[Callable[[Sandbox, web.Application], None]] = [mastodon.register, webhook.register]
+REGISTER: list[Callable[[Sandbox, web.Application], None]] = [
+    mastodon.register,
+    webhook.register,
+    slack.register,
+    teams.register,
+    facebook.register,
+]
