@@ -138,7 +138,7 @@ def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
         if outcome.state != "sent":
             click.echo(row(outcome))
             hint = outcome.hint or "a resend may help"
-            if outcome.state == "failed":
+            if outcome.state == "failed" and "broadcast resend" not in hint:
                 hint += f", then: broadcast resend {identifier} --only {outcome.channel}"
             click.echo(f"      hint: {hint}")
     for name, why in report.skipped:
