@@ -195,6 +195,10 @@ def sandbox_env(sandbox, monkeypatch):
         "TEST_TELEGRAM_TOKEN": CREDENTIALS["telegram"],
         "TEST_FACEBOOK_TOKEN": CREDENTIALS["facebook"],
         "TEST_X_SECRET": CREDENTIALS["x"],
+        "TEST_X_CONSUMER_KEY": CREDENTIALS["x_consumer_key"],
+        "TEST_X_CONSUMER_SECRET": CREDENTIALS["x_consumer_secret"],
+        "TEST_X_ACCESS_TOKEN": CREDENTIALS["x_access_token"],
+        "TEST_X_ACCESS_SECRET": CREDENTIALS["x_access_secret"],
         "TEST_SLACK_URL": f"{sandbox.url}/slack/services/T0001/B0001/sandboxslack",
         "TEST_TEAMS_URL": f"{sandbox.url}/teams/workflows/sandbox/triggers/manual/paths/invoke?sig=sandboxsig",
     }

@@ -30,6 +30,11 @@ CREDENTIALS = {
     "slack": "sandboxslack",  # the last part of the webhook URL
     "teams": "sandboxsig",  # the workflow URL's sig parameter
     "x": "sandbox-x-secret",
+    # X signs with OAuth 1.0a: four values, the sandbox checks the signature they make.
+    "x_consumer_key": "sandboxxconsumerkey0000001",
+    "x_consumer_secret": "sandbox-x-consumer-secret-0000000000000000000001",
+    "x_access_token": "1700000000000000001-sandboxxaccesstoken000000000001",
+    "x_access_secret": "sandbox-x-access-token-secret-000000000000000001",
     "webhook": "whsec_c2FuZGJveC13ZWJob29rLXNpZ25pbmcta2V5LTMy",
     "notify": "sandbox-notify-key",
     "twilio": "sandbox-twilio-token",
@@ -254,7 +259,9 @@ def error_response(platform: str, status: int, headers: dict[str, str], retry_af
                     "message": "sandbox fault"},
         "telegram": {"ok": False, "error_code": status, "description": "Too Many Requests: retry later"
                      if status == 429 else "Internal Server Error",
-                     **({"parameters": {"retry_after": int(retry_after)}} if retry_after is not None else {})},
+                     # Telegram sends whole seconds; a fractional fault (a test's 0.3 s) is passed on as it is.
+                     **({"parameters": {"retry_after": retry_after if retry_after % 1 else int(retry_after)}}
+                        if retry_after is not None else {})},
         "facebook": {"error": {"message": "sandbox fault", "type": "OAuthException", "code": 32 if status == 429
                                else 2, "is_transient": True}},
         "x": {"title": "Too Many Requests" if status == 429 else "Service Unavailable", "status": status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broadcast.sandbox.platforms import facebook, mastodon, slack, teams, webhook
+from broadcast.sandbox.platforms import bluesky, facebook, mastodon, slack, teams, telegram, webhook, x
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -18,4 +18,7 @@ REGISTER: list[Callable[[Sandbox, web.Application], None]] = [
     slack.register,
     teams.register,
     facebook.register,
+    bluesky.register,
+    telegram.register,
+    x.register,
 ]
