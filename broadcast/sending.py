@@ -14,6 +14,7 @@ from broadcast.approvals import ApprovalState, approval_state, read_approvals
 from broadcast.channels.base import ChannelError
 from broadcast.errors import NOTHING_DELIVERED, OK, SOME_FAILED, BroadcastError, PolicyError
 from broadcast.fanout import Job, Limits, Outcome, delivery_key, fan_out
+from broadcast.policy import Policy, channel_refusal, stamp
 from broadcast.templates import Rendering, render
 
 if TYPE_CHECKING:
@@ -26,15 +27,36 @@ if TYPE_CHECKING:
 PUBLISHED_SEPARATELY = {"page"}  # the fallback page is built and published around every fan-out
 
 
+@dataclass(frozen=True)
+class Issue:
+    """How a message is issued: its CAP message type and status, what it refers to, its incident."""
+
+    msg_type: str = "Alert"
+    status: str = "Actual"
+    references: tuple[str, ...] = ()
+    note: str | None = None
+    incident: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """Who let a message go that its template's approval alone does not cover."""
+
+    approved_by: str
+    override_reason: str | None = None
+    draft: int | None = None
+
+
 @dataclass
 class Plan:
-    """What a warning will send, prepared and fitted, before anything goes out."""
+    """What a message will send, prepared and fitted, before anything goes out."""
 
     rendering: Rendering
     alert: Alert
     approval: ApprovalState
     posts: list[tuple[Channel, Post]]
     skipped: list[tuple[str, str]]
+    issue: Issue = Issue()
 
 
 @dataclass
@@ -90,7 +112,7 @@ def select_channels(workspace: Workspace, only: tuple[str, ...]) -> list[Channel
     return [c for name, c in channels.items() if not only or name in only]
 
 
-def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, ...]
+def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, ...], status: str = "Actual"
                     ) -> tuple[list[tuple[ChannelConfig, Channel]], list[tuple[str, str]]]:
     """Adapters for the channels this send may use, and the ones skipped with the reason."""
     from broadcast.channels import load
@@ -98,9 +120,12 @@ def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, 
     killed = switched_off(store) if store else {}
     usable, skipped = [], []
     for config in select_channels(workspace, only):
+        refusal = channel_refusal(config, status)
         if config.kind in PUBLISHED_SEPARATELY:
             continue
-        if not config.enabled:
+        if refusal:
+            skipped.append((config.name, refusal))
+        elif not config.enabled:
             skipped.append((config.name, "off in its file (enabled = false)"))
         elif config.name in killed:
             skipped.append((config.name, killed[config.name]))
@@ -113,17 +138,30 @@ def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, 
 
 
 def plan_warning(workspace: Workspace, template_name: str, values: dict[str, str], *, store: Store | None = None,
-                 only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False) -> Plan:
+                 only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
+                 issue: Issue = Issue()) -> Plan:
     """Render, build the Alert and fit each channel's post; refuse before sending if any post cannot fit."""
     template = workspace.template(template_name)
     rendering = render(template, workspace, values)
-    alert = build_alert(workspace, rendering, identifier="PREVIEW", sent=now or datetime.now(UTC))
-    usable, skipped = usable_channels(workspace, store, only)
+    return plan_rendering(workspace, rendering, approval_state(template, read_approvals(workspace)), store=store,
+                          only=only, now=now, learn_limits=learn_limits, issue=issue)
+
+
+def plan_rendering(workspace: Workspace, rendering: Rendering, approval: ApprovalState, *, store: Store | None,
+                   only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
+                   issue: Issue = Issue()) -> Plan:
+    """Plan an already rendered message (a template's, or a correction's or a cancellation's)."""
+    if issue.status == "Exercise":
+        rendering = stamp(rendering, Policy.from_workspace(workspace).exercise_words)
+    alert = build_alert(workspace, rendering, identifier="PREVIEW", sent=now or datetime.now(UTC),
+                        status=issue.status, msg_type=issue.msg_type, references=issue.references, note=issue.note,
+                        incident=issue.incident)
+    usable, skipped = usable_channels(workspace, store, only, issue.status)
     if learn_limits:
         asyncio.run(_configure([channel for _, channel in usable]))
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
              for language in config.languages]
-    return Plan(rendering, alert, approval_state(template, read_approvals(workspace)), posts, skipped)
+    return Plan(rendering, alert, approval, posts, skipped, issue)
 
 
 async def _configure(channels: list[Channel]) -> None:
@@ -136,25 +174,37 @@ async def _configure(channels: list[Channel]) -> None:
 
 
 def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, incident: str | None = None,
-                 limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+                 limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None,
+                 release: Release | None = None) -> Report:
     """Issue the planned Alert: record it, write the outbox, publish the page, fan out, publish again."""
-    if not plan.approval.approved:
+    issue = plan.issue
+    incident = incident or issue.incident
+    if release is None and not plan.approval.approved:
         raise PolicyError(
-            f"template {plan.alert.template} is {plan.approval.status}: it cannot go out as Actual",
-            hint=f"ask a planner to approve it (broadcast templates approve {plan.alert.template} --by \"Name, Role\")"
-            ", or preview it with --dry-run",
+            f"template {plan.alert.template} is {plan.approval.status}: it cannot go out without a second person",
+            hint=f"ask a planner to approve the template (broadcast templates approve {plan.alert.template} --by "
+            "\"Name, Role\"), or send it as a draft for a second person to approve (broadcast warn ... --draft)",
         )
+    approved_by = release.approved_by if release else plan.approval.approval.by if plan.approval.approval else None
     sent = datetime.now(UTC)
     with store.transaction():
         identifier = store.next_identifier(sent.year)
         if incident is None:
-            incident = f"{plan.alert.template}-{sent.strftime('%Y%m%d-%H%M%S')}".lower()
-            store.open_incident(incident, plan.alert.infos[0].headline, actor=actor)
+            incident = f"{plan.alert.template}-{sent:%Y%m%d}-{identifier.rsplit('-', 1)[-1]}".lower()
+            store.open_incident(incident, plan.alert.infos[0].headline, actor=actor,
+                                exercise=issue.status != "Actual")
         elif not store.conn.execute("SELECT 1 FROM incidents WHERE slug = ?", [incident]).fetchone():
             raise PolicyError(f"no incident '{incident}'", hint="leave out --incident to open a new one")
-        alert = build_alert(workspace, plan.rendering, identifier=identifier, sent=sent, incident=incident)
-        store.save_alert(alert, sent_by=actor, approved_by=plan.approval.approval.by if plan.approval.approval
-                         else None)
+        alert = build_alert(workspace, plan.rendering, identifier=identifier, sent=sent, incident=incident,
+                            status=issue.status, msg_type=issue.msg_type, references=issue.references,
+                            note=issue.note)
+        if release and release.override_reason:
+            store.append_event("policy_override", phase="warn", actor=actor, incident=incident, alert=identifier,
+                               description=f"Sent without a second approver: {release.override_reason}",
+                               details={"reason": release.override_reason, "flag": "review"}, pinned=True)
+        store.save_alert(alert, sent_by=actor, approved_by=approved_by)
+        if release and release.draft is not None:
+            store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
         store.add_deliveries(identifier, [
             {"channel": channel.name, "language": post.language,
              "idempotency_key": delivery_key(identifier, channel.name, post.language)}
@@ -175,7 +225,7 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
     if row is None:
         raise BroadcastError(f"no alert {identifier} in the log", hint="see the identifiers in: broadcast status")
     alert = Alert.from_dict(json.loads(row[0]))
-    usable, skipped = usable_channels(workspace, store, only)
+    usable, skipped = usable_channels(workspace, store, only, alert.status)
     channels = {channel.name: channel for _, channel in usable}
     for delivery in store.deliveries(identifier, ("sending",)):
         channel = channels.get(delivery["channel"])

@@ -119,6 +119,17 @@ def _migrations() -> Migrations:
                 f"BEGIN SELECT RAISE(ABORT, 'events are append-only: {action} refused'); END"
             )
 
+    @migrations()
+    def m002_drafts(db: Database) -> None:
+        db.table("drafts").create(
+            {
+                "id": int, "created_at": str, "drafted_by": str, "template": str, "variables": str, "text": str,
+                "issue": str, "only": str, "state": str, "decided_by": str, "decided_at": str, "reason": str,
+                "alert": str,
+            },
+            pk="id",
+        )
+
     return migrations
 
 

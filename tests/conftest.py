@@ -252,3 +252,36 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
                                  limits=limits or Limits(), sleep=sleep or no_sleep)
 
     return asyncio.run(go())[0], store
+
+
+SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
+
+
+@pytest.fixture
+def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
+    """The fixture workspace with Mastodon and two webhooks on the sandbox, and its template approved."""
+    channels = workspace_dir / "channels"
+    (channels / "mastodon-council.toml").write_text(
+        f'kind = "mastodon"\n[settings]\ninstance = "{sandbox.url}/mastodon"\n'
+        '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n', encoding="utf-8")
+    for name in ("hook-a", "hook-b"):
+        (channels / f"{name}.toml").write_text(
+            f'kind = "webhook"\nlanguages = ["en-GB", "cy-GB"]\n[settings]\nurl = "{sandbox.url}/hooks/{name}"\n'
+            '[secrets]\nsigning_secret = "env:TEST_WEBHOOK_SECRET"\n', encoding="utf-8")
+    config = workspace_dir / "broadcast.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n",
+                      encoding="utf-8")
+    from broadcast.approvals import approve
+
+    workspace = Workspace(workspace_dir)
+    store = workspace.store()
+    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store.close()
+    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
+    return workspace_dir
+
+
+def invoke(workspace_dir, *args):
+    from broadcast.cli import cli
+
+    return CliRunner().invoke(cli, ["--workspace", str(workspace_dir), *args], catch_exceptions=False)

@@ -3,44 +3,14 @@
 import json
 
 import pytest
-from click.testing import CliRunner
-from conftest import VALUES
+from conftest import SETS, VALUES, invoke
 
-from broadcast.approvals import approve
-from broadcast.cli import cli
 from broadcast.fanout import Limits
 from broadcast.sending import plan_warning, send_warning
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 
-SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
 SECRET = "whsec_c2FuZGJveC13ZWJob29rLXNpZ25pbmcta2V5LTMy"
-
-
-@pytest.fixture
-def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
-    """The fixture workspace with Mastodon and two webhooks on the sandbox, and its template approved."""
-    channels = workspace_dir / "channels"
-    (channels / "mastodon-council.toml").write_text(
-        f'kind = "mastodon"\n[settings]\ninstance = "{sandbox.url}/mastodon"\n'
-        '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n', encoding="utf-8")
-    for name in ("hook-a", "hook-b"):
-        (channels / f"{name}.toml").write_text(
-            f'kind = "webhook"\nlanguages = ["en-GB", "cy-GB"]\n[settings]\nurl = "{sandbox.url}/hooks/{name}"\n'
-            '[secrets]\nsigning_secret = "env:TEST_WEBHOOK_SECRET"\n', encoding="utf-8")
-    config = workspace_dir / "broadcast.toml"
-    config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n",
-                      encoding="utf-8")
-    workspace = Workspace(workspace_dir)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
-    store.close()
-    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
-    return workspace_dir
-
-
-def invoke(workspace_dir, *args):
-    return CliRunner().invoke(cli, ["--workspace", str(workspace_dir), *args], catch_exceptions=False)
 
 
 def test_warn_sends_everywhere_and_logs_it(live, sandbox):
@@ -71,13 +41,14 @@ def test_secrets_never_appear_in_output_database_or_files(live, sandbox):
         assert secret not in written
 
 
-def test_unapproved_template_is_refused_before_anything_is_sent(live, sandbox):
+def test_unapproved_template_becomes_a_draft_and_nothing_is_sent(live, sandbox):
     path = live / "templates" / "school-closure.md"
     path.write_text(path.read_text(encoding="utf-8").replace("Keep children", "Keep all children"), "utf-8")
     result = invoke(live, "warn", "school-closure", *SETS, "--yes")
     assert result.exit_code == 2
-    assert "Error: template school-closure is modified since approval: it cannot go out as Actual" in result.stderr
-    assert sandbox.received() == [] or all(r.method == "GET" for r in sandbox.received())
+    assert "not sent: saved as draft 1 (template modified since approval)" in result.stderr
+    assert "hint: the second person runs: broadcast approve 1" in result.stderr
+    assert sandbox.received(accepted=True) == []
     assert Store.open(live / "broadcast.db").alerts() == []
 
 

@@ -12,50 +12,116 @@ from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_work
 
 if TYPE_CHECKING:
     from broadcast.fanout import Outcome
-    from broadcast.sending import Plan, Report
+    from broadcast.sending import Plan, Release, Report
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
 
 
 @phase("warn")
 @click.command()
-@click.argument("template")
+@click.argument("template", required=False)
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
+@click.option("--text", "texts", multiple=True, metavar="TEXT",
+              help="Free text instead of a template (a draft for a second person); cy=TEXT for another language.")
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
 @click.option("--incident", metavar="SLUG", help="Add to this open incident instead of opening a new one.")
+@click.option("--exercise", is_flag=True, help="An exercise: marked in every text, sent only to exercise channels.")
+@click.option("--draft", is_flag=True, help="Save for a second person to approve instead of sending.")
+@click.option("--override", is_flag=True, help="Send an unapproved message without a second person (needs --reason).")
+@click.option("--reason", help="Why --override was needed (logged and flagged in the review).")
 @click.option("--dry-run", is_flag=True, help="Show exactly what would go where; send and log nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (implies --yes).")
 @click.pass_context
-def warn(ctx: click.Context, template: str, pairs: tuple[str, ...], only: tuple[str, ...], incident: str | None,
-         dry_run: bool, yes: bool, as_json: bool) -> None:
+def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts: tuple[str, ...],
+         only: tuple[str, ...], incident: str | None, exercise: bool, draft: bool, override: bool,
+         reason: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Render an approved template and send it to every channel at once.
 
     Example: broadcast warn school-closure --set school="Ysgol Bro Lliw" --set date=today
     --set reason=snow --set next_update=15:00
     """
-    from broadcast.approvals import operator
+    from broadcast.approvals import UNAPPROVED, ApprovalState
+    from broadcast.drafts import free_text
     from broadcast.errors import PolicyError
-    from broadcast.sending import plan_warning, send_warning
+    from broadcast.sending import Issue, plan_rendering, plan_warning
 
     workspace = open_workspace(ctx)
-    values = collect_sets(workspace.template(template), pairs)
-    if dry_run:
-        plan = plan_warning(workspace, template, values, only=only)
-        show_plan(plan, dry_run=True)
-        return
-    store = workspace.store()
+    if bool(template) == bool(texts):
+        raise PolicyError("give a template or --text, not both and not neither",
+                          hint="e.g. broadcast warn school-closure --set ..., or broadcast warn --text \"...\"")
+    values = collect_sets(workspace.template(template), pairs) if template else {}
+    issue = Issue(status="Exercise" if exercise else "Actual", incident=incident)
+    words = split_texts(workspace, texts)
+    store = None if dry_run else workspace.store()
     try:
-        plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=True)
-        if not as_json:
-            show_plan(plan, dry_run=False)
-        if not (yes or as_json):
-            if not sys.stdin.isatty():
-                raise PolicyError("not sending without confirmation: this is not a terminal",
-                                  hint="add --yes to send from a script")
-            click.confirm(f"Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
-        report = send_warning(workspace, store, plan, actor=operator(), incident=incident,
-                              on_outcome=None if as_json else live_line)
+        if template:
+            plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=not dry_run,
+                                issue=issue)
+        else:
+            plan = plan_rendering(workspace, free_text(workspace, words), ApprovalState(UNAPPROVED, None),
+                                  store=store, only=only, learn_limits=not dry_run, issue=issue)
+        if dry_run:
+            show_plan(plan, dry_run=True)
+            return
+        assert store is not None
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, draft=draft, override=override,
+                     reason=reason, values=values, texts=words, only=only)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+
+
+def split_texts(workspace: Workspace, texts: tuple[str, ...]) -> dict[str, str]:
+    """--text "..." is the first language; --text cy="..." another configured one."""
+    from broadcast.workspace import primary_tag
+
+    tags = {primary_tag(language) for language in workspace.languages}
+    words: dict[str, str] = {}
+    for text in texts:
+        tag, sep, rest = text.partition("=")
+        if sep and tag in tags:
+            words[tag] = rest
+        else:
+            words[primary_tag(workspace.languages[0])] = text
+    return words
+
+
+def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: Plan, *, yes: bool, as_json: bool,
+                 draft: bool = False, override: bool = False, reason: str | None = None,
+                 values: dict[str, str] | None = None, texts: dict[str, str] | None = None,
+                 only: tuple[str, ...] = (), release: Release | None = None) -> None:
+    """Show the plan, confirm, then send it, or keep it as a draft when policy needs a second person."""
+    from broadcast.approvals import operator
+    from broadcast.drafts import save_draft
+    from broadcast.errors import PolicyError
+    from broadcast.policy import Policy, identify, override_details
+    from broadcast.sending import Release, send_warning
+
+    actor = identify(workspace, operator())
+    if override:
+        override_details(reason)
+        release = Release(approved_by=f"{actor} (override)", override_reason=reason)
+    if draft or (release is None and not plan.approval.approved):
+        why = "asked for a draft" if draft else (
+            "free text" if plan.alert.template == "free-text" else f"template {plan.approval.status}")
+        if not draft and Policy.from_workspace(workspace).unapproved == "refuse":
+            raise PolicyError(f"{plan.alert.template} is {plan.approval.status}: this workspace refuses it",
+                              hint="approve the template first: broadcast templates approve NAME --by ...")
+        number = save_draft(store, drafted_by=actor, template=None if plan.alert.template == "free-text"
+                            else plan.alert.template, values=values or {}, texts=texts or {}, issue=plan.issue,
+                            only=only, why=why)
+        raise PolicyError(f"not sent: saved as draft {number} ({why}); a second person must approve it",
+                          hint=f"the second person runs: broadcast approve {number}   (see: broadcast drafts)")
+    if not as_json:
+        show_plan(plan, dry_run=False)
+    if not (yes or as_json):
+        if not sys.stdin.isatty():
+            raise PolicyError("not sending without confirmation: this is not a terminal",
+                              hint="add --yes to send from a script")
+        click.confirm(f"Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
+    report = send_warning(workspace, store, plan, actor=actor, release=release,
+                          on_outcome=None if as_json else live_line)
     finish(ctx, report, as_json)
 
 
@@ -68,7 +134,9 @@ def warn(ctx: click.Context, template: str, pairs: tuple[str, ...], only: tuple[
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncertain: bool, as_json: bool) -> None:
-    """Complete an alert's deliveries after a failure or a crash, without posting twice.
+    """Complete an alert's deliveries without posting twice.
+
+    After a failure or an interrupted run.
 
     Example: broadcast resend A-2026-0007 --only facebook-page
     """

@@ -1,0 +1,123 @@
+"""Inform: updates to an incident, and the second person's approval of drafts."""
+
+from __future__ import annotations
+
+import click
+
+from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
+
+
+@phase("warn")
+@click.command()
+@click.argument("incident")
+@click.argument("template")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
+@click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would go where; send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, ...], only: tuple[str, ...],
+           dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Send an update to an incident (a CAP Update).
+
+    It supersedes the incident's live alerts.
+
+    Example: broadcast update snow-2026-11-23 school-closures --set "schools=Ysgol Bro Lliw; Hillside" ...
+    """
+    from broadcast.commands.warn import send_planned, show_plan
+    from broadcast.lifecycle import plan_update
+
+    workspace = open_workspace(ctx)
+    values = collect_sets(workspace.template(template), pairs)
+    store = workspace.store()
+    try:
+        plan = plan_update(workspace, store, incident, template, values, only=only)
+        if dry_run:
+            show_plan(plan, dry_run=True)
+            return
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only)
+    finally:
+        store.close()
+
+
+@phase("warn")
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Also drafts already approved, sent or rejected.")
+@click.pass_context
+def drafts(ctx: click.Context, show_all: bool) -> None:
+    """List drafts waiting for a second person.
+
+    Example: broadcast drafts
+    """
+    from broadcast.drafts import drafts as waiting
+
+    store = open_workspace(ctx).store()
+    try:
+        rows = waiting(store, None if show_all else "waiting")
+    finally:
+        store.close()
+    for row in rows:
+        click.echo(f"{row['id']:>4}  {row['state']:8} {row['created_at'][:16].replace('T', ' ')}Z  "
+                   f"{row['template']:18} by {row['drafted_by']}" + (f"  -> {row['alert']}" if row["alert"] else ""))
+    click.echo(f"{len(rows)} drafts." + ("" if rows or show_all else " Nothing is waiting."))
+
+
+@phase("warn")
+@click.command()
+@click.argument("draft", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def approve(ctx: click.Context, draft: int, yes: bool, as_json: bool) -> None:
+    """Approve a draft as the second person, and send it.
+
+    Example: broadcast approve 3
+    """
+    from broadcast.approvals import operator
+    from broadcast.commands.warn import send_planned
+    from broadcast.drafts import decide, plan_draft
+    from broadcast.drafts import draft as load_draft
+    from broadcast.policy import check_second_approver
+    from broadcast.sending import Release
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        row = load_draft(store, draft)
+        drafter = row["drafted_by"].split(" (")[-1].rstrip(")")
+        approver = check_second_approver(workspace, drafter, operator())
+        plan = plan_draft(workspace, store, row)
+        decide(store, draft, state="approved", by=approver)
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json,
+                     release=Release(approved_by=approver, draft=draft))
+    finally:
+        store.close()
+
+
+@phase("warn")
+@click.command()
+@click.argument("draft", type=int)
+@click.option("--reason", required=True, help="Why it is rejected (logged; the drafter sees it).")
+@click.pass_context
+def reject(ctx: click.Context, draft: int, reason: str) -> None:
+    """Reject a draft, with the reason.
+
+    Example: broadcast reject 3 --reason "wrong school named"
+    """
+    from broadcast.approvals import operator
+    from broadcast.drafts import decide
+    from broadcast.drafts import draft as load_draft
+    from broadcast.policy import identify
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        load_draft(store, draft)
+        decide(store, draft, state="rejected", by=identify(workspace, operator()), reason=reason)
+    finally:
+        store.close()
+    click.echo(f"Draft {draft} rejected: {reason}")
+
+
+COMMANDS = [update, drafts, approve, reject]

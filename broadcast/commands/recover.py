@@ -1,0 +1,157 @@
+"""Recover: corrections, cancellations, the all-clear, and closing the incident."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
+
+if TYPE_CHECKING:
+    from broadcast.lifecycle import Retraction
+    from broadcast.store import Store
+
+
+@phase("recover")
+@click.command()
+@click.argument("alert")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="A corrected value (repeatable).")
+@click.option("--only", multiple=True, metavar="CHANNEL", help="Correct on this channel only (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[str, ...], yes: bool,
+            as_json: bool) -> None:
+    """Correct a mistake and say what changed.
+
+    Deletes the posts where the platform allows, then sends the correction.
+
+    Example: broadcast correct A-2026-0007 --set date=2026-11-24
+    """
+    from broadcast.approvals import operator
+    from broadcast.commands.warn import send_planned
+    from broadcast.lifecycle import plan_correction, retract
+    from broadcast.policy import identify
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        original = resolve_template(store, alert)
+        changes = collect_sets(workspace.template(original), pairs)
+        found, plan = plan_correction(workspace, store, alert, changes, only=only)
+        show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes,
+                     only=only)
+    finally:
+        store.close()
+
+
+@phase("recover")
+@click.command()
+@click.argument("alert")
+@click.option("--reason", required=True, help="Why it is cancelled (said in every message).")
+@click.option("--only", multiple=True, metavar="CHANNEL", help="Cancel on this channel only (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """Cancel an alert everywhere (CAP Cancel).
+
+    Deletes its posts where possible and says it is cancelled on every channel.
+
+    Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
+    """
+    from broadcast.approvals import operator
+    from broadcast.commands.warn import send_planned
+    from broadcast.lifecycle import plan_cancel, retract
+    from broadcast.policy import identify
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        found, plan = plan_cancel(workspace, store, alert, reason, only=only)
+        show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only)
+    finally:
+        store.close()
+
+
+@phase("recover")
+@click.command()
+@click.argument("incident")
+@click.argument("template")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
+@click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def recover(ctx: click.Context, incident: str, template: str, pairs: tuple[str, ...], only: tuple[str, ...],
+            yes: bool, as_json: bool) -> None:
+    """Send the all-clear and recovery information.
+
+    The incident moves to recovering.
+
+    Example: broadcast recover flood-2026-11-23 all-clear --set area=afon-lliw-valley ...
+    """
+    from broadcast.approvals import operator
+    from broadcast.commands.warn import send_planned
+    from broadcast.lifecycle import close_incident, plan_update
+    from broadcast.policy import identify
+
+    workspace = open_workspace(ctx)
+    values = collect_sets(workspace.template(template), pairs)
+    store = workspace.store()
+    try:
+        plan = plan_update(workspace, store, incident, template, values, only=only, all_clear=True)
+        before = len(store.alerts(incident))
+        try:
+            send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only)
+        finally:
+            if len(store.alerts(incident)) > before:  # the all-clear went out (whatever each channel did)
+                close_incident(store, incident, actor=identify(workspace, operator()), state="recovering")
+    finally:
+        store.close()
+
+
+@phase("recover")
+@click.command()
+@click.argument("incident")
+@click.pass_context
+def close(ctx: click.Context, incident: str) -> None:
+    """Close an incident; its record stays in the log.
+
+    Example: broadcast close flood-2026-11-23
+    """
+    from broadcast.approvals import operator
+    from broadcast.lifecycle import close_incident
+    from broadcast.policy import identify
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        close_incident(store, incident, actor=identify(workspace, operator()))
+    finally:
+        store.close()
+    click.echo(f"Incident {incident} closed. Review it with: broadcast review verify")
+
+
+def resolve_template(store: Store, alert: str) -> str:
+    from broadcast.errors import PolicyError
+    from broadcast.lifecycle import resolve_alert
+
+    found = resolve_alert(store, alert)
+    if not found.template or found.template == "free-text":
+        raise PolicyError(f"{found.identifier} was not made from a template",
+                          hint=f"cancel it (broadcast cancel {found.identifier} --reason ...) and send a new message")
+    return found.template
+
+
+def show_retractions(results: list[Retraction]) -> None:
+    for result in results:
+        label = "DEL" if result.done else "KEEP"
+        language = f" ({result.language})" if result.language else ""
+        click.echo(f"{label:5} {result.channel + language:28} {result.detail}")
+
+
+COMMANDS = [correct, cancel, recover, close]
