@@ -120,4 +120,52 @@ def reject(ctx: click.Context, draft: int, reason: str) -> None:
     click.echo(f"Draft {draft} rejected: {reason}")
 
 
-COMMANDS = [update, drafts, approve, reject]
+@phase("warn")
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Open incidents, last messages, failures to fix and the next update due.
+
+    Example: broadcast status
+    """
+    import json
+
+    from broadcast.status import status as current
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        now = current(workspace, store)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(now.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.secho(f"{len(now.incidents)} open incidents", bold=True)
+    for item in now.incidents:
+        flag = " EXERCISE" if item.exercise else ""
+        click.echo(f"  {item.slug}  {item.status}{flag}  {item.alerts} messages, last {item.last_alert} at "
+                   f"{(item.last_sent or '')[11:16]}: {item.last_headline}")
+        if item.overdue_minutes:
+            click.secho(f"    OVERDUE: the next update was promised for {(item.next_update_due or '')[11:16]} "
+                        f"({item.overdue_minutes} minutes ago). Send it now: broadcast update {item.slug} ...",
+                        fg="red", bold=True)
+        elif item.next_update_due:
+            click.echo(f"    next update due at {item.next_update_due[11:16]}")
+    if now.channels:
+        click.secho("Last message on each channel", bold=True)
+        for channel, last in sorted(now.channels.items()):
+            click.echo(f"  {channel:20} {last['alert']} at {last['at'][11:16]}Z  {last['url'] or ''}")
+    if now.problems:
+        click.secho(f"{len(now.problems)} deliveries need attention", bold=True, fg="red")
+        for problem in now.problems:
+            click.echo(f"  {problem.state.upper():9} {problem.alert} {problem.channel} {problem.language}  "
+                       f"{problem.error or ''}")
+            click.echo(f"            fix: {problem.fix}")
+    if now.drafts_waiting:
+        click.echo(f"{now.drafts_waiting} drafts wait for a second person: broadcast drafts")
+    click.echo(f"Log: {now.events} events, head {now.head[:16]}...")
+
+
+COMMANDS = [update, drafts, approve, reject, status]

@@ -1,0 +1,96 @@
+"""Runbooks: work through an incident's checklist; each tick is logged with its time and who."""
+
+from __future__ import annotations
+
+import click
+
+from broadcast.commands import open_workspace, phase
+
+
+@phase("prepare")
+@click.group()
+def runbook() -> None:
+    """Start, tick and show an incident's runbook checklist."""
+
+
+@runbook.command("start")
+@click.argument("name")
+@click.option("--incident", required=True, metavar="SLUG", help="The incident it is for.")
+@click.pass_context
+def runbook_start(ctx: click.Context, name: str, incident: str) -> None:
+    """Start a runbook for an incident.
+
+    Example: broadcast runbook start severe-weather --incident snow-2026-11-23
+    """
+    from broadcast.approvals import operator
+    from broadcast.policy import identify
+    from broadcast.runbooks import start
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        book = start(workspace, store, name, incident, actor=identify(workspace, operator()))
+    finally:
+        store.close()
+    click.echo(f"Started {book.title} for {incident}: {len(book.steps)} steps. First: {book.steps[0].id}. "
+               f"{book.steps[0].text}")
+    click.echo(f"Tick each step as it is done: broadcast runbook tick {book.steps[0].id}")
+
+
+@runbook.command("tick")
+@click.argument("step")
+@click.option("--incident", metavar="SLUG", help="The incident (needed when more than one has a runbook).")
+@click.option("--runbook", "name", metavar="NAME", help="The runbook (default: the latest started).")
+@click.option("--note", help="A few words on how it went.")
+@click.pass_context
+def runbook_tick(ctx: click.Context, step: str, incident: str | None, name: str | None, note: str | None) -> None:
+    """Tick a step as done, now, by you.
+
+    Example: broadcast runbook tick W2 --note "dry run checked by the press office"
+    """
+    from broadcast.approvals import operator
+    from broadcast.policy import identify
+    from broadcast.runbooks import tick
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        done = tick(workspace, store, step, actor=identify(workspace, operator()), incident=incident,
+                    runbook=name, note=note)
+    finally:
+        store.close()
+    click.echo(f"Ticked {done.step.id} at {done.at}: {done.step.text}")
+
+
+@runbook.command("show")
+@click.option("--incident", metavar="SLUG", help="The incident (needed when more than one has a runbook).")
+@click.option("--runbook", "name", metavar="NAME", help="The runbook (default: the latest started).")
+@click.pass_context
+def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> None:
+    """Show the runbook's steps: which are done, when and by whom.
+
+    Example: broadcast runbook show --incident snow-2026-11-23
+    """
+    from broadcast.runbooks import current, ticks
+
+    workspace = open_workspace(ctx)
+    store = workspace.store()
+    try:
+        slug, book = current(workspace, store, incident, name)
+        rows = ticks(store, slug, book)
+    finally:
+        store.close()
+    click.secho(f"{book.title} ({slug})", bold=True)
+    phase_now = ""
+    for row in rows:
+        if row.step.phase != phase_now:
+            phase_now = row.step.phase
+            click.echo(f"\n{phase_now.capitalize()}")
+        mark = "[x]" if row.at else "[ ]"
+        when = f"  ({row.at[11:16]}Z, {row.actor})" if row.at else ""
+        click.echo(f"  {mark} {row.step.id}. {row.step.text}{when}")
+    left = [r.step.id for r in rows if not r.at]
+    click.echo(f"\n{len(rows) - len(left)} of {len(rows)} done." + (f" Next: {left[0]}." if left else ""))
+
+
+COMMANDS = [runbook]
