@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_workspace, phase
+from broadcast.errors import ConfigError
 
 
 @phase("prepare")
@@ -279,4 +280,39 @@ def sandbox(port: int) -> None:
     serve(port=port)
 
 
-COMMANDS = [init, templates, channels, sandbox]
+@phase("prepare")
+@click.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Run in this (new) folder and keep it.")
+@click.option("--no-faults", is_flag=True, help="Run without the injected platform faults.")
+@click.pass_context
+def drill(ctx: click.Context, keep: str | None, no_faults: bool) -> None:
+    """Rehearse a whole incident against the local sandbox, safely.
+
+    In a copy of the workspace: checks, an exercise warning, an update, a correction, the all-clear,
+    closing, and the review, with platform faults injected. Nothing leaves 127.0.0.1.
+
+    Example: broadcast drill
+    """
+    from pathlib import Path
+
+    from broadcast.drill import run_drill
+    from broadcast.errors import SOME_FAILED
+    from broadcast.workspace import Workspace, find_root
+
+    try:
+        source = Workspace(find_root(explicit=ctx.find_root().obj.get("workspace")))
+    except ConfigError:
+        from broadcast.scaffold import EXAMPLE
+
+        source = Workspace(EXAMPLE)
+    report = run_drill(source, into=Path(keep) if keep else None, faults=not no_faults, echo=click.echo)
+    click.echo()
+    click.echo(f"Page:  {report.root / 'site' / 'index.html'}")
+    click.echo(f"Log:   {report.root / 'broadcast.db'} ({report.events} events, head {report.head[:16]}...)")
+    click.echo(f"Sandbox received {report.posts} posts; the drill took {report.seconds:.1f} s.")
+    click.echo(f"Next: open the page, then read the timeline: broadcast -w {report.root} review verify")
+    if not report.ok:
+        ctx.exit(SOME_FAILED)
+
+
+COMMANDS = [init, templates, channels, sandbox, drill]

@@ -1,0 +1,39 @@
+"""broadcast drill, end to end: the README's main job on the example workspace."""
+
+import json
+
+from click.testing import CliRunner
+
+from broadcast.cli import cli
+from broadcast.store import Store
+
+
+def test_drill_runs_the_whole_exercise_against_the_sandbox(example_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("BROADCAST_WORKSPACE", raising=False)
+    secrets_before = {k: v for k, v in __import__("os").environ.items() if k.startswith("BRYNGWYN_")}
+    into = tmp_path / "drill"
+    result = CliRunner().invoke(cli, ["--workspace", str(example_dir), "drill", "--keep", str(into)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for step in ("prepare", "warn", "update", "correct", "recover", "close", "review"):
+        assert f"\n{step:9} " in "\n" + out
+    assert "faults injected: facebook 429 x1 Retry-After 1" in out
+    assert "A-2026-0001 Alert Exercise:" in out and "A-2026-0004 Update Exercise:" in out
+    assert "FAIL" not in out
+    assert "OK: the log verifies" in out
+    store = Store.open(into / "broadcast.db")
+    alerts = store.alerts()
+    assert [a.msg_type for a in alerts] == ["Alert", "Update", "Update", "Update"]
+    assert all(a.status == "Exercise" for a in alerts)
+    assert alerts[-1].infos[0].response_type == ("AllClear",)
+    assert alerts[2].note.startswith("Correction of A-2026-0002")
+    assert store.incidents()[0]["status"] == "closed"
+    retried = [json.loads(e["details"]) for e in store.events() if e["type"] == "retry_scheduled"]
+    assert any(r["http_status"] == 429 and r["wait_s"] == 1 for r in retried)
+    assert store.verify().ok
+    index = (into / "site" / "index.html").read_text(encoding="utf-8")
+    assert "EXERCISE" in index
+    # The drill's sandbox credentials never outlive it, and the original workspace is untouched.
+    assert {k: v for k, v in __import__("os").environ.items() if k.startswith("BRYNGWYN_")} == secrets_before
+    assert not (example_dir / "broadcast.db").exists()
