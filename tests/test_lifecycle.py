@@ -227,3 +227,17 @@ def test_test_and_draft_never_reach_a_public_channel(live, status):
     assert plan.posts == []
     assert {name for name, _ in plan.skipped} == {"mastodon-council", "hook-a", "hook-b"}
     assert all(f"{status} messages never go to a channel" in why for _, why in plan.skipped)
+
+
+def test_declining_a_cancel_deletes_nothing(live, sandbox, monkeypatch):
+    first_warning(live)
+    monkeypatch.setattr("broadcast.commands.warn.interactive", lambda: True)
+    from click.testing import CliRunner
+
+    from broadcast.cli import cli
+
+    result = CliRunner().invoke(cli, ["--workspace", str(live), "cancel", "A-2026-0001", "--reason", "wrong"],
+                                input="n\n")
+    assert result.exit_code == 1 and "Delete A-2026-0001's posts where possible and Send to" in result.output
+    assert [r for r in sandbox.received("mastodon") if r.method == "DELETE"] == []
+    assert len(alerts(live)) == 1

@@ -30,7 +30,7 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
     Example: broadcast correct A-2026-0007 --set date=2026-11-24
     """
     from broadcast.approvals import operator
-    from broadcast.commands.warn import send_planned
+    from broadcast.commands.warn import confirm, send_planned
     from broadcast.lifecycle import plan_correction, retract
     from broadcast.policy import identify
 
@@ -40,9 +40,10 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
         original = resolve_template(store, alert)
         changes = collect_sets(workspace.template(original), pairs)
         found, plan = plan_correction(workspace, store, alert, changes, only=only)
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
         show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
-        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes,
-                     only=only)
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes, only=only,
+                     confirmed=True)
     finally:
         store.close()
 
@@ -63,7 +64,7 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
     Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
     """
     from broadcast.approvals import operator
-    from broadcast.commands.warn import send_planned
+    from broadcast.commands.warn import confirm, send_planned
     from broadcast.lifecycle import plan_cancel, retract
     from broadcast.policy import identify
 
@@ -71,8 +72,9 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
     store = workspace.store()
     try:
         found, plan = plan_cancel(workspace, store, alert, reason, only=only)
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
         show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
-        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only)
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only, confirmed=True)
     finally:
         store.close()
 

@@ -90,7 +90,7 @@ def split_texts(workspace: Workspace, texts: tuple[str, ...]) -> dict[str, str]:
 def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: Plan, *, yes: bool, as_json: bool,
                  draft: bool = False, override: bool = False, reason: str | None = None,
                  values: dict[str, str] | None = None, texts: dict[str, str] | None = None,
-                 only: tuple[str, ...] = (), release: Release | None = None) -> None:
+                 only: tuple[str, ...] = (), release: Release | None = None, confirmed: bool = False) -> None:
     """Show the plan, confirm, then send it, or keep it as a draft when policy needs a second person."""
     from broadcast.approvals import operator
     from broadcast.drafts import save_draft
@@ -113,13 +113,8 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
                             only=only, why=why)
         raise PolicyError(f"not sent: saved as draft {number} ({why}); a second person must approve it",
                           hint=f"the second person runs: broadcast approve {number}   (see: broadcast drafts)")
-    if not as_json:
-        show_plan(plan, dry_run=False)
-    if not (yes or as_json):
-        if not sys.stdin.isatty():
-            raise PolicyError("not sending without confirmation: this is not a terminal",
-                              hint="add --yes to send from a script")
-        click.confirm(f"Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
+    if not confirmed:
+        confirm(plan, yes=yes, as_json=as_json)
     report = send_warning(workspace, store, plan, actor=actor, release=release,
                           on_outcome=None if as_json else live_line)
     finish(ctx, report, as_json)
@@ -151,6 +146,25 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
     finally:
         store.close()
     finish(ctx, report, as_json)
+
+
+def interactive() -> bool:
+    """Whether someone is at a terminal to answer the confirmation."""
+    return sys.stdin.isatty()
+
+
+def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "") -> None:
+    """Show the plan and ask on a terminal; scripts must say --yes. Nothing has happened before this."""
+    from broadcast.errors import PolicyError
+
+    if not as_json:
+        show_plan(plan, dry_run=False)
+    if yes or as_json:
+        return
+    if not interactive():
+        raise PolicyError("not sending without confirmation: this is not a terminal",
+                          hint="add --yes to send from a script")
+    click.confirm(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
 
 
 def show_plan(plan: Plan, *, dry_run: bool) -> None:
