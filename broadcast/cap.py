@@ -1,0 +1,184 @@
+"""CAP 1.2: write an Alert as XML, and check it against the official schema and the rules the schema cannot make."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING
+
+from broadcast.errors import BroadcastError
+
+if TYPE_CHECKING:
+    from lxml.etree import XMLSchema, _Element
+
+    from broadcast.alert import Alert
+
+NS = "urn:oasis:names:tc:emergency:cap:1.2"
+CONTENT_TYPE = "application/cap+xml"
+NEEDS_REFERENCES = ("Update", "Cancel", "Ack", "Error")
+BAD_ID_RE = re.compile(r"[\s,<&]")
+SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+# Characters XML 1.0 cannot carry at all; they are dropped rather than stop a warning going out.
+XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+POINT_RE = re.compile(r"^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$")
+TAGS = ("alert identifier sender sent status msgType scope note references incidents info language category event "
+        "responseType urgency severity certainty expires senderName headline description instruction web contact "
+        "area areaDesc polygon geocode valueName value")
+QNAMES = {tag: f"{{{NS}}}{tag}" for tag in TAGS.split()}
+HINT = "the alert is not published; fix its source (template, area file or --set values) and send a corrected alert"
+
+
+class CapError(BroadcastError):
+    """A CAP document would be invalid: nothing is published until it is fixed."""
+
+
+def xml_text(text: str) -> str:
+    """Text as XML 1.0 can hold it: characters it forbids are removed."""
+    return XML_ILLEGAL_RE.sub("", text)
+
+
+def safe_stem(name: str) -> str:
+    """A file-name-safe form of an identifier or slug; a hash keeps two unsafe names apart."""
+    if SAFE_STEM_RE.match(name):
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "x"
+    return f"{cleaned}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def cap_filename(identifier: str) -> str:
+    """The file (and URL path) of an alert's CAP document under cap/."""
+    return safe_stem(identifier) + ".xml"
+
+
+def resolve_references(alert: Alert, known: Mapping[str, Alert]) -> list[str]:
+    """The alert's references as CAP 'sender,identifier,sent' triples, each checked against the known alerts."""
+    triples = []
+    for reference in alert.references:
+        parts = reference.strip().split(",")
+        if len(parts) not in (1, 3):
+            raise CapError(f"alert {alert.identifier}: reference {reference!r} is not 'sender,identifier,sent'",
+                           hint=HINT)
+        identifier = parts[0] if len(parts) == 1 else parts[1]
+        earlier = known.get(identifier)
+        if earlier is None or earlier.identifier == alert.identifier:
+            raise CapError(f"alert {alert.identifier} references {identifier!r}, which is not an earlier alert "
+                           f"from this workspace", hint="check the identifier it updates or cancels "
+                           "(a typo, or an alert from another workspace); " + HINT)
+        if len(parts) == 3 and (parts[0] != earlier.sender or parts[2] != earlier.sent):
+            raise CapError(f"alert {alert.identifier}: reference {reference!r} does not match {identifier} "
+                           f"as sent ({earlier.sender},{earlier.identifier},{earlier.sent})", hint=HINT)
+        triples.append(f"{earlier.sender},{earlier.identifier},{earlier.sent}")
+    return triples
+
+
+def check_alert(alert: Alert, known: Mapping[str, Alert]) -> list[str]:
+    """The checks the XSD cannot make; returns the resolved references or raises CapError naming every problem."""
+    problems = []
+    for name, value in (("identifier", alert.identifier), ("sender", alert.sender)):
+        if not value or BAD_ID_RE.search(value):
+            problems.append(f"{name} {value!r} is empty or contains a space, comma, '<' or '&'")
+    if alert.msg_type in NEEDS_REFERENCES and not alert.references:
+        problems.append(f"a {alert.msg_type} must reference the alert(s) it applies to")
+    if not alert.infos and alert.msg_type != "Cancel":
+        problems.append(f"a {alert.msg_type} needs at least one <info> block (only a Cancel may have none)")
+    for info in alert.infos:
+        if not info.areas:
+            problems.append(f"info {info.language} has no <area>")
+        for area in info.areas:
+            found = filter(None, map(polygon_problem, area.polygons))
+            problems.extend(f"info {info.language}, area {area.desc!r}: {problem}" for problem in found)
+    if problems:
+        raise CapError(f"alert {alert.identifier} is not valid CAP 1.2: " + "; ".join(problems), hint=HINT)
+    return resolve_references(alert, known)
+
+
+def polygon_problem(polygon: str) -> str | None:
+    """Why a CAP polygon ('lat,lon lat,lon …') would break consumers, or None if it is good."""
+    pairs = polygon.split()
+    points = []
+    for pair in pairs:
+        match = POINT_RE.match(pair)
+        if not match:
+            return f"polygon point {pair!r} is not 'latitude,longitude'"
+        lat, lon = float(match[1]), float(match[2])
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            return f"polygon point {pair!r} is outside WGS 84 latitude/longitude"
+        points.append((lat, lon))
+    if len(points) < 4:
+        return f"polygon has {len(points)} points; CAP needs at least 4 (the first repeated as the last)"
+    if points[0] != points[-1]:
+        return "polygon is not closed: its first and last points differ"
+    return None
+
+
+def alert_xml(alert: Alert, references: list[str]) -> bytes:
+    """Serialise the Alert as a CAP 1.2 document, elements in the schema's order."""
+    from lxml.etree import Element, SubElement, tostring
+
+    def add(parent: _Element, tag: str, value: str | None) -> None:
+        if value:
+            SubElement(parent, QNAMES[tag]).text = XML_ILLEGAL_RE.sub("", value)
+
+    root = Element(QNAMES["alert"], nsmap={None: NS})
+    for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
+                       ("status", alert.status), ("msgType", alert.msg_type), ("scope", alert.scope),
+                       ("note", alert.note), ("references", " ".join(references)), ("incidents", alert.incidents)):
+        add(root, tag, value)
+    for info in alert.infos:
+        element = SubElement(root, QNAMES["info"])
+        add(element, "language", info.language)
+        for category in info.category:
+            add(element, "category", category)
+        add(element, "event", info.event)
+        for response in info.response_type:
+            add(element, "responseType", response)
+        for tag, value in (("urgency", info.urgency), ("severity", info.severity), ("certainty", info.certainty),
+                           ("expires", info.expires), ("senderName", info.sender_name), ("headline", info.headline),
+                           ("description", info.description), ("instruction", info.instruction), ("web", info.web),
+                           ("contact", info.contact)):
+            add(element, tag, value)
+        for area in info.areas:
+            area_element = SubElement(element, QNAMES["area"])
+            add(area_element, "areaDesc", area.desc)
+            for polygon in area.polygons:
+                add(area_element, "polygon", polygon)
+            for name, value in area.geocodes:
+                geocode = SubElement(area_element, QNAMES["geocode"])
+                add(geocode, "valueName", name)
+                add(geocode, "value", value)
+    return tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+@cache
+def schema() -> XMLSchema:
+    """The official OASIS CAP 1.2 schema, shipped in the package."""
+    from importlib.resources import files
+
+    from lxml import etree
+
+    data = (files("broadcast") / "data" / "CAP-v1.2.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(data, etree.XMLParser(no_network=True)))
+
+
+def validate_xml(document: bytes, name: str) -> None:
+    """Check a CAP document against the XSD; raise CapError with the schema's own words and line."""
+    from lxml import etree
+
+    try:
+        tree = etree.fromstring(document, etree.XMLParser(no_network=True, resolve_entities=False))
+    except etree.XMLSyntaxError as exc:
+        raise CapError(f"{name} is not well-formed XML: {exc}", hint=HINT) from None
+    checker = schema()
+    if not checker.validate(tree):
+        error = checker.error_log.last_error
+        said = error.message.replace(f"{{{NS}}}", "")
+        raise CapError(f"{name} does not validate against the CAP 1.2 schema (line {error.line}): {said}", hint=HINT)
+
+
+def cap_document(alert: Alert, known: Mapping[str, Alert]) -> bytes:
+    """The checked, schema-valid CAP 1.2 document of an alert."""
+    document = alert_xml(alert, check_alert(alert, known))
+    validate_xml(document, f"cap/{cap_filename(alert.identifier)}")
+    return document

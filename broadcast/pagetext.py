@@ -1,0 +1,140 @@
+"""The public page's own words in each language, and how it writes times (explicit, with the zone)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from broadcast.workspace import primary_tag
+
+# Welsh drafted by the development team: a Welsh translator should check it, as for the templates.
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "language_name": "English",
+        "languages": "Language",
+        "skip": "Skip to main content",
+        "heading": "Emergency alerts",
+        "count_0": "No current alerts",
+        "count_1": "1 current alert",
+        "count_n": "{n} current alerts",
+        "published": "This page was last published at {time}.",
+        "schools": "Schools",
+        "schools_note": "If a school is not listed, it is open unless the school tells you otherwise.",
+        "updated": "updated",
+        "Updated": "Updated",
+        "current_heading": "Current alerts",
+        "none_current": "There are no current alerts.",
+        "ended_heading": "Ended recently",
+        "status_current": "Current",
+        "status_all-clear": "All clear",
+        "status_ended": "Ended",
+        "kind_alert": "Alert",
+        "kind_update": "Update",
+        "kind_all-clear": "All clear",
+        "kind_cancel": "Cancelled",
+        "kind_error": "Correction",
+        "school_closed": "closed",
+        "school_open": "open",
+        "school_late-start": "late start",
+        "marker_Exercise": "EXERCISE",
+        "marker_Test": "TEST",
+        "exercise_note": "This is an exercise, not a real emergency. You do not need to do anything.",
+        "test_note": "This is a test. You do not need to do anything.",
+        "what_to_do": "What to do",
+        "area": "Area",
+        "sent": "Sent",
+        "expires": "Expires",
+        "cap_file": "CAP alert file (for other systems)",
+        "all_alerts": "All alerts",
+        "about": "About this page",
+        "published_by": "This page is published by {org}.",
+        "checked": "We check it at least every {minutes} minutes while an alert is current.",
+        "contact": "To talk to us, call {phone}.",
+        "licence": "You may republish this information under the {licence}.",
+        "feeds": "The same alerts as a feed: {atom}, {rss}, {json}.",
+    },
+    "cy": {
+        "language_name": "Cymraeg",
+        "languages": "Iaith",
+        "skip": "Neidio i'r prif gynnwys",
+        "heading": "Rhybuddion brys",
+        "count_0": "Dim rhybuddion cyfredol",
+        "count_1": "1 rhybudd cyfredol",
+        "count_n": "Rhybuddion cyfredol: {n}",
+        "published": "Cyhoeddwyd y dudalen hon ddiwethaf am {time}.",
+        "schools": "Ysgolion",
+        "schools_note": "Os nad yw ysgol ar y rhestr, mae ar agor oni bai bod yr ysgol yn dweud yn wahanol.",
+        "updated": "diweddarwyd",
+        "Updated": "Diweddarwyd",
+        "current_heading": "Rhybuddion cyfredol",
+        "none_current": "Does dim rhybuddion cyfredol.",
+        "ended_heading": "Wedi dod i ben yn ddiweddar",
+        "status_current": "Cyfredol",
+        "status_all-clear": "Popeth yn glir",
+        "status_ended": "Wedi dod i ben",
+        "kind_alert": "Rhybudd",
+        "kind_update": "Diweddariad",
+        "kind_all-clear": "Popeth yn glir",
+        "kind_cancel": "Wedi'i ganslo",
+        "kind_error": "Cywiriad",
+        "school_closed": "ar gau",
+        "school_open": "ar agor",
+        "school_late-start": "yn agor yn hwyr",
+        "marker_Exercise": "YMARFER",
+        "marker_Test": "PRAWF",
+        "exercise_note": "Ymarfer yw hwn, nid argyfwng go iawn. Does dim angen i chi wneud dim.",
+        "test_note": "Prawf yw hwn. Does dim angen i chi wneud dim.",
+        "what_to_do": "Beth i'w wneud",
+        "area": "Ardal",
+        "sent": "Anfonwyd",
+        "expires": "Yn dod i ben",
+        "cap_file": "Ffeil rhybudd CAP (ar gyfer systemau eraill)",
+        "all_alerts": "Pob rhybudd",
+        "about": "Am y dudalen hon",
+        "published_by": "{org} sy'n cyhoeddi'r dudalen hon.",
+        "checked": "Rydyn ni'n ei gwirio o leiaf bob {minutes} munud tra bo rhybudd yn gyfredol.",
+        "contact": "I siarad â ni, ffoniwch {phone}.",
+        "licence": "Cewch ailgyhoeddi'r wybodaeth hon o dan delerau {licence}.",
+        "feeds": "Yr un rhybuddion fel ffrwd: {atom}, {rss}, {json}.",
+    },
+}
+
+
+def words(language: str) -> dict[str, str]:
+    """The page's words in a language; English where there is no translation."""
+    return WORDS.get(primary_tag(language), WORDS["en"])
+
+
+def count_text(language: str, count: int) -> str:
+    said = words(language)
+    key = "count_0" if count == 0 else "count_1" if count == 1 else "count_n"
+    return said[key].format(n=count)
+
+
+def local(moment: datetime, zone: str) -> datetime:
+    return moment.astimezone(ZoneInfo(zone))
+
+
+def clock(moment: datetime, zone: str) -> str:
+    """'06:42 GMT': 24-hour, with the zone, as the snow-day list shows it."""
+    here = local(moment, zone)
+    return f"{here:%H:%M} {here.tzname()}"
+
+
+def long_time(moment: datetime, zone: str, language: str) -> str:
+    """'06:42 GMT, Monday 23 November 2026' in the page's language."""
+    here = local(moment, zone)
+    return f"{clock(here, zone)}, {_day(here.date(), language)}"
+
+
+@cache
+def _day(day: date, language: str) -> str:
+    from babel.dates import format_date
+
+    return format_date(day, "EEEE d MMMM y", locale=language.replace("-", "_"))
+
+
+def machine_time(moment: datetime, zone: str) -> str:
+    """The <time datetime> value: ISO 8601 with the offset, no fractions."""
+    return local(moment, zone).replace(microsecond=0).isoformat()
