@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broadcast.sandbox.platforms import bluesky, facebook, mastodon, slack, teams, telegram, webhook, x
+from broadcast.sandbox.platforms import (
+    bluesky,
+    facebook,
+    mastodon,
+    notify,
+    slack,
+    teams,
+    telegram,
+    twilio,
+    webhook,
+    x,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -21,4 +32,6 @@ REGISTER: list[Callable[[Sandbox, web.Application], None]] = [
     bluesky.register,
     telegram.register,
     x.register,
+    notify.register,
+    twilio.register,
 ]

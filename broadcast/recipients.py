@@ -1,0 +1,385 @@
+"""Recipient lists: CSV files in lists/, streamed row by row, checked, targeted, and never kept in clear.
+
+A list has a header row with `phone` and/or `email`, and optionally `name`, `groups`, `areas` and `language`.
+Phone numbers become E.164 (phonenumbers, default region GB); addresses are checked for syntax only (no DNS).
+What the log keeps of a person is a keyed HMAC-SHA256 of their number or address (the key lives outside the
+database) and a masked form such as `+44 7*** ***123` or `a***@example.org`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import os
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from broadcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from broadcast.workspace import Workspace
+
+COLUMNS = ("phone", "email", "name", "groups", "areas", "language")
+OPT_OUT = "opt-out"
+KEY_ENV = "BROADCAST_RECIPIENT_KEY"
+KEY_FILE = Path(".broadcast") / "recipient.key"
+MEDIA = ("sms", "email")
+PROBLEMS_KEPT = 200  # the report keeps the first problems; the counts cover them all
+LANGUAGE_NAMES = {"english": "en", "saesneg": "en", "welsh": "cy", "cymraeg": "cy"}
+TAG_SPLIT = re.compile(r"[;,\s]+")
+# Ofcom keeps 07700 900000-900999 for drama: never allocated, so phonenumbers calls them invalid; drills use them.
+DRAMA_MOBILES = range(7700900000, 7700901000)
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    reason: str
+    skipped: bool = True  # False: a note (the row was still used)
+
+
+@dataclass
+class ListReport:
+    """What reading a list found: counts, and the first problems with their line numbers."""
+
+    path: Path
+    rows: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    opted_out: int = 0
+    not_targeted: int = 0
+    selected: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    tags: set[str] = field(default_factory=set)  # tags seen (up to 10,000), for a did-you-mean
+    matched: set[str] = field(default_factory=set)  # the --to tags someone had
+
+    def problem(self, line: int, reason: str, *, skipped: bool = True) -> None:
+        self.problem_count += 1
+        self.skipped += skipped
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(Problem(line, reason, skipped))
+
+    def summary(self) -> str:
+        parts = [f"{self.selected:,} selected of {self.rows:,} rows"]
+        for count, what in ((self.skipped, "bad rows skipped"), (self.duplicates, "duplicates merged"),
+                            (self.opted_out, "opted out"), (self.not_targeted, "not in the --to groups")):
+            if count:
+                parts.append(f"{count:,} {what}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid row. The contact details live in memory only, for as long as it takes to send."""
+
+    line: int
+    phone: str | None
+    email: str | None
+    language: str
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person on one medium: what the adapter sends to, and what the log keeps (`key`, `masked`)."""
+
+    medium: str
+    contact: str
+    key: str
+    masked: str
+    language: str
+    line: int
+    opted_out: bool = False
+
+
+class RecipientKey:
+    """The HMAC key: $BROADCAST_RECIPIENT_KEY, else a 0600 file under the workspace's git-ignored .broadcast/."""
+
+    def __init__(self, secret: bytes):
+        self._secret = secret
+
+    @classmethod
+    def for_workspace(cls, root: Path) -> RecipientKey:
+        value = os.environ.get(KEY_ENV)
+        if value:
+            if len(value) < 32:
+                raise ConfigError(KEY_ENV, None, "too short (fewer than 32 characters)",
+                                  "use a random value, e.g. from: python -c 'import secrets; "
+                                  "print(secrets.token_hex(32))'")
+            from broadcast.secrets import remember
+
+            remember(value)
+            return cls(value.encode("utf-8"))
+        path = root / KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first: read theirs
+            else:
+                with os.fdopen(fd, "w", encoding="ascii") as handle:
+                    handle.write(os.urandom(32).hex() + "\n")
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(path, None, "readable by other users", f"chmod 600 {path}")
+        return cls(path.read_text(encoding="ascii").strip().encode("ascii"))
+
+    def digest(self, medium: str, contact: str) -> str:
+        """The keyed hash stored in place of a number or address: `sms:<hex>` or `email:<hex>`."""
+        return f"{medium}:" + hmac.new(self._secret, f"{medium}:{contact}".encode(), hashlib.sha256).hexdigest()
+
+    def fingerprint(self) -> str:
+        """Names the key without revealing it, so a resend can tell that the key has changed."""
+        return hmac.new(self._secret, b"fingerprint", hashlib.sha256).hexdigest()[:12]
+
+
+def list_path(workspace_root: Path, name: str) -> Path:
+    return workspace_root / "lists" / f"{name}.csv"
+
+
+def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True) -> str:
+    """E.164 (+447700900123), or ValueError saying why, never echoing the number."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("phone is not a phone number") from None
+    drama = number.country_code == 44 and number.national_number in DRAMA_MOBILES
+    if not drama and not phonenumbers.is_valid_number(number):
+        raise ValueError("phone is not a valid number" + ("" if raw.strip().startswith(("+", "00"))
+                                                          else f" in {region} (add the country code if abroad)"))
+    if mobile and not drama and phonenumbers.number_type(number) not in (
+            PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER):
+        raise ValueError("phone is not a mobile number: it cannot receive texts")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    """The address as the library normalises it (domain lower-cased); syntax only, no DNS look-up."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return str(validate_email(raw.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"email is not a valid address ({exc})") from None
+
+
+def mask_phone(e164: str) -> str:
+    """+447700900123 -> +44 7*** ***123."""
+    import phonenumbers
+
+    number = phonenumbers.parse(e164, None)
+    national = str(number.national_number)
+    return f"+{number.country_code} {national[0]}*** ***{national[-3:]}"
+
+
+def mask_email(address: str) -> str:
+    """ann.other@example.org -> a***@example.org."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def scrub(text: str, recipient: Recipient) -> str:
+    """Replace the recipient's number or address in a platform's message with its masked form."""
+    if recipient.medium == "email":
+        return re.sub(re.escape(recipient.contact), recipient.masked, text, flags=re.IGNORECASE)
+    digits = recipient.contact.lstrip("+")
+    national = "0" + digits[2:] if digits.startswith("44") else digits
+    for form in sorted({recipient.contact, digits, national, f"{national[:5]} {national[5:]}"}, key=len,
+                       reverse=True):
+        text = text.replace(form, recipient.masked)
+    return text
+
+
+def language_for(wanted: str, offered: tuple[str, ...], default: str) -> str | None:
+    """The channel language matching a row's preference ('cy', 'cy-GB', 'Cymraeg'), or None if not offered."""
+    from broadcast.workspace import primary_tag
+
+    if not wanted:
+        return default
+    tag = LANGUAGE_NAMES.get(wanted.strip().lower(), primary_tag(wanted.strip()))
+    return next((language for language in offered if primary_tag(language) == tag), None)
+
+
+def read_rows(path: Path, report: ListReport, *, region: str = "GB") -> Iterator[Row]:
+    """Stream a list's valid rows; every bad row goes into the report with its line number and the reason."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "list not found",
+                          "lists are personal data and git-ignored: copy the list onto this machine "
+                          "(format: channels/README.md, section lists)") from None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = [name.strip().lower() for name in next(reader, [])]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(path, None, f"not a readable CSV file ({exc})", "save it as UTF-8 CSV") from None
+        _check_header(path, header)
+        index = {name: header.index(name) for name in COLUMNS if name in header}
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                report.rows += 1
+                report.problem(reader.line_num, f"unreadable row ({type(exc).__name__})")
+                continue
+            if not any(value.strip() for value in values):
+                continue  # a blank line
+            report.rows += 1
+            row = _row(reader.line_num, values, index, report, region)
+            if row is not None:
+                yield row
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    import difflib
+
+    if "phone" not in header and "email" not in header:
+        near = [difflib.get_close_matches(name, COLUMNS, n=1) for name in header]
+        guess = next((f"did you mean '{n[0]}' for '{h}'? " for h, n in zip(header, near, strict=True)
+                      if n and n[0] != h), "")
+        raise ConfigError(path, None, "the first row must name the columns, with phone and/or email",
+                          f"{guess}columns: {', '.join(COLUMNS)} (see channels/README.md, section lists)")
+
+
+def _row(line: int, values: list[str], index: dict[str, int], report: ListReport, region: str) -> Row | None:
+    def cell(name: str) -> str:
+        position = index.get(name)
+        return values[position].strip() if position is not None and position < len(values) else ""
+
+    phone = email = None
+    notes = []
+    if cell("phone"):
+        try:
+            phone = normalise_phone(cell("phone"), region)
+        except ValueError as exc:
+            notes.append(str(exc))
+    if cell("email"):
+        try:
+            email = normalise_email(cell("email"))
+        except ValueError as exc:
+            notes.append(str(exc))
+    if phone is None and email is None:
+        report.problem(line, "; ".join(notes) or "no phone and no email")
+        return None
+    for note in notes:  # one of the two was good: the row is used for that one
+        report.problem(line, f"{note}; the row's other contact is still used", skipped=False)
+    tags = frozenset(_tags(cell("groups")) | _tags(cell("areas")))
+    if len(report.tags) < 10_000:
+        report.tags.update(tags)
+    return Row(line, phone, email, cell("language"), tags)
+
+
+def _tags(text: str) -> set[str]:
+    """Tags and their parents: 'parents:hillside-primary' is also in 'parents'."""
+    tags = set()
+    for tag in TAG_SPLIT.split(text.lower()):
+        if tag:
+            tags.add(tag)
+            while ":" in tag:
+                tag = tag.rpartition(":")[0]
+                tags.add(tag)
+    return tags
+
+
+def read_opt_outs(workspace_root: Path, key: RecipientKey) -> tuple[set[str], ListReport | None]:
+    """The keyed hashes of everyone in lists/opt-out.csv (phone and/or email), if the file exists."""
+    path = list_path(workspace_root, OPT_OUT)
+    if not path.exists():
+        return set(), None
+    report = ListReport(path)
+    hashes = set()
+    for row in read_rows(path, report):
+        if row.phone:
+            hashes.add(key.digest("sms", row.phone))
+        if row.email:
+            hashes.add(key.digest("email", row.email))
+    return hashes, report
+
+
+class Seen:
+    """Keys already selected, in a temporary on-disk SQLite table: memory stays flat however long the list."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, key: str) -> bool:
+        """True the first time a key is added."""
+        return self.db.execute("INSERT OR IGNORE INTO seen VALUES (?)", [key]).rowcount == 1
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[str, ...], to: tuple[str, ...] = (),
+           languages: tuple[str, ...], default_language: str, opt_outs: set[str] | None = None,
+           include_opted_out: bool = False) -> Iterator[Recipient]:
+    """Stream the people a send goes to: valid, in the --to groups, not opted out, each once per medium."""
+    wanted = {tag.lower() for tag in to}
+    seen = Seen()
+    try:
+        for row in read_rows(path, report):
+            if wanted:
+                hits = wanted & row.tags
+                if not hits:
+                    report.not_targeted += 1
+                    continue
+                report.matched |= hits
+            language = language_for(row.language, languages, default_language)
+            if language is None:
+                report.problem(row.line, f"language {row.language!r} is not offered: sent in {default_language}",
+                               skipped=False)
+                language = default_language
+            contacts = [(m, c) for m, c in (("sms", row.phone), ("email", row.email)) if m in media and c]
+            for medium, contact in contacts:
+                digest = key.digest(medium, contact)
+                if not seen.add(digest):
+                    report.duplicates += 1
+                    continue
+                opted_out = opt_outs is not None and digest in opt_outs
+                if opted_out:
+                    report.opted_out += 1
+                    if not include_opted_out:
+                        continue
+                else:
+                    report.selected += 1
+                    report.languages[language] += 1
+                masked = mask_phone(contact) if medium == "sms" else mask_email(contact)
+                yield Recipient(medium, contact, digest, masked, language, row.line, opted_out)
+    finally:
+        seen.close()
+
+
+def check_tags(report: ListReport, to: tuple[str, ...], workspace: Workspace) -> None:
+    """Refuse a --to tag nobody on the list has, suggesting the nearest tag that exists."""
+    import difflib
+
+    from broadcast.errors import PolicyError
+
+    for tag in to:
+        if tag.lower() not in report.matched:
+            near = difflib.get_close_matches(tag.lower(), sorted(report.tags), n=1)
+            raise PolicyError(f"--to {tag}: no one on {report.path.relative_to(workspace.root)} has this group "
+                              "or area tag", hint=f"did you mean '{near[0]}'?" if near
+                              else "see the groups and areas columns of the list")
+
+
+def describe(report: ListReport) -> dict[str, Any]:
+    """The counts for the log: no names, numbers or addresses."""
+    return {"rows": report.rows, "selected": report.selected, "bad_rows": report.skipped,
+            "duplicates": report.duplicates, "opted_out": report.opted_out, "not_targeted": report.not_targeted,
+            "languages": dict(report.languages), "problems": [[p.line, p.reason] for p in report.problems[:20]]}
