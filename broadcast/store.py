@@ -299,9 +299,16 @@ class Store:
                                       incident=self._incident_of(alert),
                                       details={"language": row.get("language", ""), "key": row["idempotency_key"]})
 
-    def deliveries(self, alert: str, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        """One alert's delivery rows, optionally only those in the given states."""
+    def deliveries(self, alert: str, states: tuple[str, ...] = (), *,
+                   recipients: bool | None = None) -> list[dict[str, Any]]:
+        """One alert's delivery rows, optionally only those in the given states.
+
+        `recipients=False` leaves out the per-person rows of list channels (there may be a hundred thousand);
+        `True` gives only those.
+        """
         sql, params = "alert = ?", [alert]
+        if recipients is not None:
+            sql += " AND recipient != ''" if recipients else " AND recipient = ''"
         if states:
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params += list(states)
