@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcast.cap import CONTENT_TYPE, xml_text
 from broadcast.cap import NS as CAP_NS
-from broadcast.pagetext import count_text, machine_time
+from broadcast.pagetext import count_text, machine_time, words
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ def base_url(summary: Summary) -> str:
 
 def marked(update: Update, language: str) -> str:
     """The headline, with EXERCISE or TEST in front when it is one."""
-    from broadcast.pagetext import words
-
     headline = update.alert.info(language).headline if update.alert.infos else update.alert.identifier
     return f"{words(language)['marker_' + update.marker]}: {headline}" if update.marker else headline
 
@@ -157,8 +155,6 @@ def rss(summary: Summary, language: str) -> bytes:
 
 
 def _heading(language: str) -> str:
-    from broadcast.pagetext import words
-
     return words(language)["heading"].lower() if primary_tag(language) == "en" else words(language)["heading"]
 
 

@@ -55,7 +55,7 @@ class PublishReport:
             name = f"{CHANNEL}:{r.name}"
             if r.ok:
                 out.append(f"OK    {name:{width}}  {r.kind:9}  {r.location}  {r.written} of {len(self.site.files)} "
-                           f"files sent, {r.verified} read back and match")
+                           f"files sent, {r.verified} checked and match")
             else:
                 out.append(f"FAIL  {name:{width}}  {r.kind:9}  {r.error}")
                 out += [f"      hint: {r.hint}"] if r.hint else []
@@ -106,7 +106,7 @@ def _publish(workspace: Workspace, store: Store, target: Target, site: Site, act
                             seconds=time.monotonic() - started, error=error, hint=hint)
     seconds = time.monotonic() - started
     store.append_event("fallback_verified", phase=PHASE, actor=actor, channel=CHANNEL,
-                       description=f"Fallback page on {target.name} read back: {verified} files match",
+                       description=f"Fallback page on {target.name} checked: {verified} files match",
                        details={**base, "verified": verified, "seconds": round(seconds, 3)})
     return TargetResult(target.name, target.kind, adapter.location, True, len(written.written),
                         len(written.removed), verified, seconds)

@@ -73,7 +73,7 @@ def test_publish_writes_the_site_reads_it_back_and_logs_both(workspace, store):
             "status.json"} <= set(report.site.files)
     (result,) = report.results
     assert (result.name, result.kind, result.written, result.verified) == ("site", "directory", 10, 10)
-    assert report.lines() == [f"OK    page:site  directory  {site}  10 of 10 files sent, 10 read back and match"]
+    assert report.lines() == [f"OK    page:site  directory  {site}  10 of 10 files sent, 10 checked and match"]
     assert page_events(store) == [("fallback_published", "site", "warn"), ("fallback_verified", "site", "warn")]
     published = next(e for e in store.events() if e["type"] == "fallback_published")
     assert published["actor"] == "Sam Duty" and published["channel"] == "page"
