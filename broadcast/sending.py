@@ -20,6 +20,7 @@ from broadcast.templates import Rendering, render
 if TYPE_CHECKING:
     import httpx
 
+    from broadcast.bulk import Audience, Progress
     from broadcast.channels.base import Channel, Post
     from broadcast.store import Store
     from broadcast.workspace import ChannelConfig, Workspace
@@ -57,6 +58,7 @@ class Plan:
     posts: list[tuple[Channel, Post]]
     skipped: list[tuple[str, str]]
     issue: Issue = Issue()
+    audience: Audience | None = None  # who the list channels reach (recipients, segments, cost)
 
 
 @dataclass
@@ -139,17 +141,17 @@ def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, 
 
 def plan_warning(workspace: Workspace, template_name: str, values: dict[str, str], *, store: Store | None = None,
                  only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
-                 issue: Issue = Issue()) -> Plan:
+                 issue: Issue = Issue(), to: tuple[str, ...] = (), one_segment: bool = False) -> Plan:
     """Render, build the Alert and fit each channel's post; refuse before sending if any post cannot fit."""
     template = workspace.template(template_name)
     rendering = render(template, workspace, values)
     return plan_rendering(workspace, rendering, approval_state(template, read_approvals(workspace)), store=store,
-                          only=only, now=now, learn_limits=learn_limits, issue=issue)
+                          only=only, now=now, learn_limits=learn_limits, issue=issue, to=to, one_segment=one_segment)
 
 
 def plan_rendering(workspace: Workspace, rendering: Rendering, approval: ApprovalState, *, store: Store | None,
                    only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
-                   issue: Issue = Issue()) -> Plan:
+                   issue: Issue = Issue(), to: tuple[str, ...] = (), one_segment: bool = False) -> Plan:
     """Plan an already rendered message (a template's, or a correction's or a cancellation's)."""
     if issue.status == "Exercise":
         rendering = stamp(rendering, Policy.from_workspace(workspace).exercise_words)
@@ -159,9 +161,12 @@ def plan_rendering(workspace: Workspace, rendering: Rendering, approval: Approva
     usable, skipped = usable_channels(workspace, store, only, issue.status)
     if learn_limits:
         asyncio.run(_configure([channel for _, channel in usable]))
+    from broadcast.bulk import target
+
+    audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
              for language in config.languages]
-    return Plan(rendering, alert, approval, posts, skipped, issue)
+    return Plan(rendering, alert, approval, posts, skipped, issue, audience)
 
 
 async def _configure(channels: list[Channel]) -> None:
@@ -175,7 +180,7 @@ async def _configure(channels: list[Channel]) -> None:
 
 def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, incident: str | None = None,
                  limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None,
-                 release: Release | None = None) -> Report:
+                 release: Release | None = None, on_progress: Callable[[Progress], None] | None = None) -> Report:
     """Issue the planned Alert: record it, write the outbox, publish the page, fan out, publish again."""
     issue = plan.issue
     incident = incident or issue.incident
@@ -205,19 +210,24 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
         store.save_alert(alert, sent_by=actor, approved_by=approved_by)
         if release and release.draft is not None:
             store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
+        from broadcast.bulk import is_list_channel, record
+
         store.add_deliveries(identifier, [
             {"channel": channel.name, "language": post.language,
              "idempotency_key": delivery_key(identifier, channel.name, post.language)}
-            for channel, post in plan.posts
+            for channel, post in plan.posts if not is_list_channel(channel)  # list channels: a row per person
         ], actor=actor)
+        record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
+               workspace=workspace)
     channels = {channel.name: channel for channel, _ in plan.posts}
     return _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
-                on_outcome=on_outcome, skipped=plan.skipped)
+                on_outcome=on_outcome, skipped=plan.skipped, on_progress=on_progress)
 
 
 def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
            include_uncertain: bool = False, limits: Limits | None = None,
-           on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+           on_outcome: Callable[[Outcome], None] | None = None,
+           on_progress: Callable[[Progress], None] | None = None) -> Report:
     """Complete an alert's deliveries: pending and failed ones, and ones a killed run left mid-flight."""
     import json
 
@@ -236,25 +246,36 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
                              details={"outcome": "uncertain"})
     states = ("pending", "failed", "sending") + (("uncertain",) if include_uncertain else ())
     report = _run(workspace, store, alert, channels, states=states, actor=actor, limits=limits,
-                  on_outcome=on_outcome, skipped=skipped)
+                  on_outcome=on_outcome, skipped=skipped, on_progress=on_progress)
     report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
                                 error="an interrupted run may have posted it",
                                 hint=f"check {d['channel']} by hand; if nothing was posted, run: broadcast resend "
                                 f"{identifier} --only {d['channel']} --include-uncertain")
-                        for d in store.deliveries(identifier, ("uncertain",)) if not include_uncertain
+                        for d in store.deliveries(identifier, ("uncertain",), recipients=False) if not include_uncertain
                         and d["channel"] in channels]
     return report
 
 
 def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],
          actor: str, limits: Limits | None, on_outcome: Callable[[Outcome], None] | None,
-         skipped: list[tuple[str, str]]) -> Report:
+         skipped: list[tuple[str, str]], on_progress: Callable[[Progress], None] | None = None) -> Report:
+    from broadcast.bulk import deliver_lists, is_list_channel
+
     jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(alert, d["language"]))
-            for d in store.deliveries(alert.identifier, states) if d["channel"] in channels]
+            for d in store.deliveries(alert.identifier, states, recipients=False) if d["channel"] in channels]
+    lists = {name: channel for name, channel in channels.items() if is_list_channel(channel)}
     report = Report(alert, [], skipped)
     report.page += publish_page(workspace, store)
     limits = limits or Limits.from_workspace(workspace)
-    report.outcomes = asyncio.run(_fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome))
+
+    async def both() -> list[Outcome]:  # the lists go out at their own pace, beside the social fan-out
+        social = _fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome)
+        people = deliver_lists(workspace, store, alert, lists, states=states, actor=actor, limits=limits,
+                               on_outcome=on_outcome, on_progress=on_progress)
+        first, second = await asyncio.gather(social, people)
+        return first + second
+
+    report.outcomes = asyncio.run(both())
     report.page = publish_page(workspace, store)
     return report
 

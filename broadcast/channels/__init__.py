@@ -21,6 +21,9 @@ KINDS = {
     "teams": "broadcast.channels.teams:Teams",
     "facebook": "broadcast.channels.facebook:Facebook",
     "x": "broadcast.channels.x:X",
+    "twilio": "broadcast.channels.twilio:Twilio",
+    "govuk-notify": "broadcast.channels.notify:Notify",
+    "smtp": "broadcast.channels.smtp:Smtp",
 }
 
 # Which rendered variant each kind of channel posts, before fitting to its limit.

@@ -1,0 +1,108 @@
+"""Twilio: POST /2010-04-01/Accounts/{sid}/Messages.json (form-encoded, Basic auth); 20429 is always safe to retry."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from broadcast.channels.base import ChannelError, Receipt, parse_retry_after
+from broadcast.channels.lists import ListChannel
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx
+
+    from broadcast.channels.base import Post
+    from broadcast.recipients import Recipient
+
+API = "https://api.twilio.com"
+AUTH_HINT = ("check the Account SID and Auth Token (Twilio Console > Account info), put them in the environment "
+             "variables named in the channel file, then resend")
+# Twilio error codes (twilio.com/docs/api/errors) -> (retry helps, what to do next).
+CODES: dict[int, tuple[bool, str]] = {
+    20003: (False, AUTH_HINT),
+    20429: (True, "Twilio asked us to slow down: the send goes on after a pause"),
+    21211: (False, "Twilio refused this number: check the person's row in the list"),
+    21408: (False, "the account may not send to this country: enable it under Messaging > Geo permissions"),
+    21606: (False, "the From number cannot send texts: set messaging_service_sid or another from"),
+    21610: (False, "this person replied STOP to our number: Twilio will not text them (add them to "
+                   "lists/opt-out.csv)"),
+    21614: (False, "this number cannot receive texts (a landline?)"),
+    30001: (True, "Twilio's queue is full: lower settings.rate"),
+    63017: (True, "the account is above its messages-per-second limit: lower settings.rate"),
+}
+
+
+class Twilio(ListChannel):
+    kind = "twilio"
+    variant = "short"
+    unit = "SMS segments"
+    media = ("sms",)
+    checkable = False  # no key of ours on a message: a request in flight at a kill is `uncertain`
+    idempotent = False
+    default_rate = 10.0  # segments a second per sender; set your senders' own figure in settings.rate
+    default_max_segments = 10  # Body takes up to 1,600 characters
+    bulk_concurrency = 50
+    paced_by_segment = True
+    secret_keys = ("account_sid", "auth_token")
+
+    def __init__(self, config: Any, page_url: str):
+        super().__init__(config, page_url)
+        if not (self.settings.get("messaging_service_sid") or self.settings.get("from")):
+            from broadcast.errors import ConfigError
+
+            raise ConfigError(config.path, "settings.messaging_service_sid", "set messaging_service_sid or from",
+                              "a Messaging Service SID starts MG; a from number is in E.164 (+44...)")
+
+    @property
+    def api(self) -> str:
+        api = self.setting("api", API).rstrip("/")
+        if not api.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ChannelError(f"{self.name}: api must start with https://", transient=False,
+                               hint=f"fix settings.api in channels/{self.name}.toml")
+        return api
+
+    def _account(self) -> str:
+        return f"{self.api}/2010-04-01/Accounts/{self.secret('account_sid')}"
+
+    async def open(self, session: aiohttp.ClientSession) -> None:
+        import aiohttp
+
+        self._auth = aiohttp.BasicAuth(self.secret("account_sid"), self.secret("auth_token"))
+
+    async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
+        form = {"To": recipient.contact, "Body": post.text}
+        if self.settings.get("messaging_service_sid"):
+            form["MessagingServiceSid"] = str(self.settings["messaging_service_sid"])
+        else:
+            form["From"] = str(self.settings["from"])
+        for name, setting in (("ValidityPeriod", "validity_period"), ("StatusCallback", "status_callback")):
+            if self.settings.get(setting):
+                form[name] = str(self.settings[setting])
+        async with session.post(f"{self._account()}/Messages.json", data=form, auth=self._auth) as response:
+            text = await response.text()
+            if response.status not in (200, 201):
+                raise self.error(response.status, text, "sending", response.headers.get("Retry-After"))
+            return Receipt(remote_id=str(json.loads(text)["sid"]))
+
+    async def check(self, client: httpx.AsyncClient) -> str:
+        response = await client.get(f"{self._account()}.json",
+                                    auth=(self.secret("account_sid"), self.secret("auth_token")))
+        if response.status_code != 200:
+            raise self.error(response.status_code, response.text, "reading the account")
+        account = response.json()
+        return f"account '{account.get('friendly_name')}' ({account.get('status')})"
+
+    def error(self, status: int, text: str, what: str, retry_after: str | None = None) -> ChannelError:
+        """Twilio's error body ({"code", "message", "more_info", "status"}) turned into a hint."""
+        try:
+            body = json.loads(text)
+            code, message = int(body.get("code") or 0), str(body.get("message", ""))
+        except (ValueError, AttributeError, TypeError):
+            code, message = 0, text[:200].strip() or "(no body)"
+        transient, hint = CODES.get(code, (status == 429 or status >= 500,
+                                           AUTH_HINT if status == 401 else "a retry will not help"))
+        label = f" error {code}" if code else ""
+        return ChannelError(f"{self.name}: Twilio ({what}) answered HTTP {status}{label}: {message}",
+                            transient=transient, status=status, retry_after=parse_retry_after(retry_after),
+                            hint=hint)
