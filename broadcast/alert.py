@@ -23,6 +23,12 @@ def cap_time(moment: datetime, zone: str) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S") + sign_offset
 
 
+def degrees(value: float) -> str:
+    """A coordinate as CAP wants it: plain decimal, at most 6 places (never 1e-05)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 @dataclass(frozen=True)
 class AlertArea:
     desc: str
@@ -31,7 +37,7 @@ class AlertArea:
 
     @classmethod
     def from_area(cls, area: Area, language: str) -> AlertArea:
-        polygons = tuple(" ".join(f"{lat:.6g},{lon:.6g}" for lat, lon in ring) for ring in area.polygons)
+        polygons = tuple(" ".join(f"{degrees(lat)},{degrees(lon)}" for lat, lon in ring) for ring in area.polygons)
         return cls(area.name.get(language), polygons, tuple(sorted(area.geocodes.items())))
 
 

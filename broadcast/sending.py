@@ -309,6 +309,9 @@ def publish_page(workspace: Workspace, store: Store) -> list[str]:
     try:
         result: Any = publish_site(workspace, store)
     except BroadcastError as exc:
-        return [f"FAIL page: {exc.message}"]
+        return [f"FAIL page: {exc.message}"] + ([f"      hint: {exc.hint}"] if exc.hint else [])
+    except Exception as exc:  # noqa: BLE001  whatever breaks the page must not stop the warning
+        return [f"FAIL page: could not be built ({type(exc).__name__}: {exc})",
+                "      hint: the channels still went out; run broadcast --debug page publish to see why"]
     lines = getattr(result, "lines", None)
     return list(lines()) if callable(lines) else [str(result)]

@@ -134,3 +134,10 @@ def test_incidents_and_alerts_round_trip(tmp_path, workspace):
     types = [e["type"] for e in store.events("snow-2026-11-23")]
     assert types == ["incident_declared", "alert_issued"]
     assert store.verify().ok
+
+
+def test_coordinates_are_plain_decimals():
+    from broadcast.alert import degrees
+
+    assert [degrees(v) for v in (0.00001, -3.4, 52.05, 0.0, -0.0000001, 1.23456789)] == [
+        "0.00001", "-3.4", "52.05", "0", "0", "1.234568"]
