@@ -285,3 +285,21 @@ def invoke(workspace_dir, *args):
     from broadcast.cli import cli
 
     return CliRunner().invoke(cli, ["--workspace", str(workspace_dir), *args], catch_exceptions=False)
+
+
+def with_client(coroutine_function):
+    """Run `await coroutine_function(client)` with a fresh httpx client, for calling an adapter directly."""
+    import asyncio
+
+    import httpx
+
+    async def go():
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await coroutine_function(client)
+
+    return asyncio.run(go())
+
+
+def everything_stored(store) -> str:
+    """Every row of every table, as one string to search for what must never be stored."""
+    return json.dumps({t: list(store.db[t].rows) for t in store.db.table_names()}, default=str, ensure_ascii=False)

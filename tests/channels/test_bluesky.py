@@ -3,9 +3,8 @@ import dataclasses
 import re
 import time
 
-import httpx
 import pytest
-from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one
+from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one, with_client
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
@@ -36,12 +35,6 @@ def paths(sandbox):
     return [r.path.rsplit("/", 1)[1] for r in sandbox.received("bluesky")]
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
 def test_posts_with_link_facets_in_bytes_and_one_session_for_every_post(bluesky, sandbox):
@@ -86,7 +79,7 @@ def test_a_resend_with_the_same_key_reads_the_first_record_back(bluesky, sandbox
         third = await channel.send(post, client, "same-key")
         return first, second, third
 
-    first, second, third = run(three_times)
+    first, second, third = with_client(three_times)
     assert first == second == third
     assert len(sandbox.received("bluesky", accepted=True)) == 1
     creates = [r.status for r in sandbox.received("bluesky") if r.path.endswith("createRecord")]
@@ -142,7 +135,7 @@ def test_create_session_is_limited_as_the_real_one_is(bluesky, sandbox):
     now = time.time()
     sandbox.store("bluesky")["session_log"] = {"alerts.testshire.example": [now - 60] * 30}
     with pytest.raises(ChannelError) as raised:
-        run(channel.check)
+        with_client(channel.check)
     assert raised.value.status == 429 and raised.value.transient
     assert 230 < raised.value.retry_after <= 241  # from RateLimit-Reset: the oldest login leaves the window
 
@@ -156,7 +149,7 @@ def test_retract_and_check(bluesky, sandbox):
         await channel.retract(receipt, client)  # already gone: not an error
         return await channel.check(client)
 
-    assert run(go) == f"posting as @alerts.testshire.example on {sandbox.url}/bluesky"
+    assert with_client(go) == f"posting as @alerts.testshire.example on {sandbox.url}/bluesky"
     assert sandbox.store("bluesky")["records"] == {}
     assert [r.status for r in sandbox.received("bluesky") if r.path.endswith("deleteRecord")] == [200, 200]
 
@@ -183,7 +176,7 @@ def test_a_long_text_is_fitted_to_300_graphemes_and_keeps_the_link(tmp_path, san
     # The sandbox refuses what the adapter would never send: over 300 graphemes.
     too_long = dataclasses.replace(post, text="a" * 301)
     with pytest.raises(ChannelError) as raised:
-        run(lambda client: channel.send(too_long, client, "other-key"))
+        with_client(lambda client: channel.send(too_long, client, "other-key"))
     assert raised.value.status == 400 and "300 graphemes" in raised.value.message and not raised.value.transient
 
 

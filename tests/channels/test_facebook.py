@@ -3,7 +3,7 @@ import json
 
 import httpx
 import pytest
-from conftest import channel_config, make_alert, send_one
+from conftest import channel_config, everything_stored, make_alert, send_one, with_client
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError, Receipt
@@ -27,16 +27,8 @@ def facebook(tmp_path, sandbox, sandbox_env):
     return workspace, load(config, workspace.organisation.web)
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
-def everything_stored(store) -> str:
-    return json.dumps({t: list(store.db[t].rows) for t in store.db.table_names()}, default=str, ensure_ascii=False)
 
 
 def test_posts_the_body_and_link_with_the_token_in_the_form_not_the_url(facebook, sandbox):
@@ -129,7 +121,7 @@ def test_a_second_identical_post_is_refused_as_a_duplicate(facebook, sandbox):
         await channel.send(post, client, "k")
 
     with pytest.raises(ChannelError) as raised:
-        run(twice)
+        with_client(twice)
     assert "code 506" in raised.value.message and raised.value.transient is False
     assert "look before resending" in raised.value.hint
     assert len(sandbox.received("facebook", accepted=True)) == 1
@@ -144,7 +136,7 @@ def test_retract_deletes_with_the_token_in_the_body_and_a_second_retract_is_not_
         await channel.retract(receipt, client)  # already gone
         return receipt
 
-    receipt = run(go)
+    receipt = with_client(go)
     assert sandbox.store("facebook")["posts"] == {}
     deletes = [r for r in sandbox.received("facebook") if r.method == "DELETE"]
     assert [r.path for r in deletes] == [f"/facebook/v21.0/{receipt.remote_id}"] * 2
@@ -154,7 +146,7 @@ def test_retract_deletes_with_the_token_in_the_body_and_a_second_retract_is_not_
 
 def test_check_reads_me_with_a_bearer_header(facebook, sandbox):
     _, channel = facebook
-    assert run(channel.check) == "posting as the Page Sandbox County Council (100000000000001)"
+    assert with_client(channel.check) == "posting as the Page Sandbox County Council (100000000000001)"
     [request] = sandbox.received("facebook")
     assert request.path == "/facebook/v21.0/me" and request.body == {"fields": "id,name"}
     assert request.headers["authorization"] == f"Bearer {CREDENTIALS['facebook']}"
@@ -164,7 +156,7 @@ def test_check_with_a_user_token_says_whose_it_is(facebook, monkeypatch):
     _, channel = facebook
     monkeypatch.setenv("TEST_FACEBOOK_TOKEN", USER_TOKEN)
     with pytest.raises(ChannelError) as raised:
-        run(channel.check)
+        with_client(channel.check)
     assert raised.value.message == ("facebook-page: this token belongs to Sandbox Duty Officer (5550001), not the "
                                     "Page 100000000000001")
     assert raised.value.transient is False and "Page access token" in raised.value.hint
@@ -174,7 +166,7 @@ def test_check_with_an_expired_token_says_how_to_renew(facebook, monkeypatch):
     _, channel = facebook
     monkeypatch.setenv("TEST_FACEBOOK_TOKEN", EXPIRED_TOKEN)
     with pytest.raises(ChannelError) as raised:
-        run(channel.check)
+        with_client(channel.check)
     assert "code 190/463" in raised.value.message
     assert raised.value.hint.startswith("renew the Page token: generate a new long-lived Page access token")
 

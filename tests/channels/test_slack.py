@@ -2,9 +2,8 @@ import asyncio
 import json
 from dataclasses import replace
 
-import httpx
 import pytest
-from conftest import channel_config, make_alert, send_one
+from conftest import channel_config, everything_stored, make_alert, send_one, with_client
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,17 +24,8 @@ def slack(tmp_path, sandbox, sandbox_env):
     return workspace, load(config, workspace.organisation.web)
 
 
-def everything_stored(store) -> str:
-    """Every row of every table, as text: a secret must appear in none."""
-    return json.dumps({t: list(store.db[t].rows) for t in store.db.table_names()}, default=str, ensure_ascii=False)
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
 def test_posts_text_and_blocks_and_slack_answers_ok(slack, sandbox):
@@ -147,13 +137,13 @@ def test_retract_is_refused_with_the_correction_hint(slack):
     _, channel = slack
     assert channel.can_retract is False
     with pytest.raises(ChannelError) as raised:
-        run(lambda client: channel.retract(None, client))
+        with_client(lambda client: channel.retract(None, client))
     assert raised.value.hint == "post a correction instead"
 
 
 def test_check_says_plainly_that_slack_was_not_contacted(slack, sandbox):
     _, channel = slack
-    result = run(channel.check)
+    result = with_client(channel.check)
     assert result == ("incoming webhook of Slack workspace T0001 at 127.0.0.1; the URL has the right shape, but "
                       "Slack was not contacted: a webhook cannot be checked without posting")
     assert "sandboxslack" not in result
@@ -164,7 +154,7 @@ def test_check_refuses_a_url_of_the_wrong_shape_without_showing_it(slack, monkey
     _, channel = slack
     monkeypatch.setenv("TEST_SLACK_URL", "https://hooks.slack.com/triggers/T1/123/WrongShapeSecret")
     with pytest.raises(ChannelError) as raised:
-        run(channel.check)
+        with_client(channel.check)
     assert "not a Slack incoming webhook URL" in raised.value.message
     assert "WrongShapeSecret" not in raised.value.message + raised.value.hint
 

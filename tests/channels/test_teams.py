@@ -1,9 +1,7 @@
 import asyncio
-import json
 
-import httpx
 import pytest
-from conftest import channel_config, make_alert, send_one
+from conftest import channel_config, everything_stored, make_alert, send_one, with_client
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
@@ -22,16 +20,8 @@ def teams(tmp_path, sandbox, sandbox_env):
     return workspace, load(config, workspace.organisation.web)
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
-def everything_stored(store) -> str:
-    return json.dumps({t: list(store.db[t].rows) for t in store.db.table_names()}, default=str, ensure_ascii=False)
 
 
 def test_posts_an_adaptive_card_and_says_it_is_only_queued(teams, sandbox):
@@ -145,13 +135,13 @@ def test_retract_is_refused_with_the_correction_hint(teams):
     _, channel = teams
     assert channel.can_retract is False
     with pytest.raises(ChannelError) as raised:
-        run(lambda client: channel.retract(None, client))
+        with_client(lambda client: channel.retract(None, client))
     assert raised.value.hint == "post a correction instead"
 
 
 def test_check_says_plainly_that_the_workflow_was_not_contacted(teams, sandbox):
     _, channel = teams
-    result = run(channel.check)
+    result = with_client(channel.check)
     assert result == ("Power Automate workflow sandbox at 127.0.0.1; the URL has the right shape, but the workflow "
                       "was not contacted: it cannot be checked without posting to the channel")
     assert sandbox.received("teams") == []
@@ -166,6 +156,6 @@ def test_check_refuses_urls_that_cannot_work_without_showing_them(teams, monkeyp
     _, channel = teams
     monkeypatch.setenv("TEST_TEAMS_URL", url)
     with pytest.raises(ChannelError) as raised:
-        run(channel.check)
+        with_client(channel.check)
     assert says in raised.value.message and raised.value.transient is False
     assert "Secret" not in raised.value.message + raised.value.hint

@@ -2,7 +2,7 @@ import asyncio
 
 import httpx
 import pytest
-from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one
+from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one, with_client
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
@@ -29,12 +29,6 @@ def make_channel(tmp_path, sandbox, chat="@testshire_alerts"):
     return workspace, load(config, workspace.organisation.web)
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
 def test_sends_the_body_text_to_the_channel(telegram, sandbox):
@@ -115,15 +109,15 @@ def test_retract_within_48_hours_then_refused_after(telegram, sandbox):
         return [await channel.send(channel.prepare(alert, language), client, language)
                 for language in ("en-GB", "cy-GB")]
 
-    recent, old = run(send_two)
+    recent, old = with_client(send_two)
     messages = sandbox.store("telegram")["messages"]
     messages[old.remote_id]["date"] -= 49 * 3600  # sent 49 hours ago
 
-    run(lambda client: channel.retract(recent, client))
-    run(lambda client: channel.retract(recent, client))  # already gone: not an error
+    with_client(lambda client: channel.retract(recent, client))
+    with_client(lambda client: channel.retract(recent, client))  # already gone: not an error
     assert recent.remote_id not in messages
     with pytest.raises(ChannelError) as raised:
-        run(lambda client: channel.retract(old, client))
+        with_client(lambda client: channel.retract(old, client))
     assert "message can't be deleted" in raised.value.message and not raised.value.transient
     assert "48 hours" in raised.value.hint and "post a correction" in raised.value.hint
     assert old.remote_id in messages
@@ -131,7 +125,7 @@ def test_retract_within_48_hours_then_refused_after(telegram, sandbox):
 
 def test_check_names_the_bot_and_the_channel(telegram, sandbox):
     _, channel = telegram
-    assert run(channel.check) == "posting as @testshire_alerts_bot to @testshire_alerts"
+    assert with_client(channel.check) == "posting as @testshire_alerts_bot to @testshire_alerts"
 
 
 def test_a_long_text_is_fitted_to_4096_characters_and_keeps_the_link(tmp_path, sandbox, sandbox_env):

@@ -4,7 +4,7 @@ import time
 
 import httpx
 import pytest
-from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one
+from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one, with_client
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
@@ -31,12 +31,6 @@ def x(tmp_path, sandbox, sandbox_env):
     return workspace, load(config, workspace.organisation.web)
 
 
-def run(coroutine_function):
-    async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
-            return await coroutine_function(client)
-
-    return asyncio.run(go())
 
 
 def test_posts_the_short_text_signed_with_oauth1(x, sandbox):
@@ -126,7 +120,7 @@ def test_retract_and_check(x, sandbox):
         await channel.retract(receipt, client)  # already gone: not an error
         return await channel.check(client)
 
-    assert run(go) == "posting as @TestshireCC"
+    assert with_client(go) == "posting as @TestshireCC"
     assert sandbox.store("x")["tweets"] == {}
     assert [r.status for r in sandbox.received("x") if r.method == "DELETE"] == [200, 404]
 
@@ -152,7 +146,7 @@ def test_a_long_text_is_fitted_to_280_weighted_and_keeps_the_link(tmp_path, sand
     # The sandbox weighs as X does and refuses what the adapter would never send.
     too_long = dataclasses.replace(post, text="🚌" * 141)
     with pytest.raises(ChannelError) as raised:
-        run(lambda client: channel.send(too_long, client, "other-key"))
+        with_client(lambda client: channel.send(too_long, client, "other-key"))
     assert raised.value.status == 400 and not raised.value.transient
     assert raised.value.message == ("x-council: X (posting) answered HTTP 400: Your Tweet text is too long. For more "
                                     "information on how Twitter determines text length see "
