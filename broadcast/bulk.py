@@ -161,7 +161,7 @@ class Journal:
     `sending` and before the request, so no request goes out that the log does not know may have gone.
     """
 
-    def __init__(self, store: Store, *, alert: str, actor: str, batch: int = 400, interval: float = 0.02):
+    def __init__(self, store: Store, *, alert: str, actor: str, batch: int = 400, interval: float = 0.005):
         self.store, self.alert, self.actor = store, alert, actor
         self.incident = _incident(store, alert)
         self.batch, self.interval = batch, interval
@@ -348,11 +348,11 @@ class Run:
     def path(self) -> Any:
         return self.channel.list_file(self.workspace.root)
 
-    def _select(self, report: ListReport, *, include_opted_out: bool) -> Iterator[Recipient]:
+    def _select(self, report: ListReport, *, include_opted_out: bool, check: bool = True) -> Iterator[Recipient]:
         return select(self.path, report, key=self.key, media=self.channel.media, to=tuple(self.selection["to"]),
                       languages=self.channel.config.languages, default_language=_default(self.workspace,
                                                                                          self.channel),
-                      opt_outs=self.opt_outs, include_opted_out=include_opted_out)
+                      opt_outs=self.opt_outs, include_opted_out=include_opted_out, check=check)
 
     async def go(self) -> list[Outcome] | None:
         channel = self.channel
@@ -412,7 +412,7 @@ class Run:
         self.progress = Progress(self.channel.name, total)
         if not total:
             return
-        workers = max(1, min(self.channel.bulk_concurrency, self.limits.concurrency))
+        workers = max(1, min(self.channel.concurrency_limit, self.limits.concurrency))
         queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None] = asyncio.Queue(workers * QUEUE_AHEAD)
 
         async def work() -> None:
@@ -434,7 +434,8 @@ class Run:
         """Stream the list again (the log has no numbers or addresses) and match each person to their row."""
         report = ListReport(self.path)
         chunk: list[Recipient] = []
-        for recipient in self._select(report, include_opted_out=True):
+        # Checked when queued: now a number is only normalised, and one that was bad matches no row.
+        for recipient in self._select(report, include_opted_out=True, check=False):
             chunk.append(recipient)
             if len(chunk) >= CHUNK:
                 await self._dispatch(chunk, queue)

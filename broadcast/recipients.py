@@ -145,8 +145,11 @@ def list_path(workspace_root: Path, name: str) -> Path:
     return workspace_root / "lists" / f"{name}.csv"
 
 
-def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True) -> str:
-    """E.164 (+447700900123), or ValueError saying why, never echoing the number."""
+def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check: bool = True) -> str:
+    """E.164 (+447700900123), or ValueError saying why, never echoing the number.
+
+    `check=False` only normalises: for a list already checked, whose rows are matched to the log by hash.
+    """
     import phonenumbers
     from phonenumbers import PhoneNumberType
 
@@ -155,11 +158,14 @@ def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True) -> str
     except phonenumbers.NumberParseException:
         raise ValueError("phone is not a phone number") from None
     drama = number.country_code == 44 and number.national_number in DRAMA_MOBILES
-    if not drama and not phonenumbers.is_valid_number(number):
+    if not check:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # number_type is what is_valid_number checks (UNKNOWN: not valid); asking once halves the cost.
+    kind = PhoneNumberType.MOBILE if drama else phonenumbers.number_type(number)
+    if kind == PhoneNumberType.UNKNOWN:
         raise ValueError("phone is not a valid number" + ("" if raw.strip().startswith(("+", "00"))
                                                           else f" in {region} (add the country code if abroad)"))
-    if mobile and not drama and phonenumbers.number_type(number) not in (
-            PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER):
+    if mobile and kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER):
         raise ValueError("phone is not a mobile number: it cannot receive texts")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -176,11 +182,12 @@ def normalise_email(raw: str) -> str:
 
 def mask_phone(e164: str) -> str:
     """+447700900123 -> +44 7*** ***123."""
-    import phonenumbers
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-    number = phonenumbers.parse(e164, None)
-    national = str(number.national_number)
-    return f"+{number.country_code} {national[0]}*** ***{national[-3:]}"
+    digits = e164.lstrip("+")
+    code = next((digits[:n] for n in (1, 2, 3) if int(digits[:n]) in COUNTRY_CODE_TO_REGION_CODE), digits[:2])
+    national = digits[len(code):]
+    return f"+{code} {national[:1]}*** ***{national[-3:]}"
 
 
 def mask_email(address: str) -> str:
@@ -211,7 +218,7 @@ def language_for(wanted: str, offered: tuple[str, ...], default: str) -> str | N
     return next((language for language in offered if primary_tag(language) == tag), None)
 
 
-def read_rows(path: Path, report: ListReport, *, region: str = "GB") -> Iterator[Row]:
+def read_rows(path: Path, report: ListReport, *, region: str = "GB", check: bool = True) -> Iterator[Row]:
     """Stream a list's valid rows; every bad row goes into the report with its line number and the reason."""
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
@@ -239,7 +246,7 @@ def read_rows(path: Path, report: ListReport, *, region: str = "GB") -> Iterator
             if not any(value.strip() for value in values):
                 continue  # a blank line
             report.rows += 1
-            row = _row(reader.line_num, values, index, report, region)
+            row = _row(reader.line_num, values, index, report, region, check)
             if row is not None:
                 yield row
 
@@ -255,7 +262,8 @@ def _check_header(path: Path, header: list[str]) -> None:
                           f"{guess}columns: {', '.join(COLUMNS)} (see channels/README.md, section lists)")
 
 
-def _row(line: int, values: list[str], index: dict[str, int], report: ListReport, region: str) -> Row | None:
+def _row(line: int, values: list[str], index: dict[str, int], report: ListReport, region: str,
+         check: bool = True) -> Row | None:
     def cell(name: str) -> str:
         position = index.get(name)
         return values[position].strip() if position is not None and position < len(values) else ""
@@ -264,7 +272,7 @@ def _row(line: int, values: list[str], index: dict[str, int], report: ListReport
     notes = []
     if cell("phone"):
         try:
-            phone = normalise_phone(cell("phone"), region)
+            phone = normalise_phone(cell("phone"), region, check=check)
         except ValueError as exc:
             notes.append(str(exc))
     if cell("email"):
@@ -327,12 +335,12 @@ class Seen:
 
 def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[str, ...], to: tuple[str, ...] = (),
            languages: tuple[str, ...], default_language: str, opt_outs: set[str] | None = None,
-           include_opted_out: bool = False) -> Iterator[Recipient]:
+           include_opted_out: bool = False, check: bool = True) -> Iterator[Recipient]:
     """Stream the people a send goes to: valid, in the --to groups, not opted out, each once per medium."""
     wanted = {tag.lower() for tag in to}
     seen = Seen()
     try:
-        for row in read_rows(path, report):
+        for row in read_rows(path, report, check=check):
             if wanted:
                 hits = wanted & row.tags
                 if not hits:
@@ -383,3 +391,14 @@ def describe(report: ListReport) -> dict[str, Any]:
     return {"rows": report.rows, "selected": report.selected, "bad_rows": report.skipped,
             "duplicates": report.duplicates, "opted_out": report.opted_out, "not_targeted": report.not_targeted,
             "languages": dict(report.languages), "problems": [[p.line, p.reason] for p in report.problems[:20]]}
+
+
+def check_list(workspace: Workspace, name: str) -> ListReport:
+    """Read a whole list as a send would (every row checked, duplicates and opt-outs counted); send nothing."""
+    key = RecipientKey.for_workspace(workspace.root)
+    opt_outs, _ = read_opt_outs(workspace.root, key)
+    report = ListReport(list_path(workspace.root, name))
+    for _ in select(report.path, report, key=key, media=MEDIA, languages=tuple(workspace.languages),
+                    default_language=workspace.languages[0], opt_outs=opt_outs):
+        pass
+    return report

@@ -47,6 +47,7 @@ class ListChannel(Channel):
                                "(format: channels/README.md, section lists)")
         self.max_segments = self._number("max_segments", self.default_max_segments, whole=True)
         self.rate = self._number("rate", self.default_rate)
+        self.concurrency_limit = self._number("concurrency", self.bulk_concurrency, whole=True)
         price = "price_per_segment" if "sms" in self.media else "price_per_message"
         self.price: float | None = self._number(price, 0.0) if price in self.settings else None
         self.currency = str(self.settings.get("currency", "£"))

@@ -58,6 +58,7 @@ class Smtp(ListChannel):
         self.port = int(self.settings.get("port", SECURITY[self.security]))
         self.sender = self.setting("from")
         self.connections = int(self._number("connections", self.bulk_concurrency, whole=True))
+        self.concurrency_limit = self.connections
         self._idle: list[tuple[smtplib.SMTP, float]] = []
         self._pool: ThreadPoolExecutor | None = None
 

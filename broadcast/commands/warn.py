@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_workspace, phase
+from broadcast.commands.lists import BAR, lists_group, reach, show_audience
 
 if TYPE_CHECKING:
     from broadcast.fanout import Outcome
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 @click.option("--text", "texts", multiple=True, metavar="TEXT",
               help="Free text instead of a template (a draft for a second person); cy=TEXT for another language.")
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
+@click.option("--to", multiple=True, metavar="TAG",
+              help="Only the people on recipient lists with this group or area tag (repeatable).")
+@click.option("--one-segment", is_flag=True, help="Keep each text message to one SMS segment (shortened by rule).")
 @click.option("--incident", metavar="SLUG", help="Add to this open incident instead of opening a new one.")
 @click.option("--exercise", is_flag=True, help="An exercise: marked in every text, sent only to exercise channels.")
 @click.option("--draft", is_flag=True, help="Save for a second person to approve instead of sending.")
@@ -34,12 +38,12 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (implies --yes).")
 @click.pass_context
 def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts: tuple[str, ...],
-         only: tuple[str, ...], incident: str | None, exercise: bool, draft: bool, override: bool,
-         reason: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
+         only: tuple[str, ...], to: tuple[str, ...], one_segment: bool, incident: str | None, exercise: bool,
+         draft: bool, override: bool, reason: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Render an approved template and send it to every channel at once.
 
     Example: broadcast warn school-closure --set school="Ysgol Bro Lliw" --set date=today
-    --set reason=snow --set next_update=15:00
+    --set reason=snow --set next_update=15:00 --to parents:ysgol-bro-lliw
     """
     from broadcast.approvals import UNAPPROVED, ApprovalState
     from broadcast.drafts import free_text
@@ -57,10 +61,11 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
     try:
         if template:
             plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=not dry_run,
-                                issue=issue)
+                                issue=issue, to=to, one_segment=one_segment)
         else:
             plan = plan_rendering(workspace, free_text(workspace, words), ApprovalState(UNAPPROVED, None),
-                                  store=store, only=only, learn_limits=not dry_run, issue=issue)
+                                  store=store, only=only, learn_limits=not dry_run, issue=issue, to=to,
+                                  one_segment=one_segment)
         if dry_run:
             show_plan(plan, dry_run=True)
             return
@@ -116,7 +121,7 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
     if not confirmed:
         confirm(plan, yes=yes, as_json=as_json)
     report = send_warning(workspace, store, plan, actor=actor, release=release,
-                          on_outcome=None if as_json else live_line)
+                          on_outcome=None if as_json else live_line, on_progress=None if as_json else BAR)
     finish(ctx, report, as_json)
 
 
@@ -142,7 +147,8 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
     store = workspace.store()
     try:
         report = resend_alert(workspace, store, alert, actor=operator(), only=only,
-                              include_uncertain=include_uncertain, on_outcome=None if as_json else live_line)
+                              include_uncertain=include_uncertain, on_outcome=None if as_json else live_line,
+                              on_progress=None if as_json else BAR)
     finally:
         store.close()
     finish(ctx, report, as_json)
@@ -164,7 +170,7 @@ def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "") -> None:
     if not interactive():
         raise PolicyError("not sending without confirmation: this is not a terminal",
                           hint="add --yes to send from a script")
-    click.confirm(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels now?", abort=True)
+    click.confirm(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels{reach(plan)} now?", abort=True)
 
 
 def show_plan(plan: Plan, *, dry_run: bool) -> None:
@@ -191,6 +197,8 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
     for name, why in plan.skipped:
         click.echo(f"  {name:{width}}  skipped: {why}")
     click.echo()
+    if plan.audience:
+        show_audience(plan.audience)
     if not state.approved:
         click.secho(f"The template is {state.status}: it cannot go out as Actual.", fg="yellow")
     if dry_run:
@@ -199,6 +207,7 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
 
 
 def live_line(outcome: Outcome) -> None:
+    BAR.clear()
     click.echo(row(outcome))
 
 
@@ -241,11 +250,12 @@ def report_json(report: Report) -> dict[str, object]:
         "incident": report.alert.incidents,
         "exit_code": report.exit_code,
         "deliveries": [{"channel": o.channel, "language": o.language, "state": o.state, "attempts": o.attempts,
-                        "url": o.receipt.url if o.receipt else None, "error": o.error, "hint": o.hint}
+                        "url": o.receipt.url if o.receipt else None, "error": o.error, "hint": o.hint,
+                        "note": o.receipt.note if o.receipt else None}
                        for o in report.outcomes],
         "skipped": [{"channel": name, "reason": why} for name, why in report.skipped],
         "page": report.page,
     }
 
 
-COMMANDS = [warn, resend]
+COMMANDS = [warn, resend, lists_group]
