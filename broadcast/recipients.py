@@ -31,6 +31,8 @@ KEY_ENV = "BROADCAST_RECIPIENT_KEY"
 KEY_FILE = Path(".broadcast") / "recipient.key"
 MEDIA = ("sms", "email")
 PROBLEMS_KEPT = 200  # the report keeps the first problems; the counts cover them all
+ALIASES = {"mobile": "phone", "mobile number": "phone", "telephone": "phone", "tel": "phone", "sms": "phone",
+           "e-mail": "email", "email address": "email", "mail": "email"}
 LANGUAGE_NAMES = {"english": "en", "saesneg": "en", "welsh": "cy", "cymraeg": "cy"}
 TAG_SPLIT = re.compile(r"[;,\s]+")
 # Ofcom keeps 07700 900000-900999 for drama: never allocated, so phonenumbers calls them invalid; drills use them.
@@ -171,11 +173,15 @@ def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check:
 
 
 def normalise_email(raw: str) -> str:
-    """The address as the library normalises it (domain lower-cased); syntax only, no DNS look-up."""
+    """The address checked for syntax only (no DNS look-up), lower-cased whole.
+
+    A local part may in theory be case-sensitive; in practice none is, and an opt-out written as Ann@ must
+    match a list row written as ann@.
+    """
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        return str(validate_email(raw.strip(), check_deliverability=False).normalized)
+        return str(validate_email(raw.strip(), check_deliverability=False).normalized).lower()
     except EmailNotValidError as exc:
         raise ValueError(f"email is not a valid address ({exc})") from None
 
@@ -255,7 +261,8 @@ def _check_header(path: Path, header: list[str]) -> None:
     import difflib
 
     if "phone" not in header and "email" not in header:
-        near = [difflib.get_close_matches(name, COLUMNS, n=1) for name in header]
+        near = [[ALIASES[name]] if name in ALIASES else difflib.get_close_matches(name, COLUMNS, n=1)
+                for name in header]
         guess = next((f"did you mean '{n[0]}' for '{h}'? " for h, n in zip(header, near, strict=True)
                       if n and n[0] != h), "")
         raise ConfigError(path, None, "the first row must name the columns, with phone and/or email",
