@@ -77,6 +77,10 @@ class Smtp(ListChannel):
             else:
                 connection = smtplib.SMTP(self.host, self.port, timeout=timeout)
                 if self.security == "starttls":
+                    connection.ehlo()
+                    if not connection.has_extn("starttls"):
+                        raise ChannelError(f"{self.name}: {self.host} does not offer STARTTLS", transient=False,
+                                           hint="set security = \"tls\" (port 465) if the relay takes implicit TLS")
                     connection.starttls(context=self._tls())
             if self.config.secrets.get("username"):
                 connection.login(self.secret("username"), self.secret("password"))
@@ -84,8 +88,9 @@ class Smtp(ListChannel):
             raise ChannelError(f"{self.name}: the relay refused the login ({exc.smtp_code})", transient=False,
                                status=exc.smtp_code, hint=AUTH_HINT) from None
         except smtplib.SMTPNotSupportedError:
-            raise ChannelError(f"{self.name}: {self.host} does not offer STARTTLS", transient=False,
-                               hint="set security = \"tls\" (port 465) if the relay takes implicit TLS") from None
+            raise ChannelError(f"{self.name}: {self.host} does not offer a login (AUTH) on this connection",
+                               transient=False, hint="check the port and security with the relay's "
+                               "administrator, or leave out username and password if it relays by address") from None
         except ssl.SSLCertVerificationError as exc:
             raise ChannelError(f"{self.name}: {self.host}'s certificate is not trusted ({exc.verify_message})",
                                transient=False, hint="set ca_file to the relay's CA certificate") from None
@@ -125,10 +130,10 @@ class Smtp(ListChannel):
         message["Subject"] = email["subject"]
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = f"<{key}@{self.sender.rpartition('@')[2]}>"
-        message["Content-Language"] = post.language
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a warning
         message.set_content(email["text"], cte="quoted-printable")
         message.add_alternative(email["html"], subtype="html", cte="quoted-printable")
+        message["Content-Language"] = post.language  # after the parts: set_content clears Content-* headers
         return message
 
     def _connection(self) -> smtplib.SMTP:
