@@ -112,12 +112,16 @@ def http_error(channel: str, response: httpx.Response, what: str, hint: str | No
     """Classify a platform's HTTP answer: 429 and 5xx are worth retrying, other 4xx are not."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    transient = status == 429 or status >= 500
+    # A success status with an answer that is not the API's (a proxy's page, a cut-off body): it may have posted.
+    unknown = 200 <= status < 300
+    transient = status == 429 or status >= 500 or unknown
     body = response.text[:300].strip().replace("\n", " ")
     if "json" not in response.headers.get("content-type", "") and body.startswith("<"):
         body = "(an HTML error page)"
+    if unknown:
+        hint = hint or "the platform may be having problems; look on it before resending: the post may be there"
     return ChannelError(f"{channel}: {what} answered HTTP {status}: {body}", transient=transient,
-                        retry_after=retry_after, status=status,
+                        retry_after=retry_after, status=status, unknown_outcome=unknown,
                         hint=hint or ("a retry may help" if transient else "a retry will not help; check the message"))
 
 

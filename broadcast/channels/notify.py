@@ -142,9 +142,12 @@ class Notify(ListChannel):
             kind, message = str(errors[0].get("error", "")), str(errors[0].get("message", ""))
         except (ValueError, AttributeError, IndexError, TypeError):
             kind, message = "", text[:200].strip() or "(no body)"
-        transient = status >= 500 or kind == "RateLimitError" or (status == 429 and kind != "TooManyRequestsError")
+        # A success status without Notify's answer (a proxy's page): it may have been sent; a retry looks it up first.
+        unknown = 200 <= status < 300
+        transient = status >= 500 or unknown or kind == "RateLimitError" or (
+            status == 429 and kind != "TooManyRequestsError")
         hint = next((h for error, words, h in HINTS if error == kind and words in message.lower()),
                     "a retry may help" if transient else "a retry will not help")
         label = f" {kind}" if kind else ""
         return ChannelError(f"{self.name}: Notify ({what}) answered HTTP {status}{label}: {message}",
-                            transient=transient, status=status, hint=hint)
+                            transient=transient, status=status, hint=hint, unknown_outcome=unknown)
