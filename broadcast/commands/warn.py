@@ -214,7 +214,9 @@ def live_line(outcome: Outcome) -> None:
 def row(outcome: Outcome) -> str:
     label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK"}.get(outcome.state, outcome.state.upper())
     attempts = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
-    detail = (outcome.receipt.url or outcome.receipt.note or "") if outcome.receipt else (outcome.error or "")
+    detail = (outcome.receipt.url or outcome.receipt.note or "") if outcome.receipt else ""
+    if outcome.state != "sent":  # a list channel's receipt holds its counts; its error says why, with them
+        detail = outcome.error or detail
     return f"{label:5} {outcome.channel + ' (' + outcome.language + ')':28} {attempts:11} {detail}"
 
 
