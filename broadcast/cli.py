@@ -59,6 +59,18 @@ class PhaseGroup(click.Group):
                 raise
             report(error)
             ctx.exit(error.exit_code)
+        except Exception as error:
+            import sqlite3  # here, not at the top: --help stays light
+
+            if debugging(ctx) or not isinstance(error, sqlite3.DatabaseError):
+                raise
+            from broadcast.store import unusable
+
+            # The log found damaged (or locked, or the disk full) mid-command: each send needs its row written
+            # first, so this stops the sending; say what to do rather than show a traceback.
+            failure = unusable(error)
+            report(failure)
+            ctx.exit(failure.exit_code)
 
 
 @click.group(cls=PhaseGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

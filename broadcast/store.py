@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from broadcast.alert import Alert
 
 GENESIS = "0" * 64
+MARKER_SUFFIX = "-id"  # beside the database (git-ignored as broadcast.db-*): this workspace has a log
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "retracted", "uncertain", "skipped")
 PHASES = ("prepare", "warn", "inform", "recover", "review")
 # Columns covered by an event's hash, in a fixed order; `hash` itself is not.
@@ -133,6 +134,25 @@ def _migrations() -> Migrations:
     return migrations
 
 
+def unusable(exc: sqlite3.DatabaseError, path: Path | str | None = None) -> StoreError:
+    """What SQLite's complaint about the log means for the duty officer, and what to do about it."""
+    where = f"the log database {path}" if path else "the log database"
+    if isinstance(exc, sqlite3.OperationalError):  # locked past the busy timeout, disk full, not writable
+        return StoreError(f"cannot use {where}: {exc}",
+                          hint="if another broadcast command is running, let it finish and run this again; "
+                          "otherwise check the disk is not full and the folder is writable")
+    return StoreError(f"cannot use {where}: {exc}",
+                      hint="the file is damaged: move it aside (keep it: it is the record and evidence), restore the "
+                      "latest copy (docs/evidence.md), check it with: broadcast review verify, then run this again")
+
+
+def _started(marker: Path) -> str:
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8"))["created_at"])[:16].replace("T", " ") + "Z"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an earlier run"
+
+
 class Store:
     """One workspace's log database. Open with `Store.open(path)`."""
 
@@ -143,9 +163,22 @@ class Store:
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Store:
-        """Open (and migrate) the log at `path`; WAL mode, a busy timeout, foreign keys on."""
+        """Open (and migrate) the log at `path`; WAL mode, a busy timeout, foreign keys on.
+
+        A log this workspace has had (its `-id` marker is there) that is now missing or empty is refused rather
+        than started afresh: a new log would lose the record and reuse alert identifiers.
+        """
         path = Path(path)
-        if not create and not path.exists():
+        marker = path.with_name(path.name + MARKER_SUFFIX)
+        missing = not path.exists() or path.stat().st_size == 0
+        if missing and marker.is_file():
+            raise StoreError(
+                f"the log database {path} is {'empty' if path.exists() else 'missing'}, but this workspace has kept "
+                f"one since {_started(marker)}; nothing was done",
+                hint=f"restore {path.name} from the latest copy (docs/evidence.md), then run the command again. "
+                f"Only to start a new, empty log on purpose: delete {marker}",
+            )
+        if not create and missing:
             raise StoreError(
                 f"no log database at {path}",
                 hint="run the command from the workspace that holds broadcast.db, or pass --workspace",
@@ -162,11 +195,11 @@ class Store:
             with store.transaction():
                 _migrations().apply(store.db)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot use the log database {path}: {exc}",
-                hint="if the file is damaged, move it aside and restore the latest copy "
-                "(see docs/evidence.md); never delete it: it is the record",
-            ) from exc
+            raise unusable(exc, path) from exc
+        if not marker.exists():
+            with contextlib.suppress(OSError):  # a read-only folder: the log still works, unguarded
+                marker.write_text(canonical_json({"database": path.name, "created_at": isoformat(utcnow())}) + "\n",
+                                  encoding="utf-8")
         return store
 
     @property
