@@ -1,44 +1,328 @@
-"""Review: the log and its evidence."""
+"""Review: timelines and their exports, metrics, the decision log, the after-action report and the evidence."""
 
 from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from broadcast.commands import open_workspace, phase
 
+if TYPE_CHECKING:
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
+
+FORMATS = ("csv", "jsonl", "md", "html")
+TZ_HELP = "Show local times in this zone (default: the workspace's timezone)."
+
+
+class ReviewGroup(click.Group):
+    """`broadcast review INCIDENT ...` exports a timeline; `broadcast review COMMAND ...` runs a command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["export", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "INCIDENT [--format csv|jsonl|md|html] [-o FILE] [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
 
 @phase("review")
-@click.group()
+@click.group(cls=ReviewGroup)
 def review() -> None:
-    """Check the log and export the record of an incident."""
+    """Export an incident's timeline, and check, measure and annotate the log.
 
-
-@review.command("verify")
-@click.pass_context
-def review_verify(ctx: click.Context) -> None:
-    """Walk the log's hash chain and report the first row that was changed.
-
-    Example: broadcast review verify
+    \b
+    Examples:
+      broadcast review list
+      broadcast review snow-2026-11-23 --format html -o review.html
+      broadcast review metrics snow-2026-11-23
+      broadcast review verify snow-2026-11-23
     """
-    from broadcast.errors import StoreError
+
+
+@contextlib.contextmanager
+def opened(ctx: click.Context) -> Iterator[tuple[Workspace, Store]]:
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
     store = Store.open(workspace.db_path, create=False)
     try:
-        result = store.verify()
+        yield workspace, store
     finally:
         store.close()
-    if result.ok:
-        click.echo(f"OK  {result.count} events, head {result.head}")
+
+
+@review.command("export")
+@click.argument("incident")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="csv, jsonl, md or html (default: from -o, else md).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@click.option("--pinned", is_flag=True, help="Only the pinned entries (the narrative); metrics still cover all.")
+@click.option("--tz", metavar="ZONE", help=TZ_HELP)
+@click.option("--bom", is_flag=True, help="Start a CSV with a byte-order mark, for Excel.")
+@click.pass_context
+def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Path | None, pinned: bool,
+                  tz: str | None, bom: bool) -> None:
+    """Export an incident's timeline with its metrics and the chain head (also: broadcast review INCIDENT).
+
+    Example: broadcast review snow-2026-11-23 --format csv -o snow.csv --tz Europe/London
+    """
+    from broadcast.exports import export_file, format_for, write_export
+
+    fmt = format_for(output, fmt)
+    with opened(ctx) as (workspace, store):
+        options: dict[str, Any] = {"display_zone": tz or workspace.timezone, "pinned_only": pinned, "bom": bom}
+        if output is None:
+            header = write_export(store, incident, fmt, sys.stdout, **options)
+            written: list[Path] = []
+        else:
+            header, written = export_file(store, incident, fmt, output, **options)
+    data = header.data
+    chain = data["chain"]
+    for path in written:
+        click.echo(f"Wrote {path}", err=True)
+    click.echo(f"{data['event_count']} events; chain head {chain['head']} "
+               f"({'verified' if chain['verified'] else 'DOES NOT VERIFY'}).", err=True)
+    if not chain["verified"]:
+        click.secho(f"Warning: the log does not verify at event {chain['broken_at']}: {chain['reason']}. "
+                    "The export says so in its header; run: broadcast review verify", err=True, fg="red")
+
+
+@review.command("verify")
+@click.argument("incident", required=False)
+@click.pass_context
+def review_verify(ctx: click.Context, incident: str | None) -> None:
+    """Walk the log's hash chain and report the first row that was changed; with INCIDENT, its events too.
+
+    Example: broadcast review verify snow-2026-11-23
+    """
+    from broadcast.errors import StoreError
+    from broadcast.evidence import verify_incident
+
+    with opened(ctx) as (_, store):
+        if incident:
+            check = verify_incident(store, incident)
+            result = check.chain
+        else:
+            check, result = None, store.verify()
+    if not result.ok:
+        raise StoreError(
+            f"the log does not verify at event {result.broken_at}: {result.reason}. "
+            f"The {result.count} events before it verify (head {result.head}).",
+            hint="the log was changed outside broadcast; keep this file as evidence and compare it with your last "
+            "exported head hash",
+            exit_code=1,
+        )
+    click.echo(f"OK  {result.count} events, head {result.head}")
+    if check is not None:
+        d = check.digest
+        click.echo(f"OK  {incident}: {d.count} events (chain ids {d.first_chain_id}..{d.last_chain_id}), "
+                   f"digest {d.sha256}")
+        click.echo("    Compare the digest with an export's events_digest, or anchor it: email it to the review owner.")
+
+
+@review.command("metrics")
+@click.argument("incident")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--tz", metavar="ZONE", help=TZ_HELP)
+@click.pass_context
+def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | None) -> None:
+    """Time to first warning, success rates, latency, page lag, cadence and more, from the log.
+
+    Example: broadcast review metrics snow-2026-11-23
+    """
+    from broadcast.exports import metrics_text
+    from broadcast.metrics import measure, to_json
+    from broadcast.review import zone
+
+    with opened(ctx) as (workspace, store):
+        display = zone(tz or workspace.timezone)
+        m = measure(store, incident)
+    click.echo(to_json(m) if as_json else metrics_text(m, display))
+
+
+def _entry_options(command: Any) -> Any:
+    for option in reversed((
+        click.option("--at", metavar="TIME", help="When it happened, if not now: 06:10, '2026-11-23 06:10' (local) "
+                     "or 2026-11-23T06:10Z. The record keeps both times."),
+        click.option("--pin", is_flag=True, help="Include it in the narrative (--pinned exports)."),
+        click.option("--corrects", metavar="EVENT_ID", help="This entry corrects an earlier note or decision."),
+        click.option("--by", metavar="NAME", help="Who (default: $BROADCAST_OPERATOR or your user name)."),
+        click.option("--tz", metavar="ZONE", help="Read a local --at in this zone (default: the workspace's)."),
+    )):
+        command = option(command)
+    return command
+
+
+@review.command("note")
+@click.argument("incident")
+@click.argument("text")
+@_entry_options
+@click.pass_context
+def review_note(ctx: click.Context, incident: str, text: str, at: str | None, pin: bool, corrects: str | None,
+                by: str | None, tz: str | None) -> None:
+    """Add a note to an incident's log; nothing is ever edited, a correction is a new entry.
+
+    Example: broadcast review note snow-2026-11-23 "School transport cancelled by the operator" --at 06:40
+    """
+    from broadcast.review import add_note
+
+    with opened(ctx) as (workspace, store):
+        when = _when(at, tz or workspace.timezone)
+        row = add_note(store, incident, text, actor=_actor(by), at=when, pinned=pin, corrects=corrects)
+        _logged("note", row, tz or workspace.timezone)
+
+
+@review.command("decision")
+@click.argument("incident")
+@click.argument("text")
+@click.option("--reason", help="Why it was decided, on what information (required).")
+@_entry_options
+@click.pass_context
+def review_decision(ctx: click.Context, incident: str, text: str, reason: str | None, at: str | None, pin: bool,
+                    corrects: str | None, by: str | None, tz: str | None) -> None:
+    """Log a decision with its reasons in the incident's decision log.
+
+    Example: broadcast review decision snow-2026-11-23 "Close all northern schools" --reason "Met Office amber"
+    """
+    from broadcast.review import add_decision
+
+    with opened(ctx) as (workspace, store):
+        when = _when(at, tz or workspace.timezone)
+        row = add_decision(store, incident, text, reason=reason, actor=_actor(by), at=when, pinned=pin,
+                           corrects=corrects)
+        _logged("decision", row, tz or workspace.timezone)
+
+
+def _when(at: str | None, zone_name: str) -> Any:
+    from broadcast.review import parse_when, zone
+
+    return parse_when(at, zone(zone_name)) if at else None
+
+
+def _actor(by: str | None) -> str:
+    from broadcast.approvals import operator
+
+    return (by or "").strip() or operator()
+
+
+def _logged(kind: str, row: dict[str, Any], zone_name: str) -> None:
+    from broadcast.exports import clock
+    from broadcast.review import zone
+
+    display = zone(zone_name)
+    click.echo(f"Logged {kind} {row['event_id']} on {row['incident']} at {clock(row['occurred_at'], display)}"
+               + (f" (recorded {clock(row['recorded_at'], display)})" if row["occurred_at"] != row["recorded_at"]
+                  else ""))
+    if row["supersedes"]:
+        click.echo(f"It corrects {row['supersedes']}, which stays in the log, struck through in exports.")
+
+
+@review.command("aar")
+@click.argument("incident")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.md.")
+@click.option("--force", is_flag=True, help="Overwrite FILE (a reviewer's edits in it are lost).")
+@click.option("--tz", metavar="ZONE", help=TZ_HELP)
+@click.pass_context
+def review_aar(ctx: click.Context, incident: str, output: Path | None, force: bool, tz: str | None) -> None:
+    """Draft the after-action report: facts from the log, sections and an action table to complete.
+
+    Example: broadcast review aar snow-2026-11-23 -o aar-snow.md
+    """
+    from broadcast.aar import write_aar
+    from broadcast.errors import PolicyError
+
+    if output is not None and output.exists() and not force:
+        raise PolicyError(f"{output} exists and may hold a reviewer's work: it was not overwritten",
+                          hint="choose another file with -o, or add --force to replace it")
+    with opened(ctx) as (workspace, store):
+        display_zone = tz or workspace.timezone
+        if output is None:
+            write_aar(store, incident, sys.stdout, display_zone=display_zone)
+            return
+        with output.open("w", encoding="utf-8") as out:
+            write_aar(store, incident, out, display_zone=display_zone)
+    click.echo(f"Wrote {output}: complete the Strengths, Areas for improvement and Corrective actions sections.")
+
+
+@review.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def review_list(ctx: click.Context, as_json: bool) -> None:
+    """List every incident in the log, newest first, with its alert and event counts.
+
+    Example: broadcast review list
+    """
+    import json
+
+    from broadcast.review import incidents_table
+
+    with opened(ctx) as (_, store):
+        rows = list(incidents_table(store))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    raise StoreError(
-        f"the log does not verify at event {result.broken_at}: {result.reason}. "
-        f"The {result.count} events before it verify (head {result.head}).",
-        hint="the log was changed outside broadcast; keep this file as evidence and compare it with your last "
-        "exported head hash",
-        exit_code=1,
-    )
+    if not rows:
+        click.echo("No incidents in the log.")
+        return
+    width = max(len(r["slug"]) for r in rows)
+    click.echo(f"{'INCIDENT':{width}}  {'STATUS':10}  {'OPENED (UTC)':16}  ALERTS  EVENTS  TITLE")
+    for r in rows:
+        title = r["title"] + (" [exercise]" if r["exercise"] else "")
+        click.echo(f"{r['slug']:{width}}  {r['status']:10}  {r['opened_at'][:16].replace('T', ' '):16}  "
+                   f"{r['alerts']:6}  {r['events']:6}  {title}")
+
+
+@review.command("summary")
+@click.option("--since", required=True, metavar="DATE", help="First day, as 2026-04-01 (local).")
+@click.option("--until", metavar="DATE", help="Day after the last, as 2027-04-01 (local; default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--tz", metavar="ZONE", help="Read the dates in this zone (default: the workspace's).")
+@click.pass_context
+def review_summary(ctx: click.Context, since: str, until: str | None, as_json: bool, tz: str | None) -> None:
+    """Incidents, alerts and channels' success rates over a period, for the annual report.
+
+    Example: broadcast review summary --since 2026-04-01 --until 2027-04-01
+    """
+    import json
+
+    from broadcast.metrics import duration, percent, summarise
+
+    with opened(ctx) as (workspace, store):
+        zone_name = tz or workspace.timezone
+        result = summarise(store, _day(since, zone_name, "--since"), _day(until, zone_name, "--until")
+                           if until else None)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    exercises = sum(i["exercise"] for i in result.incidents)
+    click.echo(f"{len(result.incidents)} incidents from {since}" + (f" to {until}" if until else "")
+               + f" ({exercises} exercises)")
+    for i in result.incidents:
+        click.echo(f"  {i['opened_at'][:10]}  {i['slug']}  {i['alerts']} alerts, first warning after "
+                   f"{duration(i['time_to_first_warning_s'])}" + ("  [exercise]" if i["exercise"] else ""))
+    click.echo("Alerts: " + (", ".join(f"{n} {kind}" for kind, n in sorted(result.alerts.items())) or "none"))
+    for c in result.channels:
+        click.echo(f"  {c.channel:24} {c.sent:6} of {c.deliveries:6} sent  {percent(c.success_rate):>6}")
+
+
+def _day(text: str, zone_name: str, option: str) -> Any:
+    from datetime import date, datetime
+
+    from broadcast.errors import PolicyError
+    from broadcast.review import zone
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise PolicyError(f"{option} {text!r} is not a date", hint=f"e.g. {option} 2026-04-01") from None
+    return datetime.combine(day, datetime.min.time(), zone(zone_name))
 
 
 COMMANDS = [review]
