@@ -15,8 +15,9 @@ broadcast.db
 broadcast.db-*
 # Generated: the fallback page, feeds and CAP files.
 site/
-# Recipient lists hold personal data.
+# Recipient lists hold personal data; .broadcast/ holds the key that hashes their numbers and addresses.
 lists/
+.broadcast/
 # Secrets never live in the workspace.
 *.secrets
 .env
