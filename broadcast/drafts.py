@@ -21,14 +21,16 @@ FREE_TEXT = "free-text"
 
 
 def save_draft(store: Store, *, drafted_by: str, template: str | None, values: dict[str, str],
-               texts: dict[str, str], issue: Issue, only: tuple[str, ...], why: str) -> int:
+               texts: dict[str, str], issue: Issue, only: tuple[str, ...], why: str,
+               to: tuple[str, ...] = (), one_segment: bool = False) -> int:
     """Keep a message for a second person to approve; nothing is sent."""
     with store.transaction():
         cursor = store.conn.execute(
             "INSERT INTO drafts (created_at, drafted_by, template, variables, text, issue, only, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting')",
             [isoformat(utcnow()), drafted_by, template or FREE_TEXT, json.dumps(values, ensure_ascii=False),
-             json.dumps(texts, ensure_ascii=False), json.dumps(asdict(issue)), json.dumps(list(only))],
+             json.dumps(texts, ensure_ascii=False), json.dumps(asdict(issue)),
+             json.dumps({"only": list(only), "to": list(to), "one_segment": one_segment})],
         )
         number = int(cursor.lastrowid or 0)
         store.append_event("message_drafted", phase="warn", actor=drafted_by, incident=issue.incident,
@@ -56,13 +58,14 @@ def plan_draft(workspace: Workspace, store: Store, row: dict[str, Any]) -> Plan:
     from broadcast.sending import Issue, plan_rendering, plan_warning
 
     issue = Issue(**{**json.loads(row["issue"]), "references": tuple(json.loads(row["issue"])["references"])})
-    only = tuple(json.loads(row["only"]))
+    audience = json.loads(row["only"])  # which channels, and which recipients (--to) the drafter chose
+    only, to = tuple(audience["only"]), tuple(audience["to"])
     if row["template"] == FREE_TEXT:
         rendering = free_text(workspace, json.loads(row["text"]))
         return plan_rendering(workspace, rendering, ApprovalState(UNAPPROVED, None), store=store, only=only,
-                              learn_limits=True, issue=issue)
+                              learn_limits=True, issue=issue, to=to, one_segment=audience["one_segment"])
     return plan_warning(workspace, row["template"], json.loads(row["variables"]), store=store, only=only,
-                        learn_limits=True, issue=issue)
+                        learn_limits=True, issue=issue, to=to, one_segment=audience["one_segment"])
 
 
 def decide(store: Store, number: int, *, state: str, by: str, reason: str | None = None,

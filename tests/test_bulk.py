@@ -164,3 +164,15 @@ def test_sigkill_mid_send_to_5000_then_resend_reaches_everyone_exactly_once(tmp_
         assert resent.returncode == 1 and "--include-uncertain" in resent.stdout
     assert "CHECK sms-twilio (en-GB)" in resent.stdout and "OK    sms-residents (en-GB)" in resent.stdout
     assert store.verify().ok
+
+
+def test_a_draft_keeps_its_recipients_when_approved(tmp_path, sandbox, env, monkeypatch):
+    root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url)])
+    result = invoke(root, "warn", "--text", "Hillside Primary is closed today.", "--to", "parents:hillside-primary",
+                    "--yes")
+    assert result.exit_code == 2 and "saved as draft 1" in result.stderr
+    monkeypatch.setenv("BROADCAST_OPERATOR", "second-officer")
+    approved_send = invoke(root, "approve", "1", "--yes")
+    assert approved_send.exit_code == 0, approved_send.output
+    # Only the drafter's choice: the parents of Hillside with a phone number, not everyone on the list.
+    assert numbers(sandbox, "notify") == {"+447700900001": 1}

@@ -71,7 +71,7 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
             return
         assert store is not None
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, draft=draft, override=override,
-                     reason=reason, values=values, texts=words, only=only)
+                     reason=reason, values=values, texts=words, only=only, to=to, one_segment=one_segment)
     finally:
         if store is not None:
             store.close()
@@ -95,7 +95,8 @@ def split_texts(workspace: Workspace, texts: tuple[str, ...]) -> dict[str, str]:
 def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: Plan, *, yes: bool, as_json: bool,
                  draft: bool = False, override: bool = False, reason: str | None = None,
                  values: dict[str, str] | None = None, texts: dict[str, str] | None = None,
-                 only: tuple[str, ...] = (), release: Release | None = None, confirmed: bool = False) -> None:
+                 only: tuple[str, ...] = (), release: Release | None = None, confirmed: bool = False,
+                 to: tuple[str, ...] = (), one_segment: bool = False) -> None:
     """Show the plan, confirm, then send it, or keep it as a draft when policy needs a second person."""
     from broadcast.approvals import operator
     from broadcast.drafts import save_draft
@@ -115,7 +116,7 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
                               hint="approve the template first: broadcast templates approve NAME --by ...")
         number = save_draft(store, drafted_by=actor, template=None if plan.alert.template == "free-text"
                             else plan.alert.template, values=values or {}, texts=texts or {}, issue=plan.issue,
-                            only=only, why=why)
+                            only=only, why=why, to=to, one_segment=one_segment)
         raise PolicyError(f"not sent: saved as draft {number} ({why}); a second person must approve it",
                           hint=f"the second person runs: broadcast approve {number}   (see: broadcast drafts)")
     if not confirmed:
