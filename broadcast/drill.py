@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from broadcast.workspace import ChannelConfig, Workspace
 
 ACTOR = "drill (exercise)"
+EXAMPLE_LISTS = Path(__file__).parent / "example" / "lists"
 COPIED = ("broadcast.toml", "approvals.toml", "people.toml", "templates", "channels", "runbooks", "areas")
 # Faults a duty officer should see handled: a rate limit honoured, a server error retried, a slow platform.
 FAULTS: dict[str, dict[str, Any]] = {"facebook": {"fail_next": 1, "status": 429, "retry_after": 1},
@@ -61,6 +62,7 @@ class DrillReport:
 def run_drill(source: Workspace, *, into: Path | None = None, faults: bool = True,
               echo: Callable[[str], None] = print) -> DrillReport:
     """Copy the workspace, start the sandbox, run the whole exercise, and say where the page and log are."""
+    from broadcast.sandbox.mail import start_mail
     from broadcast.sandbox.server import Sandbox
     from broadcast.workspace import Workspace
 
@@ -68,15 +70,17 @@ def run_drill(source: Workspace, *, into: Path | None = None, faults: bool = Tru
     root = copy_workspace(source.root, into)
     sandbox = Sandbox(seed=1)
     url = sandbox.start()
+    mail, mail_port = start_mail(sandbox)
     report = DrillReport(root, url)
     saved = dict(os.environ)
     try:
-        point_at_sandbox(Workspace(root), url)
+        point_at_sandbox(Workspace(root), url, mail_port)
         workspace = Workspace(root)
         echo(f"Drill in {root} (a copy of {source.root}); every channel goes to the sandbox at {url}/")
         _exercise(workspace, sandbox, report, faults, echo)
     finally:
         report.posts = len(sandbox.received(accepted=True))
+        mail.stop()
         sandbox.stop()
         os.environ.clear()
         os.environ.update(saved)
@@ -95,6 +99,11 @@ def copy_workspace(source: Path, into: Path | None) -> Path:
             shutil.copytree(path, root / name)
         elif path.is_file():
             shutil.copyfile(path, root / name)
+    # Only the fictional example lists (drama-range numbers, example.org), never the workspace's own lists/:
+    # a drill has no business copying real people's numbers into a temporary folder.
+    lists = next((p for p in (source / "examples" / "lists", EXAMPLE_LISTS) if p.is_dir()), None)
+    if lists is not None:
+        shutil.copytree(lists, root / "lists")
     config = (root / "broadcast.toml").read_text(encoding="utf-8")
     config = re.sub(r"(?m)^show_exercises\s*=.*$", "show_exercises = true", config)
     if "show_exercises" not in config:
@@ -106,7 +115,7 @@ def copy_workspace(source: Path, into: Path | None) -> Path:
     return root
 
 
-def sandbox_settings(config: ChannelConfig, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+def sandbox_settings(config: ChannelConfig, url: str, mail_port: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
     """The settings and secret values that point one channel at the sandbox."""
     from broadcast.sandbox.server import CREDENTIALS
 
@@ -134,34 +143,50 @@ def sandbox_settings(config: ChannelConfig, url: str) -> tuple[dict[str, Any], d
         values["signing_secret"] = CREDENTIALS["webhook"]
     elif kind == "slack":
         values["webhook_url"] = f"{url}/slack/services/T0001/B0001/{CREDENTIALS['slack']}"
+    elif kind == "govuk-notify":
+        from broadcast.sandbox.platforms import notify
+
+        settings.update(api=f"{url}/notify", sms_template_id=notify.SMS_TEMPLATE)
+        if "email_template_id" in settings:
+            settings["email_template_id"] = notify.EMAIL_TEMPLATE
+        values["api_key"] = notify.API_KEY
+    elif kind == "twilio":
+        from broadcast.sandbox.platforms import twilio
+
+        settings.update(api=f"{url}/twilio", messaging_service_sid=twilio.MESSAGING_SERVICE_SID)
+        settings.pop("from", None)
+        values.update(account_sid=twilio.ACCOUNT_SID, auth_token=twilio.AUTH_TOKEN)
+    elif kind == "smtp":
+        settings.update(host="127.0.0.1", port=mail_port, security="none")  # the sandbox's own mail server
     elif kind == "teams":
         values["workflow_url"] = (f"{url}/teams/workflows/sandbox/triggers/manual/paths/invoke"
                                   f"?sig={CREDENTIALS['teams']}")
     return settings, values
 
 
-def point_at_sandbox(workspace: Workspace, url: str) -> None:
+def point_at_sandbox(workspace: Workspace, url: str, mail_port: int) -> None:
     """Rewrite each channel file of the copy: sandbox addresses, exercise allowed, secrets set in this process."""
     from broadcast.channels import KINDS
 
     for config in workspace.channels.values():
         if config.kind not in KINDS:
             continue  # the page is published to the copy's site/; kinds without an adapter stay as they are
-        settings, values = sandbox_settings(config, url)
+        settings, values = sandbox_settings(config, url, mail_port)
         for key, value in values.items():
             ref = config.secrets.get(key)
             if ref:
                 os.environ[ref.removeprefix("env:")] = value
-        config.path.write_text(channel_toml(config, settings), encoding="utf-8")
+        secrets = {} if config.kind == "smtp" else config.secrets  # the sandbox's mail server takes no login
+        config.path.write_text(channel_toml(config, settings, secrets), encoding="utf-8")
 
 
-def channel_toml(config: ChannelConfig, settings: dict[str, Any]) -> str:
+def channel_toml(config: ChannelConfig, settings: dict[str, Any], secrets: dict[str, str]) -> str:
     lines = [f"# Drill copy: points at the sandbox.\nkind = {json.dumps(config.kind)}",
              f"description = {json.dumps(config.description, ensure_ascii=False)}",
              f"languages = {json.dumps(list(config.languages))}", "exercise = true",
              f"enabled = {'true' if config.enabled else 'false'}", "", "[settings]"]
     lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in settings.items()]
-    lines += ["", "[secrets]"] + [f"{key} = {json.dumps(ref)}" for key, ref in config.secrets.items()]
+    lines += ["", "[secrets]"] + [f"{key} = {json.dumps(ref)}" for key, ref in secrets.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +259,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
 def summary(name: str, sent: Report, report: DrillReport, step: Callable[[str, str], None]) -> None:
     report.alerts.append(sent.alert.identifier)
     delivered = sum(o.state == "sent" for o in sent.outcomes)
-    retried = sum(o.attempts > 1 for o in sent.outcomes)
+    retried = sum(bool(o.waits) for o in sent.outcomes)
     failed = [f"{o.channel} ({o.error})" for o in sent.outcomes if o.state != "sent"]
     line = (f"{sent.alert.identifier} {sent.alert.msg_type} {sent.alert.status}: {delivered} of {len(sent.outcomes)} "
             f"posts delivered, {retried} after a retry")

@@ -141,12 +141,18 @@ async def _deliver(
         backoff *= 0.5 + _jitter()
         if isinstance(exc, ChannelError) and exc.retry_after is not None:
             backoff = max(exc.retry_after, 0.0)  # the platform said when: wait exactly that, not less
+        return backoff
+
+    def scheduled(state: RetryCallState) -> None:
+        # Logged here, not in wait(): tenacity computes the wait before it decides to stop, and only calls this
+        # when a retry will really happen.
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = state.next_action.sleep if state.next_action else 0.0
         outcome.waits.append(backoff)
         store.transition(delivery, "pending", "retry_scheduled", actor=actor,
                          description=f"{channel.name}: retry in {backoff:.1f}s",
                          details={"wait_s": round(backoff, 3), "error": str(exc)[:300] if exc else None,
                                   "http_status": getattr(exc, "status", None)})
-        return backoff
 
     async def attempt() -> Receipt:
         nonlocal in_flight
@@ -168,7 +174,8 @@ async def _deliver(
     try:
         async with asyncio.timeout_at(deadline):
             retrying = AsyncRetrying(stop=stop_after_attempt(limits.max_attempts), wait=wait,
-                                     retry=retry_if_exception(retryable), sleep=sleep, reraise=True)
+                                     retry=retry_if_exception(retryable), sleep=sleep, reraise=True,
+                                     before_sleep=scheduled)
             receipt: Receipt = await retrying(attempt)
     except ChannelError as exc:
         uncertain = exc.unknown_outcome and not channel.idempotent

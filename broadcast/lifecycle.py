@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,20 @@ def resolve_alert(store: Store, reference: str) -> Alert:
                       hint="name exactly one alert identifier")
 
 
+def audience_of(store: Store, alerts: list[Alert]) -> tuple[str, ...]:
+    """The --to tags the alerts were sent to, so what follows them reaches the same people ('' = everyone)."""
+    tags: set[str] = set()
+    for alert in alerts:
+        rows = store.conn.execute("SELECT details FROM events WHERE type = 'recipients_selected' AND alert = ?",
+                                  [alert.identifier]).fetchall()
+        for (details,) in rows:
+            chosen = json.loads(details).get("to") or []
+            if not chosen:
+                return ()  # one of them went to everyone on the lists: so does this
+            tags.update(chosen)
+    return tuple(sorted(tags))
+
+
 def triple(alert: Alert) -> str:
     return f"{alert.sender},{alert.identifier},{alert.sent}"
 
@@ -86,7 +101,8 @@ def plan_update(workspace: Workspace, store: Store, incident: str, template: str
                           hint=f"send a new warning: broadcast warn TEMPLATE --incident {incident}")
     status = status or ("Exercise" if row["exercise"] else live[-1].status)
     plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=True,
-                        issue=Issue("Update", status, tuple(triple(a) for a in live), incident=incident))
+                        issue=Issue("Update", status, tuple(triple(a) for a in live), incident=incident),
+                        to=audience_of(store, live))
     if all_clear and "AllClear" not in plan.rendering.template.cap.response_type:
         raise PolicyError(f"template {template} is not an all-clear (its cap.response_type has no AllClear)",
                           hint="use an all-clear template, such as all-clear")
@@ -118,7 +134,7 @@ def plan_correction(workspace: Workspace, store: Store, reference: str, changes:
     issue = Issue("Update", original.status, (triple(original),), note=f"Correction of {original.identifier}: {said}",
                   incident=original.incidents)
     return original, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
-                                    issue=issue)
+                                    issue=issue, to=audience_of(store, [original]))
 
 
 def plan_cancel(workspace: Workspace, store: Store, reference: str, reason: str, *,
@@ -147,7 +163,7 @@ def plan_cancel(workspace: Workspace, store: Store, reference: str, reason: str,
     # Withdrawing a message is never held for a second person: it only ever reduces what the public is told.
     approval = ApprovalState(APPROVED, None)
     return original, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
-                                    issue=issue)
+                                    issue=issue, to=audience_of(store, [original]))
 
 
 def rendering_of(workspace: Workspace, alert: Alert) -> Rendering:
@@ -181,10 +197,15 @@ def retract(workspace: Workspace, store: Store, alert: Alert, *, actor: str,
     """Delete the alert's posts wherever the platform allows; the kill switch is honoured."""
     usable, skipped = usable_channels(workspace, store, only, alert.status)
     channels = {channel.name: channel for _, channel in usable}
-    posted = store.deliveries(alert.identifier, ("sent",))
+    posted = store.deliveries(alert.identifier, ("sent",), recipients=False)
     reasons = dict(skipped)
     results = [Retraction(d["channel"], d["language"], False, f"skipped: {reasons[d['channel']]}")
                for d in posted if d["channel"] in reasons]
+    for channel, count in store.conn.execute(
+            "SELECT channel, count(*) FROM deliveries WHERE alert = ? AND recipient != '' AND state = 'sent' "
+            "GROUP BY channel", [alert.identifier]):
+        results.append(Retraction(channel, "", False, f"{count:,} texts or emails cannot be recalled: what follows "
+                                  "goes to the same people"))
     sent = [d for d in posted if d["channel"] in channels]
 
     async def run() -> list[Retraction]:

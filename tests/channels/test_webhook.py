@@ -53,3 +53,13 @@ def test_garbage_answers_are_a_clear_error(webhook, sandbox):
     outcome, _ = send_one(channel, make_alert(workspace))
     assert outcome.state == "failed" and outcome.attempts == 5
     assert "HTTP 502" in outcome.error
+
+
+def test_a_retry_is_logged_only_when_it_really_happens(webhook, sandbox):
+    workspace, channel = webhook
+    sandbox.fault("partners", fail_next=9, status=503)
+    outcome, store = send_one(channel, make_alert(workspace))
+    assert outcome.state == "failed" and outcome.attempts == 5
+    types = [e["type"] for e in store.events()]
+    assert types.count("delivery_attempt") == 5 and types.count("retry_scheduled") == 4
+    assert len(outcome.waits) == 4
