@@ -32,6 +32,10 @@ def test_drill_runs_the_whole_exercise_against_the_sandbox(example_dir, tmp_path
     retried = [json.loads(e["details"]) for e in store.events() if e["type"] == "retry_scheduled"]
     assert any(r["http_status"] == 429 and r["wait_s"] == 1 for r in retried)
     assert store.verify().ok
+    people = store.conn.execute("SELECT channel, state, count(*) FROM deliveries WHERE recipient != '' "
+                                "GROUP BY channel, state").fetchall()
+    assert {(channel, state) for channel, state, _ in people} == {("sms-residents", "sent"),
+                                                                  ("email-residents", "sent")}
     index = (into / "site" / "index.html").read_text(encoding="utf-8")
     assert "EXERCISE" in index
     # The drill's sandbox credentials never outlive it, and the original workspace is untouched.

@@ -26,8 +26,8 @@ class MailSink:
         text = message.get_body(preferencelist=("plain",))
         body = {"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": str(message["subject"]),
                 "text": text.get_content() if text else "", "parts": [p.get_content_type() for p in message.walk()]}
-        record = Received("smtp", "smtp", "DATA", "/", time.monotonic(), {k.lower(): str(v) for k, v in message.items()},
-                          body, 250, True)
+        headers = {k.lower(): str(v) for k, v in message.items()}
+        record = Received("smtp", "smtp", "DATA", "/", time.monotonic(), headers, body, 250, True)
         with self.sandbox._lock:
             self.sandbox.log.append(record)
         return "250 Message accepted for delivery"
