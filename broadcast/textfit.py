@@ -71,7 +71,8 @@ class Fitted:
 
 
 def fit(
-    parts: Sequence[tuple[str, bool]], *, headline: str, link: str, count: Counter, limit: int, channel: str
+    parts: Sequence[tuple[str, bool]], *, headline: str, link: str, count: Counter, limit: int, channel: str,
+    unit: str = "characters",
 ) -> Fitted:
     """Fit text to `limit` as `count` measures it.
 
@@ -98,7 +99,7 @@ def fit(
         if count(candidate) <= limit:
             return Fitted(candidate, count(candidate), limit, True)
     raise PolicyError(
-        f"{channel}: even the headline and the link do not fit in {limit}; nothing was sent",
+        f"{channel}: even the headline and the link do not fit in {limit} {unit}; nothing was sent",
         hint="shorten the template's headline, or leave this channel out with --only",
     )
 

@@ -93,7 +93,7 @@ class Channel:
         """The exact text for this channel, fitted to its limit by rule."""
         info = alert.info(language)
         fitted = fit(self.text_parts(alert, language), headline=info.headline, link=info.web, count=self.count,
-                     limit=self.limit, channel=self.name)
+                     limit=self.limit, channel=self.name, unit=self.unit)
         return Post(self.name, language, fitted.text, fitted.count, fitted.limit, self.unit, fitted.shortened, {})
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:

@@ -70,7 +70,7 @@ class ListChannel(Channel):
             return self.email_post(alert, language)
         info = alert.info(language)
         fitted = fit(self.text_parts(alert, language), headline=info.headline, link=info.web,
-                     count=count_segments, limit=self.max_segments, channel=self.name)
+                     count=count_segments, limit=self.max_segments, channel=self.name, unit="SMS segments")
         counted = segments(fitted.text)
         extra: dict[str, Any] = {"encoding": counted.encoding, "units": counted.units}
         if "email" in self.media:

@@ -66,9 +66,11 @@ class Twilio(ListChannel):
         return f"{self.api}/2010-04-01/Accounts/{self.secret('account_sid')}"
 
     async def open(self, session: aiohttp.ClientSession) -> None:
-        import aiohttp
+        import base64
 
-        self._auth = aiohttp.BasicAuth(self.secret("account_sid"), self.secret("auth_token"))
+        # HTTP Basic (RFC 7617) by hand: aiohttp.BasicAuth is deprecated for removal in aiohttp 4.
+        pair = f"{self.secret('account_sid')}:{self.secret('auth_token')}".encode()
+        self._auth = {"authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
     async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
         form = {"To": recipient.contact, "Body": post.text}
@@ -79,7 +81,7 @@ class Twilio(ListChannel):
         for name, setting in (("ValidityPeriod", "validity_period"), ("StatusCallback", "status_callback")):
             if self.settings.get(setting):
                 form[name] = str(self.settings[setting])
-        async with session.post(f"{self._account()}/Messages.json", data=form, auth=self._auth) as response:
+        async with session.post(f"{self._account()}/Messages.json", data=form, headers=self._auth) as response:
             text = await response.text()
             if response.status not in (200, 201):
                 raise self.error(response.status, text, "sending", response.headers.get("Retry-After"))

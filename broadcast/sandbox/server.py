@@ -69,6 +69,9 @@ class Received:
     accepted: bool = False  # a new post (not a duplicate, not an error)
 
 
+RECORD = web.RequestKey("record", Received)  # the request's Received, for the platform handler to mark accepted
+
+
 @dataclass
 class Sandbox:
     """All emulated platforms in one aiohttp app. Start with `start()` (a thread) or `serve()`."""
@@ -133,7 +136,7 @@ class Sandbox:
         with self._lock:
             self.log.append(record)
             fault = self.faults.get(target) or self.faults.get(platform)
-        request["record"] = record
+        request[RECORD] = record
         response = await self._apply(fault, record) if fault and request.method in fault.methods else None
         if response is None:
             response = await handler(request)

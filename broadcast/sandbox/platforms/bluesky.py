@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 from broadcast.textfit import graphemes
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         return dict(found)
 
     def body(request: web.Request) -> dict[str, Any]:
-        data = request["record"].body
+        data = request[RECORD].body
         return data if isinstance(data, dict) else {}
 
     async def create_session(request: web.Request) -> web.Response:
@@ -108,7 +108,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return error(400, "InvalidRequest", f"Record already exists: {uri}")
         cid = "bafyrei" + hashlib.sha256(repr(sorted(record.items())).encode()).hexdigest()[:52]
         records[uri] = {"uri": uri, "cid": cid, "value": record}
-        request["record"].accepted = True
+        request[RECORD].accepted = True
         return web.json_response({"uri": uri, "cid": cid, "commit": {"cid": cid, "rev": rkey},
                                   "validationStatus": "valid"})
 

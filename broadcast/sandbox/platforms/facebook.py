@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -35,7 +35,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
 
     def who(request: web.Request) -> tuple[dict[str, str] | None, web.Response | None]:
         """The account the request's token belongs to, or the error Graph would answer."""
-        body = request["record"].body if isinstance(request["record"].body, dict) else {}
+        body = request[RECORD].body if isinstance(request[RECORD].body, dict) else {}
         header = request.headers.get("Authorization", "")
         token = body.get("access_token") or request.query.get("access_token") or (
             header.split(" ", 1)[1] if header.startswith(("Bearer ", "OAuth ")) else None)
@@ -61,7 +61,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         if account is USER:
             return error(200, "(#200) If posting to a page, requires both pages_read_engagement and "
                          "pages_manage_posts as an admin with sufficient administrative permission", "OAuthException")
-        body = request["record"].body
+        body = request[RECORD].body
         message = str(body.get("message", "")) if isinstance(body, dict) else ""
         if not message and not (isinstance(body, dict) and body.get("link")):
             return error(100, "(#100) Missing message or attachment", "OAuthException")
@@ -72,7 +72,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return error(506, "Duplicate status message", "OAuthException", subcode=1455006)
         post_id = f"{PAGE['id']}_{sandbox.next_id()}"
         posts[post_id] = {"message": message, "link": body.get("link")}
-        request["record"].accepted = True
+        request[RECORD].accepted = True
         return web.json_response({"id": post_id})
 
     async def delete(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 from broadcast.textfit import mastodon_length
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
     async def post_status(request: web.Request) -> web.Response:
         if not authorised(request):
             return unauthorised()
-        record = request["record"]
+        record = request[RECORD]
         text = (record.body or {}).get("status") if isinstance(record.body, dict) else None
         if not text:
             return web.json_response({"error": "Validation failed: Text can't be blank"}, status=422)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -125,7 +125,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         refused = authorise(request) or limited()
         if refused:
             return refused
-        record = request["record"]
+        record = request[RECORD]
         body = record.body if isinstance(record.body, dict) else {}
         template = TEMPLATES.get(str(body.get("template_id")))
         if template is None or template["type"] != kind:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -28,7 +28,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         store = sandbox.store("slack")
         if store.get("archived"):
             return answer(410, "channel_is_archived")
-        body = request["record"].body
+        body = request[RECORD].body
         if not isinstance(body, dict):
             return answer(400, "invalid_payload")
         if not body.get("text") and not body.get("blocks"):
@@ -40,7 +40,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             "text": text[:TEXT_MAX], "truncated": len(text) > TEXT_MAX, "blocks": body.get("blocks", []),
             "shown": _unescape(text[:TEXT_MAX]),
         })
-        request["record"].accepted = True
+        request[RECORD].accepted = True
         return answer(200, "ok")
 
     app.router.add_post("/slack/services/{team}/{bot}/{secret}", post, name="slack:post")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -37,7 +37,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
                          "not valid.")
         if int(request.headers.get("Content-Length", "0")) > MAX_BYTES:
             return error(413, "RequestEntityTooLarge", f"The message is larger than {MAX_BYTES} bytes.")
-        record = request["record"]
+        record = request[RECORD]
         content = _card(record.body)
         if content is None:
             return error(400, "TriggerInputSchemaMismatch", "The input body for trigger 'manual' of type "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -52,7 +52,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         return None
 
     def params(request: web.Request) -> dict[str, Any]:
-        body = request["record"].body
+        body = request[RECORD].body
         return body if isinstance(body, dict) else {}
 
     async def get_me(request: web.Request) -> web.Response:
@@ -77,7 +77,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         message = {"message_id": message_id, "sender_chat": target, "chat": target, "date": int(time.time()),
                    "text": text, "link_preview_options": data.get("link_preview_options", {})}
         messages()[f"{target['id']}/{message_id}"] = message
-        request["record"].accepted = True
+        request[RECORD].accepted = True
         return ok(message)
 
     async def delete_message(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -66,7 +66,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         refused = authorise(request) or limited()
         if refused:
             return refused
-        record = request["record"]
+        record = request[RECORD]
         form = record.body if isinstance(record.body, dict) else {}
         to, text = str(form.get("To", "")), str(form.get("Body", ""))
         try:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
@@ -25,7 +25,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         key = (request.match_info["target"], request.headers["webhook-id"])
         if key not in seen:  # a receiver dedupes on webhook-id, as the spec asks
             seen.add(key)
-            request["record"].accepted = True
+            request[RECORD].accepted = True
         return web.json_response({"ok": True})
 
     app.router.add_post("/hooks/{target}", receive, name="webhook:receive")

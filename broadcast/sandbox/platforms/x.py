@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.sandbox.server import CREDENTIALS
+from broadcast.sandbox.server import CREDENTIALS, RECORD
 from broadcast.textfit import x_weighted_length
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
     async def create(request: web.Request) -> web.Response:
         if response := unauthorised(request):
             return response
-        body = request["record"].body
+        body = request[RECORD].body
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str) or not text.strip():
             return problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
@@ -83,7 +83,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
         tweet_id = str(1_900_000_000_000_000_000 + int(sandbox.next_id()))
         tweets()[tweet_id] = {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}
-        request["record"].accepted = True
+        request[RECORD].accepted = True
         return web.json_response({"data": tweets()[tweet_id]}, status=201)
 
     async def delete(request: web.Request) -> web.Response:
