@@ -17,10 +17,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from broadcast.audience import default_language
 from broadcast.channels.base import ChannelError, Receipt
 from broadcast.channels.lists import ListChannel
-from broadcast.errors import BroadcastError, PolicyError
+from broadcast.errors import BroadcastError
 from broadcast.fanout import Limits, Outcome, delivery_key
+from broadcast.journal import Journal
 from broadcast.recipients import ListReport, RecipientKey, describe, read_opt_outs, scrub, select
 from broadcast.store import isoformat, utcnow
 
@@ -31,197 +33,11 @@ if TYPE_CHECKING:
     from broadcast.channels.base import Channel
     from broadcast.recipients import Recipient
     from broadcast.store import Store
-    from broadcast.workspace import ChannelConfig, Workspace
+    from broadcast.workspace import Workspace
 
 CHUNK = 500  # rows per queueing transaction and per look-up of a list's rows
 QUEUE_AHEAD = 2  # recipients waiting for a worker, per worker
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def is_list_channel(channel: Channel) -> bool:
-    return isinstance(channel, ListChannel)
-
-
-# -- the plan: who a send reaches, in which language, at what cost ------------------------------------
-@dataclass(frozen=True)
-class AudienceLine:
-    channel: str
-    kind: str
-    language: str
-    medium: str
-    recipients: int
-    units: int  # segments per text (1 for an email)
-    price: float | None
-    currency: str
-
-    def describe(self) -> str:
-        from broadcast.sms import cost_line
-
-        if self.medium == "email":
-            return f"{self.recipients:,} recipient{'s' if self.recipients != 1 else ''} by email"
-        return cost_line(self.recipients, self.units, self.price, self.currency)
-
-
-@dataclass
-class Audience:
-    """The recipients a warning reaches on each list channel, counted before anything is sent."""
-
-    to: tuple[str, ...]
-    max_segments: int | None
-    lines: list[AudienceLine] = field(default_factory=list)
-    reports: dict[str, ListReport] = field(default_factory=dict)
-
-    @property
-    def recipients(self) -> int:
-        return sum(line.recipients for line in self.lines)
-
-    @property
-    def segments(self) -> int:
-        return sum(line.recipients * line.units for line in self.lines if line.medium == "sms")
-
-    def cost(self) -> float | None:
-        prices = [line.recipients * line.units * line.price for line in self.lines if line.price is not None]
-        return sum(prices) if prices else None
-
-
-def target(workspace: Workspace, alert: Alert, usable: list[tuple[ChannelConfig, Channel]], *,
-           to: tuple[str, ...] = (), one_segment: bool = False) -> Audience | None:
-    """Count each list channel's recipients (streaming its list) and refuse a --to tag nobody has."""
-    lists = [channel for _, channel in usable if isinstance(channel, ListChannel)]
-    if not lists:
-        if to:
-            raise PolicyError("--to picks people on recipient lists, but no list channel is in this send",
-                              hint="add a govuk-notify, twilio or smtp channel with a list (channels/README.md)")
-        return None
-    audience = Audience(tuple(to), 1 if one_segment else None)
-    key = RecipientKey.for_workspace(workspace.root)
-    opt_outs, _ = read_opt_outs(workspace.root, key)
-    for channel in lists:
-        if one_segment:
-            channel.with_max_segments(1)
-        report = ListReport(channel.list_file(workspace.root))
-        counts: Counter[tuple[str, str]] = Counter()
-        for recipient in select(report.path, report, key=key, media=channel.media, to=audience.to,
-                                languages=channel.config.languages, default_language=_default(workspace, channel),
-                                opt_outs=opt_outs):
-            counts[recipient.language, recipient.medium] += 1
-        audience.reports[channel.name] = report
-        for language in channel.config.languages:
-            post = channel.prepare(alert, language)
-            for medium in channel.media:
-                audience.lines.append(AudienceLine(channel.name, channel.kind, language, medium,
-                                                   counts[language, medium], channel.units(post, medium),
-                                                   channel.price if medium == "sms" else None, channel.currency))
-    if to:
-        _check_tags(workspace, audience)
-    return audience
-
-
-def _check_tags(workspace: Workspace, audience: Audience) -> None:
-    import difflib
-
-    matched = set().union(*(r.matched for r in audience.reports.values()))
-    for tag in audience.to:
-        if tag.lower() not in matched:
-            seen = sorted(set().union(*(r.tags for r in audience.reports.values())))
-            near = difflib.get_close_matches(tag.lower(), seen, n=1)
-            lists = ", ".join(sorted({f"lists/{r.path.name}" for r in audience.reports.values()}))
-            raise PolicyError(f"--to {tag}: no one on {lists} has this group or area tag",
-                              hint=f"did you mean '{near[0]}'?" if near else "see the groups and areas columns")
-
-
-def _default(workspace: Workspace, channel: Channel) -> str:
-    """The workspace's first language if the channel has it, else the channel's first."""
-    languages = channel.config.languages or tuple(workspace.languages[:1])
-    return workspace.languages[0] if workspace.languages[0] in languages else languages[0]
-
-
-def record(store: Store, alert: str, audience: Audience | None, channels: list[Channel], *, actor: str,
-           workspace: Workspace) -> None:
-    """Log who each list channel is to reach (list, --to, segments), so a resend after a kill can finish it."""
-    if audience is None:
-        return
-    fingerprint = RecipientKey.for_workspace(workspace.root).fingerprint()
-    for channel in channels:
-        if isinstance(channel, ListChannel) and channel.name in audience.reports:
-            report = audience.reports[channel.name]
-            store.append_event("recipients_selected", phase="warn", actor=actor, alert=alert, channel=channel.name,
-                               incident=_incident(store, alert),
-                               description=f"{channel.name}: lists/{channel.list_name}.csv, {report.summary()}",
-                               details={"list": channel.list_name, "to": list(audience.to),
-                                        "max_segments": channel.max_segments, "key": fingerprint,
-                                        "planned": report.selected})
-
-
-# -- the outbox, in batches -----------------------------------------------------------------------------
-class Journal:
-    """Delivery state changes and their events, written in one transaction per batch.
-
-    `durable()` waits until everything recorded so far is committed: a worker calls it after recording
-    `sending` and before the request, so no request goes out that the log does not know may have gone.
-    """
-
-    def __init__(self, store: Store, *, alert: str, actor: str, batch: int = 400, interval: float = 0.005):
-        self.store, self.alert, self.actor = store, alert, actor
-        self.incident = _incident(store, alert)
-        self.batch, self.interval = batch, interval
-        self.updates: list[tuple[dict[str, Any], int]] = []
-        self.events: list[dict[str, Any]] = []
-        self.waiters: list[asyncio.Future[None]] = []
-        self.written = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def record(self, row: dict[str, Any], state: str, event: str, *, description: str,
-               details: dict[str, Any], **fields: Any) -> None:
-        row["state"] = state
-        self.updates.append(({"state": state, "updated_at": isoformat(utcnow()), **fields}, row["id"]))
-        self.events.append({"type": event, "channel": row["channel"], "description": description,
-                            "details": {"state": state, "language": row["language"], "delivery": row["id"],
-                                        "recipient": row["recipient_masked"], **details}})
-        if len(self.events) >= self.batch:
-            self.flush()
-
-    def note(self, event: str, *, channel: str, description: str, details: dict[str, Any]) -> None:
-        self.events.append({"type": event, "channel": channel, "description": description, "details": details})
-
-    async def durable(self) -> None:
-        if not self.updates and not self.events:
-            return
-        future = asyncio.get_running_loop().create_future()
-        self.waiters.append(future)
-        await future
-
-    def flush(self) -> None:
-        updates, events, waiters = self.updates, self.events, self.waiters
-        self.updates, self.events, self.waiters = [], [], []
-        if updates or events:
-            with self.store.transaction() as conn:
-                for fields, row_id in updates:
-                    assignments = ", ".join(f"{name} = ?" for name in fields)
-                    conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*fields.values(), row_id])
-                for event in events:
-                    self.store.append_event(event["type"], phase="warn", actor=self.actor, alert=self.alert,
-                                            incident=self.incident, channel=event["channel"],
-                                            description=event["description"], details=event["details"])
-            self.written += len(updates)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def __aenter__(self) -> Journal:
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(self.interval)
-                if self.waiters or len(self.events) >= self.batch // 4:
-                    self.flush()
-
-        self._task = asyncio.create_task(tick())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-        self.flush()
 
 
 # -- pacing ------------------------------------------------------------------------------------------
@@ -307,11 +123,6 @@ def _selection(store: Store, alert: str, channel: str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
-def _incident(store: Store, alert: str) -> str | None:
-    row = store.conn.execute("SELECT incident FROM alerts WHERE identifier = ?", [alert]).fetchone()
-    return row[0] if row else None
-
-
 def _tls() -> Any:
     import ssl
 
@@ -350,7 +161,7 @@ class Run:
 
     def _select(self, report: ListReport, *, include_opted_out: bool, check: bool = True) -> Iterator[Recipient]:
         return select(self.path, report, key=self.key, media=self.channel.media, to=tuple(self.selection["to"]),
-                      languages=self.channel.config.languages, default_language=_default(self.workspace,
+                      languages=self.channel.config.languages, default_language=default_language(self.workspace,
                                                                                          self.channel),
                       opt_outs=self.opt_outs, include_opted_out=include_opted_out, check=check)
 

@@ -20,7 +20,8 @@ from broadcast.templates import Rendering, render
 if TYPE_CHECKING:
     import httpx
 
-    from broadcast.bulk import Audience, Progress
+    from broadcast.audience import Audience
+    from broadcast.bulk import Progress
     from broadcast.channels.base import Channel, Post
     from broadcast.store import Store
     from broadcast.workspace import ChannelConfig, Workspace
@@ -161,7 +162,7 @@ def plan_rendering(workspace: Workspace, rendering: Rendering, approval: Approva
     usable, skipped = usable_channels(workspace, store, only, issue.status)
     if learn_limits:
         asyncio.run(_configure([channel for _, channel in usable]))
-    from broadcast.bulk import target
+    from broadcast.audience import target
 
     audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
@@ -210,7 +211,7 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
         store.save_alert(alert, sent_by=actor, approved_by=approved_by)
         if release and release.draft is not None:
             store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
-        from broadcast.bulk import is_list_channel, record
+        from broadcast.audience import is_list_channel, record
 
         store.add_deliveries(identifier, [
             {"channel": channel.name, "language": post.language,
@@ -259,7 +260,8 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
 def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],
          actor: str, limits: Limits | None, on_outcome: Callable[[Outcome], None] | None,
          skipped: list[tuple[str, str]], on_progress: Callable[[Progress], None] | None = None) -> Report:
-    from broadcast.bulk import deliver_lists, is_list_channel
+    from broadcast.audience import is_list_channel
+    from broadcast.bulk import deliver_lists
 
     jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(alert, d["language"]))
             for d in store.deliveries(alert.identifier, states, recipients=False) if d["channel"] in channels]

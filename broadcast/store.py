@@ -329,7 +329,7 @@ class Store:
                 )
                 if cursor.rowcount and not row.get("recipient"):
                     self.append_event("delivery_queued", phase="warn", actor=actor, alert=alert, channel=row["channel"],
-                                      incident=self._incident_of(alert),
+                                      incident=self.incident_of(alert),
                                       details={"language": row.get("language", ""), "key": row["idempotency_key"]})
 
     def deliveries(self, alert: str, states: tuple[str, ...] = (), *,
@@ -358,10 +358,11 @@ class Store:
             assignments = ", ".join(f"{name} = ?" for name in changes)
             self.conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*changes.values(), delivery["id"]])
             self.append_event(event, phase="warn", actor=actor, alert=delivery["alert"], channel=delivery["channel"],
-                              incident=self._incident_of(delivery["alert"]), description=description,
+                              incident=self.incident_of(delivery["alert"]), description=description,
                               details={"state": state, "language": delivery.get("language", ""), **(details or {})})
 
-    def _incident_of(self, alert: str) -> str | None:
+    def incident_of(self, alert: str) -> str | None:
+        """The incident an alert belongs to."""
         row = self.conn.execute("SELECT incident FROM alerts WHERE identifier = ?", [alert]).fetchone()
         return row[0] if row else None
 

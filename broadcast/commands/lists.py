@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from broadcast.bulk import Audience, Progress
+    from broadcast.audience import Audience
+    from broadcast.bulk import Progress
     from broadcast.sending import Plan
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
