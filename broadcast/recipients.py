@@ -144,7 +144,9 @@ class RecipientKey:
 
 
 def list_path(workspace_root: Path, name: str) -> Path:
-    return workspace_root / "lists" / f"{name}.csv"
+    from broadcast.workspace import check_name
+
+    return workspace_root / "lists" / f"{check_name('list', name)}.csv"  # a name, never a path out of lists/
 
 
 def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check: bool = True) -> str:
