@@ -63,7 +63,8 @@ def check_keys(path: Path, table: dict[str, Any], allowed: set[str], prefix: str
 
 def expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ConfigError(path, key, f"expected {what}, got {type(value).__name__} {value!r}")
+        got = "nothing: it is missing" if value is None else f"{type(value).__name__} {value!r}"
+        raise ConfigError(path, key, f"expected {what}, got {got}")
     return value
 
 
@@ -275,25 +276,32 @@ class Workspace:
 
     def _area(self, path: Path) -> Area:
         check_name(str(path), path.stem)
+        hint = "export the area again as a GeoJSON Feature (WGS 84), e.g. from geojson.io"
         try:
             feature = json.loads(path.read_bytes().decode("utf-8"))
-            props = feature["properties"]
-            geometry = feature["geometry"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(path, None, f"not a GeoJSON Feature with properties and geometry ({exc})") from None
-        rings: list[list[list[float]]]
-        if geometry.get("type") == "Polygon":
-            rings = [geometry["coordinates"][0]]
-        elif geometry.get("type") == "MultiPolygon":
-            rings = [poly[0] for poly in geometry["coordinates"]]
-        else:
+            props, geometry = feature["properties"], feature["geometry"]
+            kind, geocodes = geometry.get("type"), props.get("geocode") or {}
+            geocodes = {str(k): str(v) for k, v in geocodes.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(path, None, f"not a GeoJSON Feature with properties and geometry ({exc})", hint) from None
+        if kind not in ("Polygon", "MultiPolygon"):
             raise ConfigError(path, "geometry.type", "expected Polygon or MultiPolygon")
-        polygons = tuple(tuple((float(lat), float(lon)) for lon, lat in ring) for ring in rings)
+        try:
+            coordinates = geometry["coordinates"]
+            rings = [coordinates[0]] if kind == "Polygon" else [polygon[0] for polygon in coordinates]
+            polygons = tuple(tuple((float(lat), float(lon)) for lon, lat in ring) for ring in rings)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise ConfigError(path, "geometry.coordinates", f"not rings of [longitude, latitude] ({exc})",
+                              hint) from None
+        if not polygons or not all(polygons) or not all(-90 <= lat <= 90 and -180 <= lon <= 180
+                                                         for ring in polygons for lat, lon in ring):
+            raise ConfigError(path, "geometry.coordinates", "an empty ring, or a point outside longitude -180..180 "
+                              "and latitude -90..90", hint)
         return Area(
             id=path.stem,
             name=Localized.parse(path, "properties.name", props.get("name"), self.languages),
             polygons=polygons,
-            geocodes={str(k): str(v) for k, v in (props.get("geocode") or {}).items()},
+            geocodes=geocodes,
         )
 
     def area_default(self) -> Area | None:
