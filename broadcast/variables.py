@@ -28,9 +28,10 @@ OPTION_KEYS = {
     "integer": {"min", "max"},
 }
 COMMON_KEYS = {"type", "label", "example", "help"}
-# Private-use characters mark optional sentences inside rendered text; no value may carry them.
+# Private-use characters mark optional sentences inside rendered text; no value may carry them. C1 controls and the
+# Unicode line and paragraph separators are refused too: U+0085, U+2028 and U+2029 break a line wherever shown.
 OPTIONAL_START, OPTIONAL_END = "\ue000", "\ue001"
-FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ue000\ue001]")
+FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ue000\ue001]")
 TIME_RE = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?$", re.IGNORECASE)
 URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
 
