@@ -66,7 +66,8 @@ def test_then_whole_sentences_with_the_link():
 def test_then_the_headline_and_link_then_refusal():
     fitted = fit(PARTS, headline="Ysgol Bro Lliw closed", link=LINK, count=len, limit=55, channel="c")
     assert fitted.text == f"Ysgol Bro Lliw closed {LINK}"
-    with pytest.raises(PolicyError, match="even the headline and the link do not fit in 40 characters; nothing was sent"):
+    refused = "even the headline and the link do not fit in 40 characters; nothing was sent"
+    with pytest.raises(PolicyError, match=refused):
         fit(PARTS, headline="Ysgol Bro Lliw closed", link=LINK, count=len, limit=40, channel="c")
 
 
