@@ -247,9 +247,12 @@ def read_rows(path: Path, report: ListReport, *, region: str = "GB", check: bool
                 values = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:  # the decoder cannot step past it: every later read fails the same way
+                raise ConfigError(path, None, f"not UTF-8 text after line {reader.line_num} ({exc.reason})",
+                                  "save it as UTF-8 CSV") from None
+            except csv.Error as exc:
                 report.rows += 1
-                report.problem(reader.line_num, f"unreadable row ({type(exc).__name__})")
+                report.problem(reader.line_num, f"unreadable row ({exc})")
                 continue
             if not any(value.strip() for value in values):
                 continue  # a blank line
