@@ -86,6 +86,14 @@ class Channel:
     async def configure(self, client: httpx.AsyncClient) -> None:
         """Learn limits the platform publishes (before anything is prepared); most platforms need nothing."""
 
+    def api_base(self, key: str, default: str) -> str:
+        """A base URL setting; https only, except a local sandbox, so a secret never travels in clear."""
+        api = self.setting(key, default).rstrip("/")
+        if not api.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ChannelError(f"{self.name}: {key} must start with https://", transient=False,
+                               hint=f"fix settings.{key} in channels/{self.name}.toml")
+        return api
+
     def text_parts(self, alert: Alert, language: str) -> list[tuple[str, bool]]:
         return [(str(text), bool(optional)) for text, optional in alert.info(language).texts[self.variant]]
 

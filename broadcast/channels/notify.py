@@ -65,11 +65,7 @@ class Notify(ListChannel):
 
     @property
     def api(self) -> str:
-        api = self.setting("api", API).rstrip("/")
-        if not api.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ChannelError(f"{self.name}: api must start with https://", transient=False,
-                               hint=f"fix settings.api in channels/{self.name}.toml")
-        return api
+        return self.api_base("api", API)
 
     def _key(self) -> tuple[str, str]:
         match = KEY_RE.match(self.secret("api_key").strip())

@@ -56,11 +56,7 @@ class Twilio(ListChannel):
 
     @property
     def api(self) -> str:
-        api = self.setting("api", API).rstrip("/")
-        if not api.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ChannelError(f"{self.name}: api must start with https://", transient=False,
-                               hint=f"fix settings.api in channels/{self.name}.toml")
-        return api
+        return self.api_base("api", API)
 
     def _account(self) -> str:
         return f"{self.api}/2010-04-01/Accounts/{self.secret('account_sid')}"
