@@ -52,6 +52,12 @@ def check_channels(workspace: Workspace, names: tuple[str, ...] = ()) -> list[Ch
                     error = ChannelError(f"{adapter.name}: cannot reach the platform ({type(exc).__name__})",
                                          transient=True)
                     return CheckResult(adapter.name, False, error.message, "check the address and the network")
+                except (httpx.InvalidURL, OverflowError, ExceptionGroup) as exc:  # a malformed address or port
+                    cause = exc.exceptions[0] if isinstance(exc, ExceptionGroup) else exc  # anyio's, for a port
+                    error = ChannelError(f"{adapter.name}: its address is not a valid URL ({cause})", transient=False)
+                    return CheckResult(adapter.name, False, error.message,
+                                       f"fix the address in channels/{adapter.name}.toml, or the environment "
+                                       "variable it names")
 
             return list(await asyncio.gather(*(one(a) for a in adapters)))
 

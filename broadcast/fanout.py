@@ -224,10 +224,21 @@ async def _send(channel: Channel, post: Post, client: httpx.AsyncClient, key: st
     except httpx.TransportError as exc:  # read timeout, dropped connection: the request may have arrived
         raise ChannelError(f"{channel.name}: no complete answer ({type(exc).__name__})", transient=True,
                            unknown_outcome=True) from None
+    except httpx.InvalidURL as exc:  # before any request: the address itself is wrong
+        raise ChannelError(f"{channel.name}: its address is not a valid URL ({mask(str(exc))})", transient=False,
+                           hint=f"fix the address in channels/{channel.name}.toml, or the environment variable "
+                           "it names") from None
     except (ValueError, KeyError, TypeError) as exc:  # an answer we cannot read (HTML page, truncated JSON)
         raise ChannelError(f"{channel.name}: the platform's answer could not be read ({type(exc).__name__})",
                            transient=True, unknown_outcome=True,
                            hint="the platform may be having problems; check its status page") from None
+    except Exception as exc:  # noqa: BLE001  one channel's failure, whatever it is, never stops the others
+        while isinstance(exc, ExceptionGroup) and exc.exceptions:  # e.g. anyio's, around a bad port number
+            exc = exc.exceptions[0]
+        raise ChannelError(f"{channel.name}: failed unexpectedly ({type(exc).__name__}: {mask(str(exc))[:200]})",
+                           transient=False, unknown_outcome=True,
+                           hint="check the channel's settings and the platform by hand; please report this "
+                           "error") from None
 
 
 def _jitter() -> float:

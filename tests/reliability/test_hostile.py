@@ -250,6 +250,22 @@ def test_an_area_file_that_is_not_a_polygon_is_refused_with_its_name(live, sandb
     assert posts(sandbox) == []
 
 
+@pytest.mark.parametrize("url", ["\\u0000", "http://[::1", "http://127.0.0.1:99999"])
+def test_a_malformed_address_fails_its_channel_only(live, sandbox, url):
+    """httpx's InvalidURL, and anyio's OverflowError for a port, escaped the fan-out and stopped every channel."""
+    (live / "channels" / "mastodon-bad.toml").write_text(
+        f'kind = "mastodon"\n[settings]\ninstance = "{url}"\n[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n',
+        encoding="utf-8")
+    result = cli(live, "warn", "school-closure", *sets(), "--yes")
+    ends_cleanly(result)
+    assert result.exit_code == 1 and "3 of 4 channels delivered." in result.output, result.output
+    assert "FAIL  mastodon-bad (en-GB)" in result.output and "hint: " in result.output
+    assert len(sandbox.received(accepted=True)) == 5  # Mastodon, and the two webhooks in two languages
+    check = cli(live, "channels", "check", "mastodon-bad")
+    ends_cleanly(check)
+    assert check.exit_code == 1 and "mastodon-bad: its address is not a valid URL" in check.output, check.output
+
+
 # -- recipient lists ------------------------------------------------------------------------------------------
 PHONES = st.one_of(st.integers(100000, 100999).map(lambda n: f"07400 {n}"), st.text(max_size=20),
                    st.sampled_from(["", "+44", "=HYPERLINK(\"http://x\")", "07400 1000019999", "+1 202 555 0100",
