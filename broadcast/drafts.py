@@ -45,7 +45,8 @@ def drafts(store: Store, state: str | None = "waiting") -> list[dict[str, Any]]:
 
 
 def draft(store: Store, number: int) -> dict[str, Any]:
-    rows = list(store.db.table("drafts").rows_where("id = ?", [number]))
+    in_range = 0 < number < 2**63  # SQLite's integers: a larger number cannot even be looked up
+    rows = list(store.db.table("drafts").rows_where("id = ?", [number])) if in_range else []
     if not rows:
         raise BroadcastError(f"no draft {number}", hint="see the waiting drafts: broadcast drafts")
     if rows[0]["state"] != "waiting":

@@ -115,8 +115,7 @@ def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3
     handler, smtp_port = relay
     client, endpoint = s3_bucket
     root = full_workspace(tmp_path / "ws", sandbox.url, channels=9, recipients=4, twilio=True)
-    with (root / "lists" / "residents.csv").open("a", encoding="utf-8") as handle:
-        handle.write("")  # the fixture's list is phone-only; email comes from a list of its own
+    # The fixture's list is phone numbers only; the email channel has a list of its own.
     (root / "lists" / "people.csv").write_text("email,name\nann@example.org,Ann\nbryn@example.org,Bryn\n", "utf-8")
     (root / "channels" / "email-residents.toml").write_text(
         f'kind = "smtp"\n[settings]\nlist = "people"\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
@@ -169,6 +168,7 @@ def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3
     sandbox.clear()
     run("resend", "A-2026-0001")
     run("cancel", "A-2026-0001", "--reason", "sent for the wrong school", "--yes")
+    run("page", "build")
     run("page", "publish")
     incident = json.loads(run("review", "list", "--json"))[0]["slug"]
     exports = root / "exports"
