@@ -72,7 +72,8 @@ def page_publish(ctx: click.Context) -> None:
 
 
 @page.command("serve")
-@click.option("--port", "-p", default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", "-p", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1.")
 @click.pass_context
 def page_serve(ctx: click.Context, port: int) -> None:
     """Build the site, then preview it at http://127.0.0.1:PORT/ (Ctrl+C to stop).

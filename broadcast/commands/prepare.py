@@ -265,7 +265,7 @@ def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> N
 
 @phase("prepare")
 @click.command()
-@click.option("--port", default=8025, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1.")
 def sandbox(port: int) -> None:
     """Emulate every platform on 127.0.0.1, for drills and training.
 
