@@ -154,7 +154,7 @@ def write_export(store: Store, slug: str, fmt: str, out: TextIO, *, display_zone
 
 def export_file(store: Store, slug: str, fmt: str, path: Path, **options: Any) -> tuple[Header, list[Path]]:
     """Write an export to `path` (CSV gets its header in a `.meta.json` sidecar); return the files written."""
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with open_output(path) as out:
         header = write_export(store, slug, fmt, out, **options)
     written = [path]
     if fmt == "csv":
@@ -162,6 +162,17 @@ def export_file(store: Store, slug: str, fmt: str, path: Path, **options: Any) -
         meta.write_text(json.dumps(header.data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(meta)
     return header, written
+
+
+def open_output(path: Path) -> TextIO:
+    """Open a file the reviewer named for writing; a missing or read-only folder is a clear error, not a traceback."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ReviewError(f"cannot write {str(path)!r}: {why}",
+                          hint="check the folder exists and you can write to it, or give another file with -o",
+                          ) from None
 
 
 def sidecar(path: Path) -> Path:

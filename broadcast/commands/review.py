@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,7 +239,8 @@ def review_aar(ctx: click.Context, incident: str, output: Path | None, force: bo
     from broadcast.aar import write_aar
     from broadcast.errors import PolicyError
 
-    if output is not None and output.exists() and not force:
+    # os.path, not Path.exists: a name too long for the file system is "not there", and open says why below.
+    if output is not None and os.path.exists(output) and not force:
         raise PolicyError(f"{output} exists and may hold a reviewer's work: it was not overwritten",
                           hint="choose another file with -o, or add --force to replace it")
     with opened(ctx) as (workspace, store):
@@ -246,7 +248,9 @@ def review_aar(ctx: click.Context, incident: str, output: Path | None, force: bo
         if output is None:
             write_aar(store, incident, sys.stdout, display_zone=display_zone)
             return
-        with output.open("w", encoding="utf-8") as out:
+        from broadcast.exports import open_output
+
+        with open_output(output) as out:
             write_aar(store, incident, out, display_zone=display_zone)
     click.echo(f"Wrote {output}: complete the Strengths, Areas for improvement and Corrective actions sections.")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import REPO, VALUES
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from broadcast.store import Store
@@ -24,10 +24,32 @@ SCALE = float(os.environ.get("HOSTILE_SCALE", "1"))
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 DECOY = "DECOY-OUTSIDE-THE-WORKSPACE"
-TRAVERSALS = ["../../etc/passwd", "/etc/passwd", "..", ".", "../outside", "../../outside", "templates/../../outside",
-              "~/.ssh/id_rsa", "%2e%2e%2foutside", "..\\..\\outside", "outside\x00.md", "CON", "-", "a" * 300,
+# Absolute paths point into the test's own temporary folder (<tmp> is replaced by it), and generated text is never
+# absolute and never climbs out with "..": if a command did take a name for a path, it must not reach a real file.
+TMP = "<tmp>"
+TRAVERSALS = ["../../etc/passwd", f"{TMP}/etc/passwd", "..", ".", "../outside", "../../outside", "~/.ssh/id_rsa",
+              "templates/../../outside", "%2e%2e%2foutside", "..\\..\\outside", "outside\x00.md", "CON", "-", "a" * 300,
               "School-Closure", "school-closure/../school-closure", " school-closure", "hook-a\n"]
-NAMES = st.one_of(st.sampled_from(TRAVERSALS), st.text(min_size=1, max_size=40))
+SAFE_TEXT = st.text(min_size=1, max_size=40).filter(lambda s: ".." not in s and not s.startswith(("/", "~", "\\")))
+NAMES = st.one_of(st.sampled_from(TRAVERSALS), SAFE_TEXT)
+
+
+@pytest.fixture(autouse=True)
+def inside_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every command runs from a folder deep in the test's temporary folder, so relative paths land there too."""
+    cwd = tmp_path / "cwd" / "a" / "b"
+    cwd.mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:DECOY\n", encoding="utf-8")
+    monkeypatch.chdir(cwd)
+    return tmp_path
+
+
+def place(args: list[str], tmp: Path) -> list[str]:
+    """Put the test's folder in for <tmp>; refuse to run anything naming a real absolute path."""
+    placed = [arg.replace(TMP, str(tmp)) for arg in args]
+    assert all(not arg.startswith("/") or arg.startswith(str(tmp)) for arg in placed), placed
+    return placed
 
 
 def cli(root: Path, *args: str) -> Result:
@@ -113,7 +135,7 @@ def test_names_from_the_command_line_never_reach_outside_the_workspace(live, san
     decoys(live.parent)
     before = snapshot(live.parent, live)
     sandbox.clear()
-    result = cli(live, *[part.replace("{}", name) for part in command])
+    result = cli(live, *place([part.replace("{}", name) for part in command], live.parent))
     ends_cleanly(result)
     assert DECOY not in result.output
     assert snapshot(live.parent, live) == before  # nothing outside the workspace was written
@@ -121,6 +143,55 @@ def test_names_from_the_command_line_never_reach_outside_the_workspace(live, san
         assert result.exit_code == 2, result.output  # a path is never taken for a name
     if result.exit_code == 2:
         assert posts(sandbox) == []
+
+
+@pytest.mark.parametrize("args", [["sandbox", "--port", "99999"], ["sandbox", "--port", "-1"],
+                                  ["page", "serve", "--port", "65536"], ["page", "serve", "-p", "-5"]])
+def test_a_port_out_of_range_is_a_usage_error(live, args):
+    """Each ended in OverflowError from bind() before the option had a range."""
+    result = cli(live, *args)
+    ends_cleanly(result)
+    assert result.exit_code == 2 and "is not in the range 0<=x<=65535" in result.stderr, result.output
+
+
+OPTIONS = [
+    ["review", "export", "INCIDENT", "--tz", "{}"], ["review", "export", "INCIDENT", "-o", "{}"],
+    ["review", "note", "INCIDENT", "hostile", "--at", "{}"], ["review", "note", "INCIDENT", "hostile", "--tz", "{}"],
+    ["review", "note", "INCIDENT", "{}", "--corrects", "{}"],
+    ["review", "decision", "INCIDENT", "{}", "--reason", "{}"], ["review", "aar", "INCIDENT", "-o", "{}"],
+    ["review", "summary", "--since", "{}"], ["review", "aar", "INCIDENT", "--tz", "{}"],
+    ["runbook", "tick", "{}", "--incident", "INCIDENT"], ["warn", "--text", "{}", "--yes"],
+    ["warn", "--text", "cy={}", "--text", "{}", "--dry-run"], ["correct", "A-2026-0001", "--set", "{}", "--yes"],
+    ["cancel", "A-2026-0001", "--reason", "{}", "--only", "{}", "--yes"], ["resend", "A-2026-0001", "--only", "{}"],
+    ["channels", "disable", "hook-b", "--reason", "{}"], ["templates", "approve", "school-closure", "--by", "{}"],
+]
+OPTION_VALUES = st.one_of(NAMES, st.sampled_from(["", "-", f"{TMP}/no/such/folder/out.csv", TMP, "Mars/Olympus",
+                                                  "25:99", "2026-13-45", "yesterday", "9" * 30, "--yes", "=", "a=b=c",
+                                                  "out.csv", "sub/out.md", "../out.html", "out.unknown"]))
+
+
+@settings(SETTINGS, max_examples=int(120 * SCALE))
+@given(command=st.sampled_from(OPTIONS), value=OPTION_VALUES)
+def test_hostile_option_values_end_in_a_clear_error_or_a_result(live, sandbox, command, value):
+    """Time zones, times, dates, output paths, reasons and free text, after one real warning."""
+    assume("\x00" not in value)  # no shell can pass a NUL in an argument (and click's Path would stat it)
+    store = Store.open(live / "broadcast.db")
+    first = store.alerts()
+    store.close()
+    if not first:
+        assert cli(live, "warn", "school-closure", *sets(), "--yes").exit_code == 0
+        (live / "runbooks").mkdir(exist_ok=True)
+        shutil.copyfile(REPO / "runbooks" / "flooding.md", live / "runbooks" / "flooding.md")
+    store = Store.open(live / "broadcast.db")
+    incident = store.alerts()[0].incidents
+    store.close()
+    sandbox.clear()
+    result = cli(live, *place([part.replace("INCIDENT", incident or "").replace("{}", value) for part in command],
+                              live.parent))
+    ends_cleanly(result)
+    if result.exit_code == 2:
+        assert posts(sandbox) == []
+    assert Store.open(live / "broadcast.db").verify().ok
 
 
 VALUE = st.one_of(
