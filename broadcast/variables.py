@@ -40,8 +40,8 @@ URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
 class Context:
     """What parsing needs beyond the typed value: the areas and today's date in the workspace's zone."""
 
+    today: date  # in the workspace's zone, never the machine's: no default to fall back on
     areas: Mapping[str, Area] = field(default_factory=dict)
-    today: date = field(default_factory=date.today)
 
 
 @dataclass(frozen=True)

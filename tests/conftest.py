@@ -4,14 +4,68 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from broadcast.workspace import Workspace
+# The shared helper modules get pytest's assertion rewriting like the tests that import them.
+pytest.register_assert_rewrite("sitekit", "reviewkit", "listkit", "faultkit")
+
+import time_machine  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from broadcast.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The suite's clock: every test starts at this instant (30 minutes after sitekit's T0, when its alerts are current)
+# and the clock ticks on from there, so no test depends on the day it runs. Subprocesses keep the real clock.
+SUITE_NOW = datetime(2026, 11, 23, 7, 12, tzinfo=UTC)
+# A day well past any fixed date in the suite, taken from the real clock: what a run next year would see.
+FAR_FUTURE = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=400)
+
+
+class Clock:
+    """The clock a test runs on: `start` is where it began (the real clock for a `real_clock` test)."""
+
+    def __init__(self, start: datetime, traveller: time_machine.Coordinates | None = None):
+        self.start, self._traveller = start, traveller
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    def move_to(self, moment: datetime) -> None:
+        """Jump to `moment`; the clock keeps ticking from there."""
+        assert self._traveller is not None, "a real_clock test cannot move the clock"
+        self._traveller.move_to(moment)
+
+
+def only_identifier(database: Path) -> str:
+    """The identifier of the one alert a subprocess recorded: its year is the real clock's, so never spelled out."""
+    from broadcast.store import Store
+
+    store = Store.open(database)
+    try:
+        [alert] = store.alerts()
+        return alert.identifier
+    finally:
+        store.close()
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest):
+    """Run the test on a ticking clock from SUITE_NOW, or from the instant it is parametrised with (indirect).
+
+    A test marked `real_clock` keeps the real one: it runs broadcast in a subprocess, which no travel reaches, against
+    this process's sandbox, and the two must agree on the time (signatures and tokens carry timestamps)."""
+    if request.node.get_closest_marker("real_clock"):
+        yield Clock(datetime.now(UTC))
+        return
+    start = getattr(request, "param", SUITE_NOW)
+    with time_machine.travel(start, tick=True) as traveller:
+        yield Clock(start, traveller)
 
 CONFIG = """\
 languages = ["en-GB", "cy-GB"]

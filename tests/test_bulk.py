@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import VALUES
+from conftest import VALUES, only_identifier
 from listkit import CLEAR, ENV, approved, list_workspace, many, notify_channel, twilio_channel
 
 from broadcast.cli import cli
@@ -120,6 +120,7 @@ def test_notify_rate_limit_429_is_retried_until_everyone_has_it(tmp_path, sandbo
     assert retries and "RateLimitError" in retries[0]["error"] and retries[0]["http_status"] == 429
 
 
+@pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
 def test_sigkill_mid_send_to_5000_then_resend_reaches_everyone_exactly_once(tmp_path, sandbox):
     people = 5000
     root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url), twilio_channel(sandbox.url)],
@@ -141,22 +142,23 @@ def test_sigkill_mid_send_to_5000_then_resend_reaches_everyone_exactly_once(tmp_
     process.wait(10)
     assert 0 < len(numbers(sandbox, "notify")) < people, "the kill should land mid-send"
 
+    identifier = only_identifier(root / "broadcast.db")
     store = Store.open(root / "broadcast.db")
-    states = Counter((d["channel"], d["state"]) for d in store.deliveries("A-2026-0001", recipients=True))
+    states = Counter((d["channel"], d["state"]) for d in store.deliveries(identifier, recipients=True))
     assert sum(n for (channel, _), n in states.items() if channel == "sms-residents") == people  # all queued first
     assert states["sms-residents", "pending"] > 0 and states["sms-residents", "sending"] > 0
     store.close()
 
     sandbox.fault("notify", latency=0.0)
     sandbox.fault("twilio", latency=0.0)
-    resent = subprocess.run([*command, "resend", "A-2026-0001"], env=env, capture_output=True, text=True,
+    resent = subprocess.run([*command, "resend", identifier], env=env, capture_output=True, text=True,
                             timeout=120)
     notified = numbers(sandbox, "notify")
     assert len(notified) == people and set(notified.values()) == {1}  # Notify: each person exactly once
     texted = numbers(sandbox, "twilio")
     assert set(texted.values()) == {1}  # Twilio: nobody twice ...
     store = Store.open(root / "broadcast.db")
-    twilio = Counter(d["state"] for d in store.deliveries("A-2026-0001", recipients=True)
+    twilio = Counter(d["state"] for d in store.deliveries(identifier, recipients=True)
                      if d["channel"] == "sms-twilio")
     assert twilio["sent"] + twilio["uncertain"] == people and twilio["sent"] <= len(texted)  # ... each accounted
     assert 0 < twilio["uncertain"] <= 50  # only what was in flight at the kill

@@ -7,7 +7,8 @@ import sys
 import time
 from collections import Counter
 
-from conftest import VALUES
+import pytest
+from conftest import VALUES, only_identifier
 
 from broadcast.approvals import approve
 from broadcast.sandbox.server import CREDENTIALS
@@ -17,6 +18,7 @@ from broadcast.workspace import Workspace
 ENDPOINTS = 200
 
 
+@pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
 def test_sigkill_mid_fanout_then_resend(workspace_dir, sandbox):
     channels = workspace_dir / "channels"
     (channels / "mastodon-council.toml").unlink()
@@ -46,21 +48,22 @@ def test_sigkill_mid_fanout_then_resend(workspace_dir, sandbox):
     arrived = len(sandbox.received("webhook", accepted=True))
     assert 0 < arrived < ENDPOINTS, "the kill should land mid fan-out"
 
+    identifier = only_identifier(workspace_dir / "broadcast.db")
     store = Store.open(workspace_dir / "broadcast.db")
-    states = Counter(d["state"] for d in store.deliveries("A-2026-0001"))
+    states = Counter(d["state"] for d in store.deliveries(identifier))
     assert sum(states.values()) == ENDPOINTS  # every delivery was written before the first byte went out
     assert states["sent"] < ENDPOINTS and states["pending"] > 0
     store.close()
 
     for n in range(ENDPOINTS):
         sandbox.fault(f"hook-{n:03d}", latency=0.0)
-    resent = subprocess.run([*command, "resend", "A-2026-0001"], env=env, capture_output=True, text=True, timeout=120)
+    resent = subprocess.run([*command, "resend", identifier], env=env, capture_output=True, text=True, timeout=120)
     assert resent.returncode == 0, resent.stdout + resent.stderr
 
     accepted = Counter(r.target for r in sandbox.received("webhook", accepted=True))
     assert len(accepted) == ENDPOINTS and set(accepted.values()) == {1}  # each endpoint exactly one post
     store = Store.open(workspace_dir / "broadcast.db")
-    deliveries = store.deliveries("A-2026-0001")
+    deliveries = store.deliveries(identifier)
     assert {d["state"] for d in deliveries} == {"sent"}
     results = Counter(e["channel"] for e in store.events() if e["type"] == "delivery_result"
                       and '"outcome":"sent"' in e["details"])

@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections import Counter
 
+import pytest
 from faultkit import command, environment, full_workspace, no_traceback, warn_args
 
 from broadcast.store import Store
@@ -15,6 +16,7 @@ PROCESSES = 4
 RECIPIENTS = 200
 
 
+@pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
 def test_four_warns_at_once_are_all_recorded_with_the_chain_intact(tmp_path, sandbox):
     root = full_workspace(tmp_path / "ws", sandbox.url, recipients=RECIPIENTS)
     env = environment(sandbox.url)

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
 from faultkit import IDEMPOTENT, PLATFORMS, command, environment, full_workspace, no_traceback, run, warn_args
 
 from broadcast.store import Store
@@ -18,6 +19,7 @@ SEED = 20261123
 RECIPIENTS = 2000
 
 
+@pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
 def test_twenty_kills_each_followed_by_resend_account_for_every_delivery(tmp_path, sandbox):
     root = full_workspace(tmp_path / "ws", sandbox.url, recipients=RECIPIENTS)
     env = environment(sandbox.url)

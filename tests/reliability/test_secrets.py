@@ -12,6 +12,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from conftest import only_identifier
 from faultkit import command, environment, full_workspace, no_traceback
 
 from broadcast.sandbox.platforms import notify, twilio
@@ -106,6 +107,7 @@ def s3_bucket(tmp_path, monkeypatch):
     server.stop()
 
 
+@pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
 def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3_bucket):
     for key, value in SANDBOX.items():
         monkeypatch.setitem(CREDENTIALS, key, value)
@@ -166,8 +168,9 @@ def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3
         "area": "town"}.items()], "--yes", codes=(1,))
     assert "FAIL  telegram-alerts" in out and "FAIL  mastodon-council" in out
     sandbox.clear()
-    run("resend", "A-2026-0001")
-    run("cancel", "A-2026-0001", "--reason", "sent for the wrong school", "--yes")
+    identifier = only_identifier(root / "broadcast.db")
+    run("resend", identifier)
+    run("cancel", identifier, "--reason", "sent for the wrong school", "--yes")
     run("page", "build")
     run("page", "publish")
     incident = json.loads(run("review", "list", "--json"))[0]["slug"]
