@@ -42,8 +42,10 @@ def serve(port: multiprocessing.connection.Connection) -> None:
 def workspace(size: int, url: str) -> Path:
     from conftest import make_workspace
 
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
+    from broadcast.prepare.templates import find_template
     from broadcast.sandbox.platforms.notify import SMS_TEMPLATE
+    from broadcast.store import Store
     from broadcast.workspace import Workspace
 
     root = make_workspace(Path(tempfile.mkdtemp()) / "ws")
@@ -59,8 +61,8 @@ def workspace(size: int, url: str) -> Path:
         'price_per_segment = 0.0197\n'
         '[secrets]\napi_key = "env:BENCH_NOTIFY_KEY"\n', encoding="utf-8")
     ws = Workspace(root)
-    store = ws.store()
-    approve(ws, ws.template("school-closure"), "Bench Runner, Benchmark", store)
+    store = Store.open(ws.db_path)
+    approve(ws, find_template(ws, "school-closure"), "Bench Runner, Benchmark", store)
     store.close()
     return root
 
@@ -69,15 +71,16 @@ def run_one(size: int, url: str) -> dict[str, float]:
     """One warn to `size` recipients, in this process."""
     from conftest import VALUES
 
-    from broadcast.fanout import Limits
     from broadcast.sandbox.platforms.notify import API_KEY
-    from broadcast.sending import plan_warning, send_warning
+    from broadcast.send.fanout import Limits
+    from broadcast.send.sending import plan_warning, send_warning
+    from broadcast.store import Store
     from broadcast.workspace import Workspace
 
     os.environ["BENCH_NOTIFY_KEY"] = API_KEY
     os.environ.pop("BROADCAST_RECIPIENT_KEY", None)
     ws = Workspace(workspace(size, url))
-    store = ws.store()
+    store = Store.open(ws.db_path)
     started = time.perf_counter()
     plan = plan_warning(ws, "school-closure", VALUES, store=store)
     planned = time.perf_counter()

@@ -101,7 +101,9 @@ class Server:
 def workspace_with(n: int, url: str) -> Path:
     from conftest import make_workspace
 
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
+    from broadcast.prepare.templates import find_template
+    from broadcast.store import Store
     from broadcast.workspace import Workspace
 
     root = make_workspace(Path(tempfile.mkdtemp()) / "ws")
@@ -110,8 +112,8 @@ def workspace_with(n: int, url: str) -> Path:
         (root / "channels" / f"hook-{i:03d}.toml").write_text(
             f'kind = "webhook"\n[settings]\nurl = "{url}/hooks/{i}"\n[secrets]\nsigning_secret = "env:BENCH_SECRET"\n')
     workspace = Workspace(root)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Bench Runner, Benchmark", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Bench Runner, Benchmark", store)
     store.close()
     return root
 
@@ -119,11 +121,12 @@ def workspace_with(n: int, url: str) -> Path:
 def run_broadcast(n: int, server: Server) -> float:
     from conftest import VALUES
 
-    from broadcast.sending import plan_warning, send_warning
+    from broadcast.send.sending import plan_warning, send_warning
+    from broadcast.store import Store
     from broadcast.workspace import Workspace
 
     workspace = Workspace(workspace_with(n, server.url))
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     plan = plan_warning(workspace, "school-closure", VALUES, store=store)
     started = time.perf_counter()
     report = send_warning(workspace, store, plan, actor="bench")

@@ -25,7 +25,7 @@ INCIDENTS, UPDATES, RUNS = 50, 10, 5
 def main() -> None:
     from sitekit import populate
 
-    from broadcast.site import build_site, write_tree
+    from broadcast.public.site import build_site, write_tree
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
-from broadcast.evidence import PARALLEL_FROM  # noqa: E402
+from broadcast.review.evidence import PARALLEL_FROM  # noqa: E402
 from broadcast.store import EVENT_COLUMNS, GENESIS, Store, canonical_json, event_hash, isoformat  # noqa: E402
 
 SLUG = "snow-2026-11-23"
@@ -119,9 +119,9 @@ def measure(label: str, work: Callable[[], object]) -> tuple[str, float, float]:
 def run(total: int, folder: Path) -> list[tuple[str, float, float]]:
     import verify_export
 
-    from broadcast.evidence import verify_incident, verify_upto
-    from broadcast.exports import export_file
-    from broadcast.metrics import measure as metrics
+    from broadcast.review.evidence import verify_incident, verify_upto
+    from broadcast.review.exports import export_file
+    from broadcast.review.metrics import measure as metrics
 
     store = build_log(folder / f"log-{total}.db", total)
     events = store.head()[0]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from broadcast.templates import Rendering
-    from broadcast.workspace import Area, Workspace
+    from broadcast.workspace import Area
 
 STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
 MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
@@ -93,63 +92,3 @@ class Alert:
             for i in data["infos"]
         )
         return cls(**{**data, "infos": infos, "references": tuple(data.get("references", ()))})
-
-
-def build_alert(
-    workspace: Workspace,
-    rendering: Rendering,
-    *,
-    identifier: str,
-    sent: datetime,
-    status: str = "Actual",
-    msg_type: str = "Alert",
-    references: tuple[str, ...] = (),
-    incident: str | None = None,
-    note: str | None = None,
-) -> Alert:
-    """Make the Alert for a rendered template: one info block per language."""
-    if status not in STATUSES or msg_type not in MSG_TYPES:
-        raise ValueError(f"bad status {status!r} or msgType {msg_type!r}")
-    template = rendering.template
-    cap = template.cap
-    expires = cap_time(sent + timedelta(minutes=cap.expires_minutes), workspace.timezone)
-    org = workspace.organisation
-    infos = []
-    fallback = workspace.area_default()
-    for language, texts in rendering.texts.items():
-        areas = tuple(AlertArea.from_area(a, language) for a in rendering.areas)
-        if not areas:
-            areas = (AlertArea.from_area(fallback, language),) if fallback else (AlertArea(org.name.get(language)),)
-        infos.append(Info(
-            language=language,
-            category=cap.category,
-            event=cap.event,
-            response_type=cap.response_type,
-            urgency=cap.urgency,
-            severity=cap.severity,
-            certainty=cap.certainty,
-            expires=expires,
-            sender_name=org.name.get(language),
-            headline=texts["headline"].full(),
-            description=texts["body"].full(),
-            instruction=texts["instruction"].full(),
-            web=org.web,
-            contact=org.phone,
-            areas=areas,
-            texts={variant: [[part, optional] for part, optional in text.parts] for variant, text in texts.items()},
-        ))
-    return Alert(
-        identifier=identifier,
-        sender=org.sender,
-        sent=cap_time(sent, workspace.timezone),
-        status=status,
-        msg_type=msg_type,
-        scope="Public",
-        infos=tuple(infos),
-        references=references,
-        incidents=incident,
-        note=note,
-        template=template.name,
-        template_sha256=template.sha256,
-        variables=dict(rendering.raw),
-    )

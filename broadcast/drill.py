@@ -21,7 +21,7 @@ from broadcast.errors import BroadcastError
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
-    from broadcast.sending import Report
+    from broadcast.send.sending import Report
     from broadcast.workspace import ChannelConfig, Workspace
 
 ACTOR = "drill (exercise)"
@@ -192,13 +192,15 @@ def channel_toml(config: ChannelConfig, settings: dict[str, Any], secrets: dict[
 
 def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, faults: bool,
               echo: Callable[[str], None]) -> None:
-    from broadcast.approvals import approval_state, approve, read_approvals
-    from broadcast.checks import check_channels
-    from broadcast.lifecycle import close_incident, plan_correction, plan_update, retract
-    from broadcast.lint import lint_workspace
-    from broadcast.sending import Issue, plan_warning, send_warning
+    from broadcast.channels.checks import check_channels
+    from broadcast.prepare.approvals import approval_state, approve, read_approvals
+    from broadcast.prepare.lint import lint_workspace
+    from broadcast.prepare.templates import find_template
+    from broadcast.send.lifecycle import close_incident, plan_correction, plan_update, retract
+    from broadcast.send.sending import Issue, plan_warning, send_warning
+    from broadcast.store import Store
 
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
 
     def step(name: str, line: str) -> None:
         report.steps.append((name, line))
@@ -209,7 +211,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         errors = [f for f in findings if f.level == "error"]
         approvals = read_approvals(workspace)
         for name in workspace.template_names():
-            loaded = workspace.template(name)
+            loaded = find_template(workspace, name)
             if not approval_state(loaded, approvals).approved and not any(f.template == name for f in errors):
                 approve(workspace, loaded, "Drill, automatic sign-off (exercise copy only)", store)
         checks = check_channels(workspace)
@@ -239,7 +241,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         summary("correct", send_warning(workspace, store, plan, actor=ACTOR), report, step)
 
         template, wanted = ALL_CLEAR
-        known = workspace.template(template).variables
+        known = find_template(workspace, template).variables
         values = {k: v for k, v in wanted.items() if k in known}
         values.update({k: v.example for k, v in known.items() if k not in values})
         plan = plan_update(workspace, store, report.incident, template, values, all_clear=True)

@@ -10,13 +10,9 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from broadcast.errors import ConfigError
-
-if TYPE_CHECKING:
-    from broadcast.store import Store
-    from broadcast.templates import Template
 
 CONFIG = "broadcast.toml"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -258,18 +254,6 @@ class Workspace:
     def template_names(self) -> list[str]:
         return sorted(p.stem for p in self.templates_dir.glob("*.md") if p.name != "README.md")
 
-    def template(self, name: str) -> Template:
-        """Load one template by name; the error lists the names there are."""
-        from broadcast.templates import load_template
-
-        path = self.templates_dir / f"{check_name('template', name)}.md"
-        if not path.is_file():
-            names = self.template_names()
-            near = difflib.get_close_matches(name, names, n=1)
-            raise ConfigError(path, None, f"no template named '{name}'",
-                              f"did you mean '{near[0]}'?" if near else "see: broadcast templates list")
-        return load_template(path, self.languages)
-
     @cached_property
     def areas(self) -> dict[str, Area]:
         return {path.stem: self._area(path) for path in sorted(self.areas_dir.glob("*.geojson"))}
@@ -312,12 +296,6 @@ class Workspace:
             raise ConfigError(self.config_path, "default_area", f"no area '{self.default_area}' in areas/",
                               f"areas: {', '.join(self.areas) or 'none'}")
         return self.areas[self.default_area]
-
-    def store(self) -> Store:
-        """Open the workspace's log database, creating it on first use."""
-        from broadcast.store import Store
-
-        return Store.open(self.db_path)
 
 
 def find_root(start: Path | None = None, explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -22,7 +22,7 @@ GENESIS = "0" * 64
 # The stored columns an entry's hash covers, in the log's order (broadcast.store.EVENT_COLUMNS); "id" is chain_id.
 HASHED = ("id", "event_id", "occurred_at", "recorded_at", "type", "phase", "actor", "incident", "alert", "channel",
           "description", "details", "pinned", "supersedes", "prev_hash")
-# Columns copied from the details key of the same name (broadcast.review.DERIVED).
+# Columns copied from the details key of the same name (broadcast.review.timeline.DERIVED).
 DERIVED = ("template", "template_sha256", "content_sha256", "attempt", "outcome", "provider_ref", "http_status",
            "error", "latency_ms", "rationale")
 FIELDS = {"seq", "chain_id", "occurred_at_local", "hash", *HASHED, *DERIVED} - {"id"}

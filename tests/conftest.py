@@ -15,6 +15,8 @@ pytest.register_assert_rewrite("sitekit", "reviewkit", "listkit", "faultkit")
 import time_machine  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
+from broadcast.prepare.templates import find_template  # noqa: E402
+from broadcast.store import Store  # noqa: E402
 from broadcast.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -272,10 +274,10 @@ def channel_config(tmp_path: Path, name: str, text: str):
 def make_alert(workspace: Workspace, identifier: str = "A-2026-0001", values: dict | None = None):
     from datetime import UTC, datetime
 
-    from broadcast.alert import build_alert
-    from broadcast.templates import render
+    from broadcast.prepare.templates import render
+    from broadcast.send.compose import build_alert
 
-    rendering = render(workspace.template("school-closure"), workspace, {**VALUES, **(values or {})})
+    rendering = render(find_template(workspace, "school-closure"), workspace, {**VALUES, **(values or {})})
     return build_alert(workspace, rendering, identifier=identifier, sent=datetime(2026, 11, 23, 6, 5, tzinfo=UTC))
 
 
@@ -285,7 +287,7 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
 
     import httpx
 
-    from broadcast.fanout import Job, Limits, delivery_key, fan_out
+    from broadcast.send.fanout import Job, Limits, delivery_key, fan_out
     from broadcast.store import Store
 
     store = store or Store.open(channel.config.path.parent.parent / "broadcast.db")
@@ -325,11 +327,11 @@ def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
     config = workspace_dir / "broadcast.toml"
     config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n",
                       encoding="utf-8")
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
 
     workspace = Workspace(workspace_dir)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
     store.close()
     monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
     return workspace_dir

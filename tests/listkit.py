@@ -6,7 +6,9 @@ from pathlib import Path
 
 from conftest import make_workspace
 
+from broadcast.prepare.templates import find_template
 from broadcast.sandbox.platforms import notify, twilio
+from broadcast.store import Store
 
 ENV = {"TEST_NOTIFY_KEY": notify.API_KEY, "TEST_TWILIO_SID": twilio.ACCOUNT_SID,
        "TEST_TWILIO_TOKEN": twilio.AUTH_TOKEN}
@@ -59,12 +61,12 @@ def list_workspace(root: Path, channels: list[tuple[str, str]], residents: str =
 
 
 def approved(root: Path) -> None:
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
     from broadcast.workspace import Workspace
 
     workspace = Workspace(root)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
     store.close()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from broadcast.prepare.templates import find_template
 from broadcast.store import Store, canonical_json, isoformat
 
 SLUG = "snow-2026-10-25"
@@ -128,7 +129,7 @@ def known(workspace_dir: Path) -> Iterator[tuple[Store, dict[str, dict[str, Any]
 
 def live_workspace(workspace_dir: Path, sandbox: Any) -> Path:
     """The fixture workspace with Mastodon and a webhook on the sandbox, quick retries, its template approved."""
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
     from broadcast.workspace import Workspace
 
     channels = workspace_dir / "channels"
@@ -142,7 +143,7 @@ def live_workspace(workspace_dir: Path, sandbox: Any) -> Path:
     config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n"
                       "max_attempts = 2\n", encoding="utf-8")
     workspace = Workspace(workspace_dir)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
     store.close()
     return workspace_dir

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broadcast.alert import Alert, AlertArea, Info, build_alert
-from broadcast.templates import example_values, render
+from broadcast.alert import Alert, AlertArea, Info
+from broadcast.prepare.templates import example_values, find_template, render
+from broadcast.send.compose import build_alert
 from broadcast.workspace import Workspace
 
 T0 = datetime(2026, 11, 23, 6, 42, tzinfo=UTC)
@@ -20,7 +21,7 @@ REALISTIC = ("flood-warning", "school-closures", "road-closure", "severe-weather
 def make_alert(workspace: Workspace, identifier: str, *, minutes: float = 0, template: str = "school-closure",
                values: dict[str, str] | None = None, **kwargs: Any) -> Alert:
     """An Alert from a template of the workspace, sent `minutes` after T0."""
-    chosen = workspace.template(template)
+    chosen = find_template(workspace, template)
     rendering = render(chosen, workspace, example_values(chosen) if values is None else values, today=T0.date())
     return build_alert(workspace, rendering, identifier=identifier, sent=T0 + timedelta(minutes=minutes), **kwargs)
 

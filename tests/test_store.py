@@ -2,6 +2,7 @@ import sqlite3
 
 import pytest
 
+from broadcast.prepare.templates import find_template
 from broadcast.store import GENESIS, Store, canonical_json, event_hash
 
 
@@ -115,15 +116,15 @@ def test_incidents_and_alerts_round_trip(tmp_path, workspace):
 
     from conftest import VALUES
 
-    from broadcast.alert import build_alert
     from broadcast.errors import StoreError
-    from broadcast.templates import render
+    from broadcast.prepare.templates import render
+    from broadcast.send.compose import build_alert
 
     store = Store.open(tmp_path / "broadcast.db")
     store.open_incident("snow-2026-11-23", "Snow: schools closed", actor="duty officer")
     with pytest.raises(StoreError, match="already exists"):
         store.open_incident("snow-2026-11-23", "again")
-    rendering = render(workspace.template("school-closure"), workspace, VALUES)
+    rendering = render(find_template(workspace, "school-closure"), workspace, VALUES)
     alert = build_alert(workspace, rendering, identifier="A-2026-0001", sent=datetime(2026, 11, 23, 6, 5, tzinfo=UTC),
                         incident="snow-2026-11-23")
     store.save_alert(alert, sent_by="duty officer")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from broadcast.channels.base import Channel
-    from broadcast.workspace import ChannelConfig
+    from broadcast.workspace import ChannelConfig, Workspace
 
 KINDS = {
     "webhook": "broadcast.channels.webhook:Webhook",
@@ -61,3 +61,18 @@ def _entry_points() -> dict[str, str]:
     from importlib.metadata import entry_points
 
     return {ep.name: ep.value for ep in entry_points(group="broadcast.channels")}
+
+
+def select_channels(workspace: Workspace, only: tuple[str, ...]) -> list[ChannelConfig]:
+    """All channels, or those named by --only; an unknown name is refused."""
+    import difflib
+
+    from broadcast.errors import ConfigError
+
+    channels = workspace.channels
+    for name in only:
+        if name not in channels:
+            near = difflib.get_close_matches(name, channels, n=1)
+            raise ConfigError(workspace.channels_dir, None, f"no channel named '{name}'",
+                              f"did you mean '{near[0]}'?" if near else "see: broadcast channels list")
+    return [c for name, c in channels.items() if not only or name in only]

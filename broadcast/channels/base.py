@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from broadcast.channels.textfit import characters, fit
 from broadcast.errors import BroadcastError
 from broadcast.secrets import mask, resolve
-from broadcast.textfit import characters, fit
 
 if TYPE_CHECKING:
     import httpx

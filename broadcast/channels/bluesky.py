@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
-from broadcast.textfit import URL_RE, graphemes
+from broadcast.channels.textfit import URL_RE, graphemes
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """What a channel that sends to a recipient list adds to an adapter: its list, its media, its rate, its cost.
 
-List channels (govuk-notify, twilio, smtp) are sent by `broadcast.bulk`, one delivery per person, not by the
+List channels (govuk-notify, twilio, smtp) are sent by `broadcast.send.bulk`, one delivery per person, not by the
 fan-out: `deliver` takes a person and a pooled session instead of `send`'s one post per channel.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt
+from broadcast.channels.sms import count_segments, segments
+from broadcast.channels.textfit import fit
 from broadcast.errors import ConfigError
-from broadcast.sms import count_segments, segments
-from broadcast.textfit import fit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from broadcast.alert import Alert
-    from broadcast.recipients import Recipient
+    from broadcast.prepare.recipients import Recipient
 
 EMAIL_LIMIT = 100_000
 
@@ -59,7 +59,7 @@ class ListChannel(Channel):
         return int(value) if whole else float(value)
 
     def list_file(self, root: Path) -> Path:
-        from broadcast.recipients import list_path
+        from broadcast.prepare.recipients import list_path
 
         return list_path(root, self.list_name)
 

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
-from broadcast.textfit import mastodon_length
+from broadcast.channels.textfit import mastodon_length
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import httpx
 
     from broadcast.channels.base import Post
-    from broadcast.recipients import Recipient
+    from broadcast.prepare.recipients import Recipient
 
 API = "https://api.notifications.service.gov.uk"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

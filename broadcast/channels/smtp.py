@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import httpx
 
     from broadcast.channels.base import Post
-    from broadcast.recipients import Recipient
+    from broadcast.prepare.recipients import Recipient
 
 SECURITY = {"starttls": 587, "tls": 465, "none": 25}
 IDLE_CHECK = 10.0  # seconds unused after which a connection is checked with NOOP before it carries a message

@@ -6,8 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.textfit import fit
 from broadcast.secrets import remember
-from broadcast.textfit import fit
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:

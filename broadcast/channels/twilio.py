@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import httpx
 
     from broadcast.channels.base import Post
-    from broadcast.recipients import Recipient
+    from broadcast.prepare.recipients import Recipient
 
 API = "https://api.twilio.com"
 AUTH_HINT = ("check the Account SID and Auth Token (Twilio Console > Account info), put them in the environment "

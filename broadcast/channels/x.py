@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
-from broadcast.textfit import x_weighted_length
+from broadcast.channels.textfit import x_weighted_length
 
 if TYPE_CHECKING:
     import httpx

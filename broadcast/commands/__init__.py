@@ -9,7 +9,7 @@ import click
 from broadcast.errors import VariableError
 
 if TYPE_CHECKING:
-    from broadcast.templates import Rendering, Template
+    from broadcast.prepare.templates import Rendering, Template
     from broadcast.workspace import Workspace
 
 def phase(name: str) -> Any:

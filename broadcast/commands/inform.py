@@ -26,11 +26,13 @@ def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, .
     Example: broadcast update snow-2026-11-23 school-closures --set "schools=Ysgol Bro Lliw; Hillside" ...
     """
     from broadcast.commands.warn import send_planned, show_plan
-    from broadcast.lifecycle import plan_update
+    from broadcast.prepare.templates import find_template
+    from broadcast.send.lifecycle import plan_update
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    values = collect_sets(workspace.template(template), pairs)
-    store = workspace.store()
+    values = collect_sets(find_template(workspace, template), pairs)
+    store = Store.open(workspace.db_path)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only)
         if dry_run:
@@ -50,9 +52,10 @@ def drafts(ctx: click.Context, show_all: bool) -> None:
 
     Example: broadcast drafts
     """
-    from broadcast.drafts import drafts as waiting
+    from broadcast.send.drafts import drafts as waiting
+    from broadcast.store import Store
 
-    store = open_workspace(ctx).store()
+    store = Store.open(open_workspace(ctx).db_path)
     try:
         rows = waiting(store, None if show_all else "waiting")
     finally:
@@ -74,15 +77,16 @@ def approve(ctx: click.Context, draft: int, yes: bool, as_json: bool) -> None:
 
     Example: broadcast approve 3
     """
-    from broadcast.approvals import operator
     from broadcast.commands.warn import send_planned
-    from broadcast.drafts import decide, plan_draft
-    from broadcast.drafts import draft as load_draft
-    from broadcast.policy import check_second_approver
-    from broadcast.sending import Release
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.drafts import decide, plan_draft
+    from broadcast.send.drafts import draft as load_draft
+    from broadcast.send.policy import check_second_approver
+    from broadcast.send.sending import Release
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         row = load_draft(store, draft)
         drafter = row["drafted_by"].split(" (")[-1].rstrip(")")
@@ -105,13 +109,14 @@ def reject(ctx: click.Context, draft: int, reason: str) -> None:
 
     Example: broadcast reject 3 --reason "wrong school named"
     """
-    from broadcast.approvals import operator
-    from broadcast.drafts import decide
-    from broadcast.drafts import draft as load_draft
-    from broadcast.policy import identify
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.drafts import decide
+    from broadcast.send.drafts import draft as load_draft
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         load_draft(store, draft)
         decide(store, draft, state="rejected", by=identify(workspace, operator()), reason=reason)
@@ -131,10 +136,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from broadcast.status import status as current
+    from broadcast.review.status import status as current
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         now = current(workspace, store)
     finally:

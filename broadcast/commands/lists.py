@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from broadcast.audience import Audience
-    from broadcast.bulk import Progress
-    from broadcast.sending import Plan
+    from broadcast.send.audience import Audience
+    from broadcast.send.bulk import Progress
+    from broadcast.send.sending import Plan
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
 
@@ -110,7 +110,7 @@ def check(ctx: click.Context, names: tuple[str, ...]) -> None:
     Example: broadcast lists check residents
     """
     from broadcast.commands import open_workspace
-    from broadcast.recipients import OPT_OUT, check_list
+    from broadcast.prepare.recipients import OPT_OUT, check_list
 
     workspace = open_workspace(ctx)
     folder = workspace.root / "lists"

@@ -24,11 +24,12 @@ def page_build(ctx: click.Context, output: str | None) -> None:
     """
     from pathlib import Path
 
-    from broadcast.pagetext import count_text
-    from broadcast.site import build_into
+    from broadcast.public.pagetext import count_text
+    from broadcast.public.site import build_into
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         built = build_into(workspace, store, Path(output) if output else None)
     finally:
@@ -52,11 +53,12 @@ def page_publish(ctx: click.Context) -> None:
     Example: broadcast page publish
     """
     from broadcast.errors import NOTHING_DELIVERED, SOME_FAILED
-    from broadcast.pagetext import count_text
-    from broadcast.publish import publish_site
+    from broadcast.public.pagetext import count_text
+    from broadcast.public.publish import publish_site
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         report = publish_site(workspace, store)
     finally:
@@ -80,10 +82,11 @@ def page_serve(ctx: click.Context, port: int) -> None:
 
     Example: broadcast page serve --port 8000
     """
-    from broadcast.site import build_into, preview_server
+    from broadcast.public.site import build_into, preview_server
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         built = build_into(workspace, store)
     finally:

@@ -18,7 +18,7 @@ def init(directory: str) -> None:
     """
     from pathlib import Path
 
-    from broadcast.scaffold import create_workspace
+    from broadcast.prepare.scaffold import create_workspace
 
     root = create_workspace(Path(directory))
     click.echo(f"Created a workspace in {root}")
@@ -38,7 +38,7 @@ def templates_list(ctx: click.Context) -> None:
 
     Example: broadcast templates list
     """
-    from broadcast.approvals import approval_states
+    from broadcast.prepare.approvals import approval_states
 
     rows = approval_states(open_workspace(ctx))
     width = max((len(r.name) for r in rows), default=0)
@@ -59,11 +59,12 @@ def templates_show(ctx: click.Context, name: str) -> None:
 
     Example: broadcast templates show school-closure
     """
-    from broadcast.approvals import approval_state, read_approvals
-    from broadcast.variables import quote
+    from broadcast.prepare.approvals import approval_state, read_approvals
+    from broadcast.prepare.templates import find_template
+    from broadcast.prepare.variables import quote
 
     workspace = open_workspace(ctx)
-    template = workspace.template(name)
+    template = find_template(workspace, name)
     state = approval_state(template, read_approvals(workspace))
     cap = template.cap
     click.secho(f"{template.name}: {template.title}", bold=True)
@@ -97,10 +98,10 @@ def templates_preview(ctx: click.Context, name: str, pairs: tuple[str, ...]) -> 
 
     Example: broadcast templates preview school-closure --set school="Hillside Primary School" --set date=today
     """
-    from broadcast.templates import example_values, render
+    from broadcast.prepare.templates import example_values, find_template, render
 
     workspace = open_workspace(ctx)
-    template = workspace.template(name)
+    template = find_template(workspace, name)
     given = collect_sets(template, pairs)
     filled = [n for n in template.variables if n not in given]
     values = {**{n: v for n, v in example_values(template).items() if n in filled}, **given}
@@ -123,11 +124,12 @@ def templates_lint(ctx: click.Context, names: tuple[str, ...]) -> None:
     Example: broadcast templates lint
     """
     from broadcast.errors import REFUSED
-    from broadcast.lint import lint_template, lint_workspace
+    from broadcast.prepare.lint import lint_template, lint_workspace
+    from broadcast.prepare.templates import find_template
 
     workspace = open_workspace(ctx)
     if names:
-        findings = [f for n in names for f in lint_template(workspace.template(n), workspace)]
+        findings = [f for n in names for f in lint_template(find_template(workspace, n), workspace)]
     else:
         findings = lint_workspace(workspace)
     for finding in findings:
@@ -150,17 +152,19 @@ def templates_approve(ctx: click.Context, name: str, by: str) -> None:
 
     Example: broadcast templates approve school-closure --by "Alex Morgan, Head of Communications"
     """
-    from broadcast.approvals import approve
     from broadcast.errors import PolicyError
-    from broadcast.lint import lint_template
+    from broadcast.prepare.approvals import approve
+    from broadcast.prepare.lint import lint_template
+    from broadcast.prepare.templates import find_template
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    template = workspace.template(name)
+    template = find_template(workspace, name)
     errors = [f for f in lint_template(template, workspace) if f.level == "error"]
     if errors:
         raise PolicyError(f"{name} has {len(errors)} lint errors; the first: {errors[0].message}",
                           hint=f"fix them first: broadcast templates lint {name}")
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         approval = approve(workspace, template, by, store)
     finally:
@@ -181,7 +185,7 @@ def channels_list(ctx: click.Context) -> None:
 
     Example: broadcast channels list
     """
-    from broadcast.sending import switched_off
+    from broadcast.send.sending import switched_off
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
@@ -211,7 +215,7 @@ def channels_check(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     Example: broadcast channels check mastodon-council
     """
-    from broadcast.checks import check_channels
+    from broadcast.channels.checks import check_channels
     from broadcast.errors import SOME_FAILED
 
     results = check_channels(open_workspace(ctx), names)
@@ -251,12 +255,14 @@ def channels_enable(ctx: click.Context, name: str) -> None:
 
 
 def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> None:
-    from broadcast.approvals import operator
-    from broadcast.sending import select_channels, switch
+    from broadcast.channels import select_channels
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.sending import switch
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
     select_channels(workspace, (name,))
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         switch(store, name, on=on, actor=operator(), reason=reason)
     finally:
@@ -302,7 +308,7 @@ def drill(ctx: click.Context, keep: str | None, no_faults: bool) -> None:
     try:
         source = Workspace(find_root(explicit=ctx.find_root().obj.get("workspace")))
     except ConfigError:
-        from broadcast.scaffold import EXAMPLE
+        from broadcast.prepare.scaffold import EXAMPLE
 
         source = Workspace(EXAMPLE)
     report = run_drill(source, into=Path(keep) if keep else None, faults=not no_faults, echo=click.echo)

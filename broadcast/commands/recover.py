@@ -9,7 +9,7 @@ import click
 from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
 
 if TYPE_CHECKING:
-    from broadcast.lifecycle import Retraction
+    from broadcast.send.lifecycle import Retraction
     from broadcast.store import Store
 
 
@@ -29,16 +29,18 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
 
     Example: broadcast correct A-2026-0007 --set date=2026-11-24
     """
-    from broadcast.approvals import operator
     from broadcast.commands.warn import confirm, send_planned
-    from broadcast.lifecycle import plan_correction, retract
-    from broadcast.policy import identify
+    from broadcast.prepare.approvals import operator
+    from broadcast.prepare.templates import find_template
+    from broadcast.send.lifecycle import plan_correction, retract
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         original = resolve_template(store, alert)
-        changes = collect_sets(workspace.template(original), pairs)
+        changes = collect_sets(find_template(workspace, original), pairs)
         found, plan = plan_correction(workspace, store, alert, changes, only=only)
         confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
         show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
@@ -63,13 +65,14 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
 
     Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
     """
-    from broadcast.approvals import operator
     from broadcast.commands.warn import confirm, send_planned
-    from broadcast.lifecycle import plan_cancel, retract
-    from broadcast.policy import identify
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.lifecycle import plan_cancel, retract
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         found, plan = plan_cancel(workspace, store, alert, reason, only=only)
         confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
@@ -96,14 +99,16 @@ def recover(ctx: click.Context, incident: str, template: str, pairs: tuple[str, 
 
     Example: broadcast recover flood-2026-11-23 all-clear --set area=afon-lliw-valley ...
     """
-    from broadcast.approvals import operator
     from broadcast.commands.warn import send_planned
-    from broadcast.lifecycle import close_incident, plan_update
-    from broadcast.policy import identify
+    from broadcast.prepare.approvals import operator
+    from broadcast.prepare.templates import find_template
+    from broadcast.send.lifecycle import close_incident, plan_update
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    values = collect_sets(workspace.template(template), pairs)
-    store = workspace.store()
+    values = collect_sets(find_template(workspace, template), pairs)
+    store = Store.open(workspace.db_path)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only, all_clear=True)
         before = len(store.alerts(incident))
@@ -125,12 +130,13 @@ def close(ctx: click.Context, incident: str) -> None:
 
     Example: broadcast close flood-2026-11-23
     """
-    from broadcast.approvals import operator
-    from broadcast.lifecycle import close_incident
-    from broadcast.policy import identify
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.lifecycle import close_incident
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         close_incident(store, incident, actor=identify(workspace, operator()))
     finally:
@@ -140,7 +146,7 @@ def close(ctx: click.Context, incident: str) -> None:
 
 def resolve_template(store: Store, alert: str) -> str:
     from broadcast.errors import PolicyError
-    from broadcast.lifecycle import resolve_alert
+    from broadcast.send.lifecycle import resolve_alert
 
     found = resolve_alert(store, alert)
     if not found.template or found.template == "free-text":

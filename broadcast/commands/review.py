@@ -74,7 +74,7 @@ def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Pa
 
     Example: broadcast review snow-2026-11-23 --format csv -o snow.csv --tz Europe/London
     """
-    from broadcast.exports import export_file, format_for, write_export
+    from broadcast.review.exports import export_file, format_for, write_export
 
     fmt = format_for(output, fmt)
     with opened(ctx) as (workspace, store):
@@ -104,7 +104,7 @@ def review_verify(ctx: click.Context, incident: str | None) -> None:
     Example: broadcast review verify snow-2026-11-23
     """
     from broadcast.errors import StoreError
-    from broadcast.evidence import verify_incident
+    from broadcast.review.evidence import verify_incident
 
     with opened(ctx) as (_, store):
         if incident:
@@ -138,9 +138,9 @@ def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | N
 
     Example: broadcast review metrics snow-2026-11-23
     """
-    from broadcast.exports import metrics_text
-    from broadcast.metrics import measure, to_json
-    from broadcast.review import zone
+    from broadcast.review.exports import metrics_text
+    from broadcast.review.metrics import measure, to_json
+    from broadcast.review.timeline import zone
 
     with opened(ctx) as (workspace, store):
         display = zone(tz or workspace.timezone)
@@ -172,7 +172,7 @@ def review_note(ctx: click.Context, incident: str, text: str, at: str | None, pi
 
     Example: broadcast review note snow-2026-11-23 "School transport cancelled by the operator" --at 06:40
     """
-    from broadcast.review import add_note
+    from broadcast.review.timeline import add_note
 
     with opened(ctx) as (workspace, store):
         when = _when(at, tz or workspace.timezone)
@@ -192,7 +192,7 @@ def review_decision(ctx: click.Context, incident: str, text: str, reason: str | 
 
     Example: broadcast review decision snow-2026-11-23 "Close all northern schools" --reason "Met Office amber"
     """
-    from broadcast.review import add_decision
+    from broadcast.review.timeline import add_decision
 
     with opened(ctx) as (workspace, store):
         when = _when(at, tz or workspace.timezone)
@@ -202,20 +202,20 @@ def review_decision(ctx: click.Context, incident: str, text: str, reason: str | 
 
 
 def _when(at: str | None, zone_name: str) -> Any:
-    from broadcast.review import parse_when, zone
+    from broadcast.review.timeline import parse_when, zone
 
     return parse_when(at, zone(zone_name)) if at else None
 
 
 def _actor(by: str | None) -> str:
-    from broadcast.approvals import operator
+    from broadcast.prepare.approvals import operator
 
     return (by or "").strip() or operator()
 
 
 def _logged(kind: str, row: dict[str, Any], zone_name: str) -> None:
-    from broadcast.exports import clock
-    from broadcast.review import zone
+    from broadcast.review.reading import clock
+    from broadcast.review.timeline import zone
 
     display = zone(zone_name)
     click.echo(f"Logged {kind} {row['event_id']} on {row['incident']} at {clock(row['occurred_at'], display)}"
@@ -236,8 +236,8 @@ def review_aar(ctx: click.Context, incident: str, output: Path | None, force: bo
 
     Example: broadcast review aar snow-2026-11-23 -o aar-snow.md
     """
-    from broadcast.aar import write_aar
     from broadcast.errors import PolicyError
+    from broadcast.review.aar import write_aar
 
     # os.path, not Path.exists: a name too long for the file system is "not there", and open says why below.
     if output is not None and os.path.exists(output) and not force:
@@ -248,7 +248,7 @@ def review_aar(ctx: click.Context, incident: str, output: Path | None, force: bo
         if output is None:
             write_aar(store, incident, sys.stdout, display_zone=display_zone)
             return
-        from broadcast.exports import open_output
+        from broadcast.review.exports import open_output
 
         with open_output(output) as out:
             write_aar(store, incident, out, display_zone=display_zone)
@@ -265,7 +265,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from broadcast.review import incidents_table
+    from broadcast.review.timeline import incidents_table
 
     with opened(ctx) as (_, store):
         rows = list(incidents_table(store))
@@ -296,7 +296,7 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
     """
     import json
 
-    from broadcast.metrics import duration, percent, summarise
+    from broadcast.review.metrics import duration, percent, summarise
 
     with opened(ctx) as (workspace, store):
         zone_name = tz or workspace.timezone
@@ -320,7 +320,7 @@ def _day(text: str, zone_name: str, option: str) -> Any:
     from datetime import date, datetime
 
     from broadcast.errors import PolicyError
-    from broadcast.review import zone
+    from broadcast.review.timeline import zone
 
     try:
         day = date.fromisoformat(text)

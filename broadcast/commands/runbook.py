@@ -22,12 +22,13 @@ def runbook_start(ctx: click.Context, name: str, incident: str) -> None:
 
     Example: broadcast runbook start severe-weather --incident snow-2026-11-23
     """
-    from broadcast.approvals import operator
-    from broadcast.policy import identify
-    from broadcast.runbooks import start
+    from broadcast.prepare.approvals import operator
+    from broadcast.prepare.runbooks import start
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         book = start(workspace, store, name, incident, actor=identify(workspace, operator()))
     finally:
@@ -48,12 +49,13 @@ def runbook_tick(ctx: click.Context, step: str, incident: str | None, name: str 
 
     Example: broadcast runbook tick W2 --note "dry run checked by the press office"
     """
-    from broadcast.approvals import operator
-    from broadcast.policy import identify
-    from broadcast.runbooks import tick
+    from broadcast.prepare.approvals import operator
+    from broadcast.prepare.runbooks import tick
+    from broadcast.send.policy import identify
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         done = tick(workspace, store, step, actor=identify(workspace, operator()), incident=incident,
                     runbook=name, note=note)
@@ -71,10 +73,11 @@ def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> 
 
     Example: broadcast runbook show --incident snow-2026-11-23
     """
-    from broadcast.runbooks import current, ticks
+    from broadcast.prepare.runbooks import current, ticks
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         slug, book = current(workspace, store, incident, name)
         rows = ticks(store, slug, book)

@@ -12,8 +12,8 @@ from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_work
 from broadcast.commands.lists import BAR, lists_group, reach, show_audience
 
 if TYPE_CHECKING:
-    from broadcast.fanout import Outcome
-    from broadcast.sending import Plan, Release, Report
+    from broadcast.send.fanout import Outcome
+    from broadcast.send.sending import Plan, Release, Report
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -45,19 +45,21 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
     Example: broadcast warn school-closure --set school="Ysgol Bro Lliw" --set date=today
     --set reason=snow --set next_update=15:00 --to parents:ysgol-bro-lliw
     """
-    from broadcast.approvals import UNAPPROVED, ApprovalState
-    from broadcast.drafts import free_text
     from broadcast.errors import PolicyError
-    from broadcast.sending import Issue, plan_rendering, plan_warning
+    from broadcast.prepare.approvals import UNAPPROVED, ApprovalState
+    from broadcast.prepare.templates import find_template
+    from broadcast.send.drafts import free_text
+    from broadcast.send.sending import Issue, plan_rendering, plan_warning
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
     if bool(template) == bool(texts):
         raise PolicyError("give a template or --text, not both and not neither",
                           hint="e.g. broadcast warn school-closure --set ..., or broadcast warn --text \"...\"")
-    values = collect_sets(workspace.template(template), pairs) if template else {}
+    values = collect_sets(find_template(workspace, template), pairs) if template else {}
     issue = Issue(status="Exercise" if exercise else "Actual", incident=incident)
     words = split_texts(workspace, texts)
-    store = None if dry_run else workspace.store()
+    store = None if dry_run else Store.open(workspace.db_path)
     try:
         if template:
             plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=not dry_run,
@@ -98,11 +100,11 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
                  only: tuple[str, ...] = (), release: Release | None = None, confirmed: bool = False,
                  to: tuple[str, ...] = (), one_segment: bool = False) -> None:
     """Show the plan, confirm, then send it, or keep it as a draft when policy needs a second person."""
-    from broadcast.approvals import operator
-    from broadcast.drafts import save_draft
     from broadcast.errors import PolicyError
-    from broadcast.policy import Policy, identify, override_details
-    from broadcast.sending import Release, send_warning
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.drafts import save_draft
+    from broadcast.send.policy import Policy, identify, override_details
+    from broadcast.send.sending import Release, send_warning
 
     actor = identify(workspace, operator())
     if override:
@@ -141,11 +143,12 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
 
     Example: broadcast resend A-2026-0007 --only facebook-page
     """
-    from broadcast.approvals import operator
-    from broadcast.sending import resend as resend_alert
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.sending import resend as resend_alert
+    from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     try:
         report = resend_alert(workspace, store, alert, actor=operator(), only=only,
                               include_uncertain=include_uncertain, on_outcome=None if as_json else live_line,

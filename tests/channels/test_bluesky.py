@@ -9,8 +9,8 @@ from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one, wit
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
 from broadcast.channels.bluesky import record_key
-from broadcast.fanout import delivery_key
-from broadcast.textfit import graphemes
+from broadcast.channels.textfit import graphemes
+from broadcast.send.fanout import delivery_key
 from broadcast.workspace import Workspace
 
 CONFIG = """kind = "bluesky"

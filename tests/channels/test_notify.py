@@ -10,8 +10,8 @@ from listkit import ENV, approved, list_workspace, notify_channel
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
-from broadcast.checks import check_channels
-from broadcast.recipients import Recipient
+from broadcast.channels.checks import check_channels
+from broadcast.prepare.recipients import Recipient
 from broadcast.sandbox.platforms.notify import API_KEY, SERVICE_ID
 from broadcast.store import Store
 from broadcast.workspace import Workspace
@@ -97,14 +97,14 @@ def test_notify_error_bodies_become_hints(notify):
 def test_a_resend_asks_notify_first_and_sends_nothing_twice(tmp_path, sandbox, monkeypatch):
     from conftest import VALUES
 
-    from broadcast.sending import plan_warning, resend, send_warning
+    from broadcast.send.sending import plan_warning, resend, send_warning
 
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url)])
     approved(root)
     workspace = Workspace(root)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     report = send_warning(workspace, store, plan_warning(workspace, "school-closure", VALUES, store=store),
                           actor="test")
     assert {o.state for o in report.outcomes} == {"sent"} and len(sandbox.received("notify", accepted=True)) == 3

@@ -11,8 +11,9 @@ from aiosmtpd.smtp import AuthResult
 from conftest import VALUES
 from listkit import approved, list_workspace
 
-from broadcast.checks import check_channels
-from broadcast.sending import plan_warning, send_warning
+from broadcast.channels.checks import check_channels
+from broadcast.send.sending import plan_warning, send_warning
+from broadcast.store import Store
 from broadcast.workspace import Workspace
 
 USER, PASSWORD = "alerts", "relay-password-123"
@@ -79,7 +80,7 @@ def workspace(tmp_path, relay, monkeypatch):
 
 
 def send(workspace, values=VALUES):
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     plan = plan_warning(workspace, "school-closure", values, store=store)
     return send_warning(workspace, store, plan, actor="test"), store
 

@@ -9,9 +9,10 @@ from listkit import ENV, approved, list_workspace, many, twilio_channel
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
-from broadcast.checks import check_channels
-from broadcast.recipients import Recipient, scrub
+from broadcast.channels.checks import check_channels
+from broadcast.prepare.recipients import Recipient, scrub
 from broadcast.sandbox.platforms.twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID
+from broadcast.store import Store
 from broadcast.workspace import Workspace
 
 PERSON = Recipient("sms", "+447700900001", "sms:0", "+44 7*** ***001", "en-GB", 2)
@@ -59,7 +60,7 @@ def test_a_wrong_token_is_permanent_and_never_shown(twilio, sandbox, monkeypatch
 
 
 def test_20429_is_retried_and_everyone_gets_one_text(tmp_path, sandbox, monkeypatch):
-    from broadcast.sending import plan_warning, send_warning
+    from broadcast.send.sending import plan_warning, send_warning
 
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -70,7 +71,7 @@ def test_20429_is_retried_and_everyone_gets_one_text(tmp_path, sandbox, monkeypa
     approved(root)
     sandbox.store("twilio")["rate_limit"] = (8, 0.1)
     workspace = Workspace(root)
-    store = workspace.store()
+    store = Store.open(workspace.db_path)
     report = send_warning(workspace, store, plan_warning(workspace, "school-closure", VALUES, store=store),
                           actor="test")
     assert [o.state for o in report.outcomes] == ["sent"]

@@ -8,8 +8,8 @@ from conftest import TEMPLATE, VALUES, channel_config, make_alert, send_one, wit
 
 from broadcast.channels import load
 from broadcast.channels.base import ChannelError
+from broadcast.channels.textfit import x_weighted_length
 from broadcast.sandbox.server import CREDENTIALS
-from broadcast.textfit import x_weighted_length
 from broadcast.workspace import Workspace
 
 CONFIG = """kind = "x"

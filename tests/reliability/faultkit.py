@@ -16,7 +16,9 @@ from typing import Any
 
 from conftest import VALUES, make_workspace
 
+from broadcast.prepare.templates import find_template
 from broadcast.sandbox.server import CREDENTIALS
+from broadcast.store import Store
 
 PLATFORMS = {
     "mastodon-council": ('kind = "mastodon"\n[settings]\ninstance = "{url}/mastodon"\n'
@@ -51,7 +53,7 @@ SMS = "sms-residents"
 def full_workspace(root: Path, url: str, *, channels: int = 12, recipients: int = 0, twilio: bool = False) -> Path:
     """A workspace on the sandbox: the seven platforms, webhooks up to `channels`, Notify (and Twilio) to a list of
     `recipients`."""
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
     from broadcast.sandbox.platforms.notify import SMS_TEMPLATE
     from broadcast.workspace import Workspace
 
@@ -78,8 +80,8 @@ def full_workspace(root: Path, url: str, *, channels: int = 12, recipients: int 
     config = root / "broadcast.toml"
     config.write_text(config.read_text(encoding="utf-8") + FANOUT, encoding="utf-8")
     workspace = Workspace(root)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
     store.close()
     return root
 

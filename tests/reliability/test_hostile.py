@@ -18,6 +18,7 @@ from conftest import REPO, VALUES
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from broadcast.prepare.templates import find_template
 from broadcast.store import Store
 
 SCALE = float(os.environ.get("HOSTILE_SCALE", "1"))
@@ -396,12 +397,12 @@ def test_any_recipient_list_is_refused_clearly_or_sent_to_exactly_its_valid_peop
     monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
     root = list_workspace(tmp_path_factory.mktemp("lists") / "ws", [notify_channel(sandbox.url)], residents="")
     (root / "lists" / "residents.csv").write_bytes(content)
-    from broadcast.approvals import approve
+    from broadcast.prepare.approvals import approve
     from broadcast.workspace import Workspace
 
     workspace = Workspace(root)
-    store = workspace.store()
-    approve(workspace, workspace.template("school-closure"), "Alex Morgan, Head of Communications", store)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
     store.close()
     sandbox.clear()
     sandbox.store("notify")["rate_limit"] = None

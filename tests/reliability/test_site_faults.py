@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import VALUES, invoke
 
-from broadcast.site import STAGING
+from broadcast.public.site import STAGING
 from broadcast.store import Store
 
 HINT = "hint: check the folder exists, is writable and the disk is not full"

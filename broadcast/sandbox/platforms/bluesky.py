@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from broadcast.channels.textfit import graphemes
 from broadcast.sandbox.server import CREDENTIALS, RECORD
-from broadcast.textfit import graphemes
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from broadcast.channels.textfit import mastodon_length
 from broadcast.sandbox.server import CREDENTIALS, RECORD
-from broadcast.textfit import mastodon_length
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox

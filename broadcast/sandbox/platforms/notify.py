@@ -120,7 +120,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         return None
 
     async def notify(request: web.Request, kind: str) -> web.Response:
-        from broadcast.recipients import normalise_email
+        from broadcast.prepare.recipients import normalise_email
 
         refused = authorise(request) or limited()
         if refused:

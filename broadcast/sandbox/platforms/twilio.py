@@ -60,8 +60,8 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         return None
 
     async def create(request: web.Request) -> web.Response:
-        from broadcast.recipients import normalise_phone
-        from broadcast.sms import segments
+        from broadcast.channels.sms import segments
+        from broadcast.prepare.recipients import normalise_phone
 
         refused = authorise(request) or limited()
         if refused:

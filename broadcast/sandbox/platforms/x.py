@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from broadcast.channels.textfit import x_weighted_length
 from broadcast.sandbox.server import CREDENTIALS, RECORD
-from broadcast.textfit import x_weighted_length
 
 if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox

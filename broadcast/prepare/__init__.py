@@ -1,0 +1,1 @@
+"""Prepare: templates and their variables, sign-off, lint, runbooks, recipient lists, channel checks."""

@@ -1,0 +1,116 @@
+"""Template sign-off: approval binds to the SHA-256 of the template's content."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from broadcast.errors import ConfigError, PolicyError
+from broadcast.prepare.templates import find_template
+from broadcast.workspace import read_toml
+
+if TYPE_CHECKING:
+    from broadcast.prepare.templates import Template
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
+
+APPROVED, MODIFIED, UNAPPROVED = "approved", "modified since approval", "not approved"
+
+
+@dataclass(frozen=True)
+class Approval:
+    template: str
+    sha256: str
+    by: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    status: str
+    approval: Approval | None  # the approval of this content, or else the latest one of any content
+
+    @property
+    def approved(self) -> bool:
+        return self.status == APPROVED
+
+
+def read_approvals(workspace: Workspace) -> list[Approval]:
+    """Every approval recorded in the workspace, oldest first."""
+    path = workspace.approvals_path
+    if not path.exists():
+        return []
+    entries = read_toml(path).get("approval", [])
+    approvals = []
+    for i, entry in enumerate(entries):
+        try:
+            approvals.append(Approval(entry["template"], entry["sha256"], entry["by"], str(entry["at"])))
+        except (KeyError, TypeError):
+            raise ConfigError(path, f"approval[{i}]", "needs template, sha256, by and at",
+                              "approvals.toml is written by `broadcast templates approve`; "
+                              "restore it from git") from None
+    return approvals
+
+
+def approval_state(template: Template, approvals: list[Approval]) -> ApprovalState:
+    """Approved only if an approval names this template with exactly this content."""
+    mine = [a for a in approvals if a.template == template.name]
+    matching = [a for a in mine if a.sha256 == template.sha256]
+    if matching:
+        return ApprovalState(APPROVED, matching[-1])
+    if mine:
+        return ApprovalState(MODIFIED, mine[-1])
+    return ApprovalState(UNAPPROVED, None)
+
+
+@dataclass(frozen=True)
+class TemplateApproval:
+    name: str
+    title: str
+    state: ApprovalState
+
+
+def approval_states(workspace: Workspace) -> list[TemplateApproval]:
+    """Every template of the workspace with its approval state."""
+    approvals = read_approvals(workspace)
+    rows = []
+    for name in workspace.template_names():
+        template = find_template(workspace, name)
+        rows.append(TemplateApproval(name, template.title, approval_state(template, approvals)))
+    return rows
+
+
+def operator() -> str:
+    """Who is at the keyboard: $BROADCAST_OPERATOR, else the OS user."""
+    return os.environ.get("BROADCAST_OPERATOR") or getpass.getuser()
+
+
+def approve(workspace: Workspace, template: Template, by: str, store: Store) -> Approval:
+    """Record sign-off of the template's current content in approvals.toml and in the log."""
+    name, _, role = by.partition(",")
+    if not name.strip() or not role.strip():
+        raise PolicyError(f"--by {by!r} must give a name and a role",
+                          hint='example: --by "Alex Morgan, Head of Communications"')
+    approval = Approval(template.name, template.sha256, by.strip(),
+                        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # The log first: if writing the file fails, the template stays unapproved, which is the safe side.
+    store.append_event(
+        "template_approved", phase="prepare", actor=approval.by,
+        description=f"Template {template.name} approved by {approval.by}",
+        details={"template": template.name, "sha256": template.sha256, "operator": operator()},
+    )
+    path = workspace.approvals_path
+    header = "" if path.exists() else (
+        "# Template sign-off, written by `broadcast templates approve`. Each entry binds an approval to the\n"
+        "# SHA-256 of the template file: edit the file and it is unapproved until approved again.\n"
+    )
+    # json.dumps writes a valid TOML basic string for any text.
+    block = (f"\n[[approval]]\ntemplate = {json.dumps(approval.template)}\nsha256 = {json.dumps(approval.sha256)}\n"
+             f"by = {json.dumps(approval.by, ensure_ascii=False)}\nat = {approval.at}\n")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(header + block)
+    return approval

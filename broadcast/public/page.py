@@ -1,0 +1,162 @@
+"""The fallback page: index.html (current alerts first) and one page per incident, in each configured language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from broadcast.public.feeds import language_prefix
+from broadcast.public.pagetext import clock, count_text, local, long_time, machine_time, words
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from markupsafe import Markup
+
+    from broadcast.alert import Info
+    from broadcast.public.summary import Incident, Summary, Update
+
+INDEX_BUDGET = 14_000  # bytes: what fits in the first TCP round trip on a slow phone connection
+# System fonts, no images; colour never carries meaning alone (every status is a word); print drops the chrome.
+CSS = (
+    "html{font:112.5%/1.5 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#0b0c0c;background:#fff}"
+    "body{max-width:40rem;margin:0 auto;padding:0 1rem 2rem;overflow-wrap:anywhere}"
+    "a{color:#1d4f91}a:visited{color:#4c2c92}"
+    "a:focus{outline:3px solid #0b0c0c;background:#fd0;color:#0b0c0c;text-decoration:none}"
+    ".skip{position:absolute;left:-9999px}.skip:focus{position:static;display:inline-block;padding:.25rem}"
+    "header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;gap:0 1rem;"
+    "border-bottom:.3rem solid #0b0c0c}header p{font-weight:700;margin:.5rem 0}"
+    "nav a{display:inline-block;padding:.25rem 0}h1{font-size:1.7rem;line-height:1.2}"
+    "h2{font-size:1.3rem;margin-top:2rem}h3{font-size:1.1rem;margin:0}.list{list-style:none;padding:0}"
+    ".list>li{border-top:1px solid #b1b4b6;padding:.5rem 0}.list p{margin:.25rem 0}"
+    ".tag{display:inline-block;padding:0 .3rem;font-weight:700;color:#fff;background:#505a5f}"
+    ".current{background:#942514}.all-clear{background:#005a30}"
+    ".marker,.note{color:#0b0c0c;background:#fd0;outline:2px dashed #0b0c0c}.note{padding:.5rem}"
+    "footer{border-top:1px solid #b1b4b6;margin-top:2rem;font-size:.9rem}"
+    "@media print{.skip,nav{display:none}html{font-size:11pt}body{max-width:none}a{color:#0b0c0c}"
+    ".tag{color:#0b0c0c;background:none;border:1px solid}}"
+)
+
+
+def render_pages(summary: Summary) -> dict[str, bytes]:
+    """Every HTML file of the site, by path relative to the site root."""
+    files = {}
+    for language in summary.workspace.languages:
+        prefix = language_prefix(summary, language)
+        files[f"{prefix}index.html"] = render_index(summary, language)
+        for incident in summary.incidents:
+            files[f"{prefix}{incident.page}"] = render_incident(summary, incident, language)
+    return files
+
+
+def render_index(summary: Summary, language: str) -> bytes:
+    """The index, with each current alert's instruction while the page stays within its byte budget: the most
+    severe keep theirs when there is not room for all."""
+    from markupsafe import escape
+
+    template = _environment().get_template("index.html")
+    context = _context(summary, language, "index.html")
+    count = count_text(language, len(summary.current))
+    context.update(count=count, generated=summary.generated, schools=summary.schools, current=summary.current,
+                   ended=summary.ended, title=f"{count} – {context['org']}")
+    page = template.render(context, detail=len(summary.current)).encode("utf-8")
+    if len(page) <= INDEX_BUDGET:
+        return page
+    page = template.render(context, detail=0).encode("utf-8")
+    room, detail = INDEX_BUDGET - len(page), 0
+    for incident in summary.current:  # an instruction adds exactly its own paragraph
+        info = _info(incident.latest, language)
+        cost = len(f"<p>{escape(info.instruction)}</p>\n".encode()) if info and info.instruction else 0
+        if cost > room:
+            break
+        room, detail = room - cost, detail + 1
+    return template.render(context, detail=detail).encode("utf-8") if detail else page
+
+
+def render_incident(summary: Summary, incident: Incident, language: str) -> bytes:
+    said = words(language)
+    status = said[f"status_{incident.status}"]
+    if incident.marker:
+        status = f"{said['marker_' + incident.marker]} – {status}"
+    context = _context(summary, language, incident.page)
+    context.update(incident=incident, title=f"{status}: {context['title_of'](incident)[0]} – {context['org']}")
+    return _environment().get_template("incident.html").render(context).encode("utf-8")
+
+
+def _context(summary: Summary, language: str, page: str) -> dict[str, Any]:
+    """What every page needs: where it is, its words, its language links and the footer."""
+    from markupsafe import Markup, escape
+
+    workspace, settings = summary.workspace, summary.settings
+    zone, said = workspace.timezone, words(language)
+    root = "../" * (language_prefix(summary, language) + page).count("/")
+    org = workspace.organisation
+
+    def say(key: str, **parts: Any) -> Markup:
+        return escape(said[key]).format(**parts)
+
+    def when(moment: datetime) -> Markup:
+        return _time(moment, zone, language, True)
+
+    def at(moment: datetime) -> Markup:
+        return _time(moment, zone, language, False)
+
+    about = settings.about.get(language) if settings.about else said["published_by"].format(
+        org=org.name.get(language))
+    return {
+        "lang": language, "t": said, "root": root, "prefix": language_prefix(summary, language),
+        "home": root + language_prefix(summary, language) + "index.html",
+        "alternates": [{"lang": other, "name": words(other)["language_name"],
+                        "href": root + language_prefix(summary, other) + page}
+                       for other in workspace.languages if other != language],
+        "org": org.name.get(language), "phone": org.phone, "about": about, "check_minutes": settings.check_minutes,
+        "licence": settings.licence, "licence_name": settings.licence.name.get(language),
+        "css": Markup(CSS), "say": say, "when": when, "clock": at, "link": _link,
+        "info_of": lambda update: _info(update, language), "areas": _areas,
+        "title_of": lambda incident: incident.title_in(language, workspace.languages[0]),
+        "today": lambda moment: _time(moment, zone, language, local(moment, zone).date() !=
+                                      local(summary.generated, zone).date()),
+    }
+
+
+@lru_cache(maxsize=8192)
+def _time(moment: datetime, zone: str, language: str, long: bool) -> Markup:
+    """<time datetime="2026-11-23T06:42:00+00:00">06:42 GMT, Monday 23 November 2026</time> (or just 06:42 GMT)."""
+    from markupsafe import Markup, escape
+
+    text = long_time(moment, zone, language) if long else clock(moment, zone)
+    return Markup(f'<time datetime="{machine_time(moment, zone)}">{escape(text)}</time>')
+
+
+def _link(href: str, text: str, **attributes: str) -> Markup:
+    from markupsafe import Markup, escape
+
+    extra = "".join(f' {k}="{escape(v)}"' for k, v in attributes.items())
+    return Markup(f'<a href="{escape(href)}"{extra}>{escape(text)}</a>')
+
+
+def _info(update: Update, language: str) -> Info | None:
+    return update.alert.info(language) if update.alert.infos else None
+
+
+def _areas(info: Info) -> str:
+    return "; ".join(area.desc for area in info.areas)
+
+
+def _paragraphs(text: str) -> Markup:
+    """Plain text to paragraphs: a blank line starts a new one, a single line break stays a break."""
+    from markupsafe import Markup, escape
+
+    blocks = [b.strip() for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    return Markup("\n".join("<p>" + "<br>".join(str(escape(line)) for line in b.split("\n")) + "</p>" for b in blocks))
+
+
+@cache
+def _environment() -> Environment:
+    """Its own autoescaping environment: the page is not rendered in the template sandbox."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("broadcast", "data/page"), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.filters["paragraphs"] = _paragraphs
+    return env

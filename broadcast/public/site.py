@@ -1,0 +1,168 @@
+"""Build the whole static site in memory from the store, and write it to a folder without ever leaving it broken."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from broadcast.public.pageconfig import PageSettings
+    from broadcast.public.summary import Summary
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
+
+STALE_STAGING_SECONDS = 3600
+# Inside the target folder: the same file system (so a rename is atomic) and writable whenever the folder is,
+# which its parent (say /var/www) often is not.
+STAGING = ".broadcast-staging-"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Every file of the site by path (relative, '/'-separated), and the summary it was built from."""
+
+    files: dict[str, bytes]
+    summary: Summary
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.files.values()))
+
+
+@dataclass(frozen=True)
+class Written:
+    written: list[str]
+    removed: list[str]
+
+
+def build_site(
+    workspace: Workspace, store: Store, *, settings: PageSettings | None = None, now: datetime | None = None
+) -> Site:
+    """Render every CAP file, page and feed. Raises CapError (and writes nothing) if any CAP file is invalid."""
+    from broadcast.public.cap import cap_document
+    from broadcast.public.feeds import atom, language_prefix, rss, status_json
+    from broadcast.public.page import render_pages
+    from broadcast.public.pageconfig import page_settings
+    from broadcast.public.summary import summarise
+
+    settings = settings or page_settings(workspace)
+    alerts = store.alerts()
+    known = {alert.identifier: alert for alert in alerts}
+    summary = summarise(workspace, store, settings, now or datetime.now(UTC), alerts=alerts)
+    files = {update.cap_path: cap_document(update.alert, known) for update in summary.updates}
+    files.update(render_pages(summary))
+    for language in workspace.languages:
+        prefix = language_prefix(summary, language)
+        files[f"{prefix}feed.atom"] = atom(summary, language)
+        files[f"{prefix}feed.rss"] = rss(summary, language)
+    files["status.json"] = status_json(summary)
+    return Site(files, summary)
+
+
+@dataclass(frozen=True)
+class Built:
+    site: Site
+    directory: Path
+    written: Written
+
+
+def build_into(
+    workspace: Workspace, store: Store, directory: Path | None = None, *, now: datetime | None = None
+) -> Built:
+    """Build the site and write it to a local folder (default: the first directory target, else site/)."""
+    from broadcast.public.pageconfig import page_settings
+
+    settings = page_settings(workspace)
+    site = build_site(workspace, store, settings=settings, now=now)
+    directory = directory or settings.output_dir(workspace.root)
+    return Built(site, directory, write_tree(site.files, directory))
+
+
+def preview_server(directory: Path, port: int = 8000) -> ThreadingHTTPServer:
+    """A local preview of a built site on 127.0.0.1 (never on a public interface); call serve_forever()."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(SimpleHTTPRequestHandler):
+        extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".atom": "application/atom+xml",
+                          ".rss": "application/rss+xml", ".xml": "application/cap+xml",
+                          ".html": "text/html; charset=utf-8", ".json": "application/json"}
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), partial(Handler, directory=str(directory)))
+    except OSError as exc:
+        from broadcast.errors import BroadcastError
+
+        raise BroadcastError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                             hint="another program is using the port: choose another with --port 8001") from None
+
+
+def swap_order(path: str) -> tuple[int, str]:
+    """Files a page links to go live before the page: CAP files, then incident pages, then feeds, then indexes."""
+    if path.startswith("cap/"):
+        return 0, path
+    if "incidents/" in path:
+        return 1, path
+    return (3 if path.endswith("index.html") else 2), path
+
+
+def managed(path: str) -> bool:
+    """Files a publish may remove when they are no longer built; anything else in a target is left alone."""
+    parts = path.split("/")
+    return (parts[0] == "cap" and path.endswith(".xml")) or ("incidents" in parts[:-1] and path.endswith(".html"))
+
+
+def write_tree(files: dict[str, bytes], directory: Path) -> Written:
+    """Write the site into `directory`: every changed file is first written in full to a hidden staging folder,
+    then moved into place with an atomic rename, so a reader (or a crash) never sees a half-written file and a failed
+    build leaves the previous site as it was. Unchanged files are not touched, so their caches stay valid."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(directory)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
+    try:
+        changed = []
+        for path, data in files.items():
+            target = directory / path
+            if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+                continue
+            staged = staging / path
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged.write_bytes(data)
+            changed.append(path)
+        for path in sorted(changed, key=swap_order):
+            target = directory / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / path, target)
+        removed = [path for path in existing_files(directory) if managed(path) and path not in files]
+        for path in removed:
+            (directory / path).unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Written(changed, removed)
+
+
+def existing_files(directory: Path) -> list[str]:
+    """Files in a published folder, leaving out any staging folder."""
+    found = (p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+    return sorted(path for path in found if not path.startswith(STAGING))
+
+
+def _remove_stale_staging(directory: Path) -> None:
+    """A build killed mid-way leaves its staging folder; clear those old enough not to be another publish's."""
+    for leftover in directory.glob(STAGING + "*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except FileNotFoundError:
+            pass

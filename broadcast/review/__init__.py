@@ -1,0 +1,1 @@
+"""Review: the timeline, exports, the report, metrics, evidence, the after-action review and live status."""

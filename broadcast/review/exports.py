@@ -1,0 +1,245 @@
+"""Timeline exports (CSV, JSON Lines, Markdown, HTML), each headed by the incident, its metrics and the chain head.
+
+An export reads the log once: the whole chain is checked, and the incident's rows are written (to a spool file
+when the header comes first) while the metrics and the digest are gathered; then the header is written and the
+spool copied after it. Memory stays flat however long the incident.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from broadcast.review.reading import (
+    Header,
+    Rows,
+    backfilled,
+    channel_table,
+    clock,
+    decisions,
+    describe,
+    header_rows,
+    md_text,
+    milliseconds,
+    read,
+)
+from broadcast.review.timeline import (
+    FIELDS,
+    Localiser,
+    ReviewError,
+    snapshot,
+)
+
+if TYPE_CHECKING:
+    from broadcast.review.metrics import Metrics
+    from broadcast.store import Store
+
+FORMATS = ("csv", "jsonl", "md", "html")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+TEXT_COLUMNS = frozenset({"actor", "channel", "alert", "template", "provider_ref", "error", "description", "rationale"})
+SUFFIXES = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "md": "md", "markdown": "md", "html": "html",
+            "htm": "html"}
+
+
+def write_export(store: Store, slug: str, fmt: str, out: TextIO, *, display_zone: str, pinned_only: bool = False,
+                 bom: bool = False, now: datetime | None = None) -> Header:
+    """Write one incident's timeline to `out` in csv, jsonl, md or html, streamed; return its header."""
+    if fmt not in FORMATS:
+        raise ReviewError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    options: dict[str, Any] = {"display_zone": display_zone, "pinned_only": pinned_only, "now": now}
+    with snapshot(store):
+        if fmt == "csv":  # its header goes in the sidecar, so the rows go straight out
+            return read(store, slug, lambda rows, display: write_csv(rows, out, bom=bom), **options)
+        if fmt == "html":
+            from broadcast.review.report import html_body, html_prefix, html_suffix
+
+            prefix, body, suffix = html_prefix, html_body, html_suffix
+        else:
+            prefix, body, suffix = ((jsonl_prefix, jsonl_body, jsonl_suffix) if fmt == "jsonl"
+                                    else (md_prefix, md_body, md_suffix))
+        corrected = corrections(store, slug)
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+            header = read(store, slug, lambda rows, display: body(rows, spool, display, corrected), **options)
+            prefix(store, header, out)
+            spool.seek(0)
+            shutil.copyfileobj(spool, out, 1 << 16)
+            suffix(header, out)
+    return header
+
+
+def export_file(store: Store, slug: str, fmt: str, path: Path, **options: Any) -> tuple[Header, list[Path]]:
+    """Write an export to `path` (CSV gets its header in a `.meta.json` sidecar); return the files written."""
+    with open_output(path) as out:
+        header = write_export(store, slug, fmt, out, **options)
+    written = [path]
+    if fmt == "csv":
+        meta = sidecar(path)
+        meta.write_text(json.dumps(header.data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(meta)
+    return header, written
+
+
+def open_output(path: Path) -> TextIO:
+    """Open a file the reviewer named for writing; a missing or read-only folder is a clear error, not a traceback."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ReviewError(f"cannot write {str(path)!r}: {why}",
+                          hint="check the folder exists and you can write to it, or give another file with -o",
+                          ) from None
+
+
+def sidecar(path: Path) -> Path:
+    """timeline.csv -> timeline.meta.json"""
+    return path.with_suffix(".meta.json")
+
+
+def format_for(path: Path | None, fmt: str | None) -> str:
+    """The format asked for, else the one the output file's suffix names, else Markdown."""
+    suffix = path.suffix.lower().lstrip(".") if path else ""
+    return fmt or SUFFIXES.get(suffix, "md")
+
+
+def csv_field(value: Any) -> str:
+    """One RFC 4180 field: quoted when it holds a quote, comma or line break, with quotes doubled."""
+    if value is None:
+        return ""
+    if type(value) is not str:
+        return str(value)
+    if '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    if "," in value or "\n" in value or "\r" in value:
+        return '"' + value + '"'
+    return value
+
+
+def write_csv(rows: Rows, out: TextIO, *, bom: bool = False) -> None:
+    """RFC 4180: a header row, CRLF line ends, quotes only where needed; UTF-8 (with a BOM for Excel if asked).
+
+    Written by hand rather than with the csv module, which costs twice as much per row here (bench/review.py); a
+    property test checks that the csv module reads every field back as written.
+    """
+    if bom:
+        out.write("\ufeff")
+    out.write(",".join(FIELDS) + "\r\n")
+    texts = [FIELDS.index(name) for name in sorted(TEXT_COLUMNS)]
+    details, pinned = FIELDS.index("details"), FIELDS.index("pinned")
+    field, write = csv_field, out.write
+    for values, row in rows:
+        cells = list(row.values())  # timeline rows hold FIELDS in order
+        for i in texts:
+            if type(cells[i]) is str and cells[i].startswith(FORMULA_START):
+                cells[i] = "'" + cells[i]  # text a spreadsheet would run as a formula, kept as text
+        cells[details] = values[11]  # the stored canonical JSON, as hashed
+        cells[pinned] = "true" if cells[pinned] else "false"
+        write(",".join([field(cell) for cell in cells]) + "\r\n")
+
+
+def jsonl_prefix(store: Store, header: Header, out: TextIO) -> None:
+    """The header object on the first line."""
+    out.write(json.dumps(header.data, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def jsonl_body(rows: Rows, out: TextIO, display: tzinfo, corrected: dict[str, str]) -> None:
+    """One event per line with every field; docs/verify_export.py re-verifies them (docs/evidence.md)."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for _, row in rows:
+        out.write(encode(row) + "\n")
+
+
+def jsonl_suffix(header: Header, out: TextIO) -> None:
+    """Nothing after the events: the header line says how many there are."""
+
+
+def md_prefix(store: Store, header: Header, out: TextIO) -> None:
+    """A header table, the metrics and the decision log."""
+    from broadcast.review.metrics import summary_lines
+
+    display = header.display
+    out.write(f"# Incident timeline: {md_text(header.data['incident']['title'])}\n\n| | |\n|---|---|\n")
+    for label, value in header_rows(header):
+        out.write(f"| {label} | {md_text(value)} |\n")
+    out.write("\n## Metrics\n\n| Metric | Value |\n|---|---|\n")
+    for label, value in summary_lines(header.metrics):
+        out.write(f"| {label} | {md_text(value)} |\n")
+    out.write("\n" + "\n".join(channel_table(header.metrics)) + "\n")
+    out.write("\n## Decision log\n\n")
+    made = decisions(store, header.slug)
+    for d in made:
+        struck = "~~" if d["corrected_at"] else ""
+        out.write(f"- {struck}{clock(d['occurred_at'], display)}: {md_text(d['description'])} "
+                  f"({md_text(d['actor'])}). Reason: {md_text(d['rationale'] or '-')}{struck}"
+                  + (f" (corrected at {clock(d['corrected_at'], display, '%H:%M:%S %Z')})" if d["corrected_at"]
+                     else "") + "\n")
+    if not made:
+        out.write("No decisions were logged.\n")
+    out.write("\n## Timeline\n")
+
+
+def md_body(rows: Rows, out: TextIO, display: tzinfo, corrected: dict[str, str]) -> None:
+    """Dated headings, then `HH:MM:SS ZZZ — description (actor, channel)` bullets, in the log's order."""
+    from datetime import date
+
+    localise, day = Localiser(display), None
+    for _, row in rows:
+        today = localise.day(row["occurred_at"])
+        if today != day:
+            day, moment = today, date.fromisoformat(today)
+            out.write(f"\n### {moment.strftime('%A')} {moment.day} {moment.strftime('%B %Y')}\n\n")
+        out.write(f"- {markdown_entry(row, localise, corrected)}\n")
+
+
+def md_suffix(header: Header, out: TextIO) -> None:
+    out.write(f"\nChain head {header.data['chain']['head']}. Verify the log with: broadcast review verify "
+              f"{header.slug}\n")
+
+
+def corrections(store: Store, slug: str) -> dict[str, str]:
+    """event_id of each superseded entry -> when the entry that corrects it happened."""
+    return dict(store.conn.execute(
+        "SELECT supersedes, MIN(occurred_at) FROM events WHERE incident = ? AND supersedes IS NOT NULL "
+        "GROUP BY supersedes", [slug]))
+
+
+def markdown_entry(row: dict[str, Any], localise: Localiser, corrected: dict[str, str]) -> str:
+    """`HH:MM:SS ZZZ — description (actor, channel)`, with the marks a reviewer needs."""
+    who = ", ".join(md_text(v) for v in (row["actor"], row["channel"], row["alert"]) if v)
+    text = md_text(describe(row))
+    if row["type"] == "decision":
+        text = f"**Decision:** {text}. Reason: {md_text(row['rationale'] or '-')}"
+    if row["event_id"] in corrected:
+        text = f"~~{text}~~ (corrected at {localise.time(corrected[row['event_id']])})"
+    marks = [f"#{row['seq']}", row["type"]]
+    if row["pinned"]:
+        marks.append("pinned")
+    if row["supersedes"]:
+        marks.append(f"corrects {row['supersedes'][:8]}")
+    if backfilled(row):
+        marks.append(f"backfilled: recorded {localise.clock(row['recorded_at'])}")
+    return f"{localise.time(row['occurred_at'])} — {text} ({who}) · {' · '.join(marks)}"
+
+
+def metrics_text(m: Metrics, display: tzinfo) -> str:
+    """The metrics for a terminal: key times, the summary, then a column per channel figure."""
+    from broadcast.review.metrics import duration, percent, summary_lines
+
+    lines = [f"{label + ':':32}{clock(getattr(m, key), display)}" for label, key in (
+        ("Declared", "declared_at"), ("First warning", "first_warning_at"), ("All clear", "all_clear_at"),
+        ("Closed", "closed_at"))]
+    lines += [f"{label + ':':32}{value}" for label, value in summary_lines(m)]
+    rows = [("CHANNEL", "SENT", "FAILED", "UNCERTAIN", "SUCCESS", "FIRST", "P50", "P95", "RETRIES")] + [
+        (c.channel, str(c.sent), str(c.failed), str(c.uncertain), percent(c.success_rate),
+         duration(c.first_delivery_s), milliseconds(c.latency_p50_ms), milliseconds(c.latency_p95_ms), str(c.retries))
+        for c in m.channels]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines.append("")
+    lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(
+        zip(row, widths, strict=True))).rstrip() for row in rows] if m.channels else ["No deliveries were logged."]
+    return "\n".join(lines)
+
+

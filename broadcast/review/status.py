@@ -1,0 +1,112 @@
+"""Where things stand: open incidents, the last message on each channel, what failed and what is due."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
+
+
+@dataclass
+class Problem:
+    alert: str
+    channel: str
+    language: str
+    state: str
+    error: str | None
+    fix: str
+
+
+@dataclass
+class IncidentStatus:
+    slug: str
+    title: str
+    status: str
+    exercise: bool
+    opened_at: str
+    alerts: int
+    last_alert: str | None
+    last_sent: str | None
+    last_headline: str | None
+    next_update_due: str | None = None
+    overdue_minutes: int | None = None
+
+
+@dataclass
+class Status:
+    incidents: list[IncidentStatus]
+    channels: dict[str, dict[str, Any]]  # channel -> last delivered message
+    problems: list[Problem]
+    events: int
+    head: str
+    generated_at: str
+    drafts_waiting: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def next_update_due(alert_sent: str, promised: str | None, zone: str) -> datetime | None:
+    """The instant a template's promised next update (a time such as 15:00) falls due, after the alert was sent."""
+    if not promised:
+        return None
+    from broadcast.prepare.variables import TIME_RE
+
+    match = TIME_RE.match(promised.strip())
+    if not match:
+        return None
+    hour, minute, half = int(match[1]), int(match[2] or 0), (match[3] or "").lower()
+    if half:
+        hour = hour % 12 + (12 if half == "pm" else 0)
+    sent = datetime.fromisoformat(alert_sent).astimezone(ZoneInfo(zone))
+    due = datetime.combine(sent.date(), time(hour, minute), tzinfo=ZoneInfo(zone))
+    if due <= sent:
+        due += timedelta(days=1)
+    return due
+
+
+def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -> Status:
+    """Everything a duty officer needs to see at a glance."""
+    now = now or datetime.now(UTC)
+    incidents = []
+    for row in store.incidents():
+        if row["status"] == "closed":
+            continue
+        alerts = store.alerts(row["slug"])
+        last = alerts[-1] if alerts else None
+        item = IncidentStatus(row["slug"], row["title"], row["status"], bool(row["exercise"]), row["opened_at"],
+                              len(alerts), last.identifier if last else None, last.sent if last else None,
+                              last.infos[0].headline if last and last.infos else None)
+        due = next_update_due(last.sent, last.variables.get("next_update"), workspace.timezone) if last else None
+        if due and row["status"] == "open":
+            item.next_update_due = due.isoformat()
+            late = (now - due).total_seconds() / 60
+            item.overdue_minutes = int(late) if late > 0 else None
+        incidents.append(item)
+    channels: dict[str, dict[str, Any]] = {}
+    for channel, alert, language, url, updated in store.conn.execute(
+            "SELECT channel, alert, language, remote_url, updated_at FROM deliveries WHERE state = 'sent' "
+            "AND recipient = '' ORDER BY updated_at"):
+        channels[channel] = {"alert": alert, "language": language, "url": url, "at": updated}
+    problems = []
+    for alert, channel, language, state, error in store.conn.execute(
+            "SELECT alert, channel, language, state, last_error FROM deliveries "
+            "WHERE state IN ('failed', 'uncertain', 'pending', 'sending') AND recipient = '' ORDER BY id"):
+        fix = f"broadcast resend {alert} --only {channel}"
+        if state == "uncertain":
+            fix = f"check {channel} by hand; if nothing was posted: {fix} --include-uncertain"
+        problems.append(Problem(alert, channel, language, state, error, fix))
+    for alert, channel, state, number in store.conn.execute(
+            "SELECT alert, channel, state, count(*) FROM deliveries WHERE recipient != '' AND state IN "
+            "('failed', 'uncertain', 'pending', 'sending') GROUP BY alert, channel, state ORDER BY alert"):
+        fix = f"broadcast resend {alert} --only {channel}"
+        problems.append(Problem(alert, channel, "", state, f"{number:,} recipients {state}", fix))
+    count, head = store.head()
+    waiting = store.conn.execute("SELECT count(*) FROM drafts WHERE state = 'waiting'").fetchone()[0]
+    return Status(incidents, channels, problems, count, head, now.isoformat(), waiting)

@@ -1,0 +1,457 @@
+"""Send to recipient lists: one delivery per person, written pending first, sent at the platform's rate.
+
+The outbox holds here as in the fan-out, at a scale where one transaction per state change would be the
+bottleneck: `Journal` batches the row updates and their events into one transaction per few hundred, and a
+delivery is only sent once its `sending` row is committed (a group commit), so after a kill every person is
+accounted for. On a resend, a checkable platform (Notify: our key is its `reference`) is asked before anything
+is sent again; on one that cannot be asked (Twilio, SMTP) what was in flight is `uncertain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from broadcast.channels.base import ChannelError, Receipt
+from broadcast.channels.lists import ListChannel
+from broadcast.errors import BroadcastError
+from broadcast.prepare.recipients import ListReport, RecipientKey, describe, read_opt_outs, scrub, select
+from broadcast.send.audience import default_language
+from broadcast.send.fanout import Limits, Outcome, delivery_key
+from broadcast.send.journal import Journal
+from broadcast.store import isoformat, utcnow
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from broadcast.alert import Alert
+    from broadcast.channels.base import Channel
+    from broadcast.prepare.recipients import Recipient
+    from broadcast.store import Store
+    from broadcast.workspace import Workspace
+
+CHUNK = 500  # rows per queueing transaction and per look-up of a list's rows
+QUEUE_AHEAD = 2  # recipients waiting for a worker, per worker
+Sleep = Callable[[float], Awaitable[None]]
+
+
+# -- pacing ------------------------------------------------------------------------------------------
+class Pace:
+    """At most `per_second` units a second (messages, or segments for Twilio); 0 is no limit of ours."""
+
+    def __init__(self, per_second: float, sleep: Sleep):
+        self.gap = 1.0 / per_second if per_second else 0.0
+        self.sleep = sleep
+        self.next = 0.0
+
+    async def take(self, units: int = 1) -> None:
+        if not self.gap:
+            return
+        now = asyncio.get_running_loop().time()
+        start = max(now, self.next)
+        self.next = start + self.gap * units
+        if start > now:
+            await self.sleep(start - now)
+
+
+@dataclass
+class Progress:
+    """How far one list channel has got, for a progress bar."""
+
+    channel: str
+    total: int
+    done: int = 0
+    sent: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def left(self) -> float | None:
+        """Seconds to go at the current rate."""
+        return (self.total - self.done) / self.rate if self.rate else None
+
+
+# -- sending -----------------------------------------------------------------------------------------
+async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *,
+                        states: tuple[str, ...], actor: str, limits: Limits, sleep: Sleep = asyncio.sleep,
+                        on_outcome: Callable[[Outcome], None] | None = None,
+                        on_progress: Callable[[Progress], None] | None = None) -> list[Outcome]:
+    """Queue (if a killed run did not finish it) and send each list channel's deliveries; one Outcome per
+    channel and language, with the counts in its note."""
+    import aiohttp
+
+    lists = {name: c for name, c in channels.items() if isinstance(c, ListChannel)}
+    selections = {name: s for name in lists if (s := _selection(store, alert.identifier, name)) is not None}
+    if not selections:
+        return []
+    key = RecipientKey.for_workspace(workspace.root)
+    opt_outs, _ = read_opt_outs(workspace.root, key)
+    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)
+    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=0, ssl=_tls())
+    slots = asyncio.Semaphore(limits.concurrency)
+    from broadcast import __version__
+
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={
+            "User-Agent": f"broadcast/{__version__} (public warning and informing)"}) as session, \
+            Journal(store, alert=alert.identifier, actor=actor) as journal:
+        runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
+                    journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
+                    on_progress=on_progress) for name, selection in selections.items()]
+        results = await asyncio.gather(*(run.go() for run in runs))
+    outcomes = []
+    for run, result in zip(runs, results, strict=True):
+        for outcome in result or run.outcomes():
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+    return outcomes
+
+
+def _selection(store: Store, alert: str, channel: str) -> dict[str, Any] | None:
+    row = store.conn.execute("SELECT details FROM events WHERE alert = ? AND channel = ? AND type = "
+                             "'recipients_selected' ORDER BY id DESC LIMIT 1", [alert, channel]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _tls() -> Any:
+    import ssl
+
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+@dataclass
+class Tally:
+    attempts: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    hints: dict[str, str | None] = field(default_factory=dict)
+
+
+class Run:
+    """One list channel in one run: queue its people if need be, then send to each at the channel's pace."""
+
+    def __init__(self, workspace: Workspace, store: Store, alert: Alert, channel: ListChannel,
+                 selection: dict[str, Any], *, key: RecipientKey, opt_outs: set[str], states: tuple[str, ...],
+                 journal: Journal, session: aiohttp.ClientSession, slots: asyncio.Semaphore, limits: Limits,
+                 sleep: Sleep, on_progress: Callable[[Progress], None] | None):
+        self.workspace, self.store, self.alert, self.channel = workspace, store, alert, channel
+        self.selection, self.key, self.opt_outs, self.states = selection, key, opt_outs, states
+        self.journal, self.session, self.slots, self.limits, self.sleep = journal, session, slots, limits, sleep
+        self.on_progress = on_progress
+        self.pace = Pace(channel.rate, sleep)
+        self.tally: dict[str, Tally] = {language: Tally() for language in channel.config.languages}
+        self.started = isoformat(utcnow())
+        self.progress = Progress(channel.name, 0)
+        self._shown = 0.0
+
+    @property
+    def path(self) -> Any:
+        return self.channel.list_file(self.workspace.root)
+
+    def _select(self, report: ListReport, *, include_opted_out: bool, check: bool = True) -> Iterator[Recipient]:
+        return select(self.path, report, key=self.key, media=self.channel.media, to=tuple(self.selection["to"]),
+                      languages=self.channel.config.languages, default_language=default_language(self.workspace,
+                                                                                         self.channel),
+                      opt_outs=self.opt_outs, include_opted_out=include_opted_out, check=check)
+
+    async def go(self) -> list[Outcome] | None:
+        channel = self.channel
+        if self.selection.get("key") != self.key.fingerprint():
+            return [Outcome(channel.name, language, "failed", error=f"{channel.name}: the recipient key has changed "
+                            "since this alert was sent, so its deliveries cannot be matched to the list",
+                            hint="restore the recipient key used when it was sent ($BROADCAST_RECIPIENT_KEY or "
+                            ".broadcast/recipient.key), then resend") for language in channel.config.languages]
+        channel.with_max_segments(int(self.selection.get("max_segments") or channel.max_segments))
+        try:
+            self.posts = {language: channel.prepare(self.alert, language) for language in channel.config.languages}
+            if not self._queued():
+                await self.queue()
+            await channel.open(self.session)
+            try:
+                await self.send()
+            finally:
+                await channel.close()
+        except BroadcastError as exc:
+            return [Outcome(channel.name, language, "failed", error=exc.message, hint=exc.hint)
+                    for language in channel.config.languages]
+        self.unmatched()
+        return None
+
+    def _queued(self) -> bool:
+        return self.store.conn.execute(
+            "SELECT 1 FROM events WHERE alert = ? AND channel = ? AND type = 'recipients_queued' LIMIT 1",
+            [self.alert.identifier, self.channel.name]).fetchone() is not None
+
+    async def queue(self) -> None:
+        """Write one pending row per person, in chunked transactions, before anything is sent to them."""
+        self.journal.flush()
+        report = ListReport(self.path)
+        alert, name, rows = self.alert.identifier, self.channel.name, []
+        sql = ("INSERT OR IGNORE INTO deliveries (alert, channel, language, recipient, recipient_masked, state, "
+               "attempts, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)")
+        now = isoformat(utcnow())
+        for recipient in self._select(report, include_opted_out=False):
+            rows.append((alert, name, recipient.language, recipient.key, recipient.masked,
+                         delivery_key(alert, name, recipient.language, recipient.key), now, now))
+            if len(rows) >= CHUNK:
+                with self.store.transaction() as conn:
+                    conn.executemany(sql, rows)
+                rows = []
+                await asyncio.sleep(0)  # the social fan-out goes on meanwhile
+        with self.store.transaction() as conn:
+            conn.executemany(sql, rows)
+            self.store.append_event("recipients_queued", phase="warn", actor=self.journal.actor, alert=alert,
+                                    channel=name, incident=self.journal.incident,
+                                    description=f"{name}: {report.summary()}", details=describe(report))
+
+    async def send(self) -> None:
+        total = self.store.conn.execute(
+            f"SELECT count(*) FROM deliveries WHERE alert = ? AND channel = ? AND recipient != '' AND state IN "
+            f"({', '.join('?' for _ in self.states)})", [self.alert.identifier, self.channel.name, *self.states]
+        ).fetchone()[0]
+        self.progress = Progress(self.channel.name, total)
+        if not total:
+            return
+        workers = max(1, min(self.channel.concurrency_limit, self.limits.concurrency))
+        queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None] = asyncio.Queue(workers * QUEUE_AHEAD)
+
+        async def work() -> None:
+            while (item := await queue.get()) is not None:
+                await self.deliver(*item)
+
+        tasks = [asyncio.create_task(work()) for _ in range(workers)]
+        try:
+            await self.produce(queue)
+            for _ in tasks:
+                await queue.put(None)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        self._show(force=True)
+
+    async def produce(self, queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None]) -> None:
+        """Stream the list again (the log has no numbers or addresses) and match each person to their row."""
+        report = ListReport(self.path)
+        chunk: list[Recipient] = []
+        # Checked when queued: now a number is only normalised, and one that was bad matches no row.
+        for recipient in self._select(report, include_opted_out=True, check=False):
+            chunk.append(recipient)
+            if len(chunk) >= CHUNK:
+                await self._dispatch(chunk, queue)
+                chunk = []
+        await self._dispatch(chunk, queue)
+
+    async def _dispatch(self, chunk: list[Recipient],
+                        queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None]) -> None:
+        if not chunk:
+            return
+        languages = self.channel.config.languages
+        cursor = self.store.conn.execute(
+            f"SELECT * FROM deliveries WHERE alert = ? AND channel = ? AND language IN "
+            f"({', '.join('?' for _ in languages)}) AND recipient IN ({', '.join('?' for _ in chunk)}) AND state IN "
+            f"({', '.join('?' for _ in self.states)})",
+            [self.alert.identifier, self.channel.name, *languages, *(r.key for r in chunk), *self.states])
+        names = [d[0] for d in cursor.description]
+        rows = {row["recipient"]: row for row in (dict(zip(names, values, strict=True)) for values in cursor)}
+        for recipient in chunk:
+            row = rows.pop(recipient.key, None)
+            if row is None:
+                continue  # sent already, or not part of this alert
+            if recipient.opted_out:
+                self.journal.record(row, "skipped", "delivery_result", description=f"{self.channel.name}: "
+                                    f"{row['recipient_masked']} opted out since the alert was sent",
+                                    details={"outcome": "skipped", "reason": "opted out"})
+                self._count(row, "skipped")
+                continue
+            await queue.put((row, recipient))
+
+    async def deliver(self, row: dict[str, Any], recipient: Recipient) -> None:
+        """One person: look first where the platform lets us, then send with retries within the deadline."""
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        channel, journal, tally = self.channel, self.journal, self.tally[row["language"]]
+        post = self.posts[row["language"]]
+        # Any earlier attempt may have landed (a kill can leave even a `pending` row mid-retry): ask first.
+        state: dict[str, Any] = {"maybe_sent": row["state"] in ("sending", "uncertain") or bool(row["attempts"]),
+                 "in_flight": False, "attempts": int(row["attempts"] or 0)}
+        masked, key = row["recipient_masked"], row["idempotency_key"]
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, ChannelError) or not exc.transient:
+                return False
+            if exc.unknown_outcome and not (channel.idempotent or channel.checkable):
+                return False
+            return exc.retry_after is None or exc.retry_after <= self.limits.max_retry_after
+
+        def wait(retry: Any) -> float:
+            exc = retry.outcome.exception() if retry.outcome else None
+            backoff = min(self.limits.max_backoff, self.limits.first_backoff * 2 ** (retry.attempt_number - 1))
+            backoff *= 0.5 + _jitter()
+            if isinstance(exc, ChannelError) and exc.retry_after is not None:
+                backoff = exc.retry_after
+            journal.record(row, "pending", "retry_scheduled", description=f"{channel.name}: retry {masked} in "
+                           f"{backoff:.1f}s", details={"wait_s": round(backoff, 3), "http_status":
+                                                       getattr(exc, "status", None),
+                                                       "error": _clean(exc, recipient)[:300]})
+            return backoff
+
+        async def attempt() -> Receipt:
+            if state["maybe_sent"] and channel.checkable:
+                found = await self._call(channel.lookup(key, self.session), recipient)
+                if found is not None:
+                    return found
+            await self.pace.take(channel.units(post, recipient.medium) if channel.paced_by_segment else 1)
+            state["attempts"] += 1
+            tally.attempts += 1
+            journal.record(row, "sending", "delivery_attempt", description=f"{channel.name}: attempt "
+                           f"{state['attempts']} to {masked}", details={"attempt": state["attempts"], "key": key},
+                           attempts=state["attempts"])
+            await journal.durable()
+            async with self.slots:
+                state["in_flight"] = True
+                try:
+                    return await self._call(channel.deliver(post, recipient, self.session, key), recipient)
+                except ChannelError as exc:
+                    state["maybe_sent"] = state["maybe_sent"] or exc.unknown_outcome
+                    raise
+                finally:
+                    state["in_flight"] = False
+
+        try:
+            async with asyncio.timeout(self.limits.channel_deadline):
+                retrying = AsyncRetrying(stop=stop_after_attempt(self.limits.max_attempts), wait=wait,
+                                         retry=retry_if_exception(retryable), sleep=self.sleep, reraise=True)
+                receipt: Receipt = await retrying(attempt)
+        except ChannelError as exc:
+            self._fail(row, recipient, exc, exc.unknown_outcome and not (channel.idempotent or channel.checkable))
+            return
+        except TimeoutError:
+            error = ChannelError(f"{channel.name}: no answer before the deadline"
+                                 + (" (request in flight)" if state["in_flight"] else ""), transient=True,
+                                 hint="resend later: broadcast resend")
+            self._fail(row, recipient, error, state["in_flight"] and not (channel.idempotent or channel.checkable))
+            return
+        journal.record(row, "sent", "delivery_result", description=f"{channel.name}: delivered to {masked}",
+                       details={"outcome": "sent", "attempt": state["attempts"], "provider_ref": receipt.remote_id,
+                                **({"note": receipt.note} if receipt.note else {})},
+                       remote_id=receipt.remote_id, last_error=None)
+        self._count(row, "sent")
+
+    def _fail(self, row: dict[str, Any], recipient: Recipient, exc: ChannelError, uncertain: bool) -> None:
+        message = _clean(exc, recipient)
+        outcome = "uncertain" if uncertain else "failed"
+        self.journal.record(row, outcome, "delivery_result", description=message,
+                            details={"outcome": outcome, "http_status": exc.status, "error": message,
+                                     "transient": exc.transient}, last_error=message)
+        tally = self.tally[row["language"]]
+        tally.errors[message] += 1
+        tally.hints.setdefault(message, exc.hint)
+        self._count(row, outcome)
+
+    def _count(self, row: dict[str, Any], outcome: str) -> None:
+        progress = self.progress
+        progress.done += 1
+        progress.sent += outcome == "sent"
+        progress.failed += outcome in ("failed", "uncertain")
+        self._show()
+
+    def _show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_progress and (force or now - self._shown >= 0.25):
+            self._shown = now
+            self.on_progress(self.progress)
+
+    async def _call(self, call: Awaitable[Any], recipient: Recipient) -> Any:
+        """Run an adapter call, turning transport failures into ChannelErrors that say whether it may have gone."""
+        import aiohttp
+
+        name = self.channel.name
+        try:
+            return await call
+        except ChannelError:
+            raise
+        except BroadcastError as exc:  # e.g. a secret not set
+            raise ChannelError(exc.message, transient=False, hint=exc.hint) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ChannelError(f"{name}: cannot connect ({type(exc).__name__})", transient=True,
+                               hint="check the network and the platform's status page") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the request may have arrived
+            raise ChannelError(f"{name}: no complete answer ({type(exc).__name__})", transient=True,
+                               unknown_outcome=True) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChannelError(f"{name}: the platform's answer could not be read ({type(exc).__name__})",
+                               transient=True, unknown_outcome=True,
+                               hint="the platform may be having problems; check its status page") from None
+
+    def unmatched(self) -> None:
+        """Rows this run was to send but found no one for in the list (removed since, or the list replaced)."""
+        self.journal.flush()
+        cursor = self.store.conn.execute(
+            f"SELECT * FROM deliveries WHERE alert = ? AND channel = ? AND recipient != '' AND updated_at < ? AND "
+            f"state IN ({', '.join('?' for _ in self.states)}) ORDER BY id",
+            [self.alert.identifier, self.channel.name, self.started, *self.states])
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            message = (f"{self.channel.name}: {row['recipient_masked']} is no longer on "
+                       f"lists/{self.channel.list_name}.csv")
+            self.journal.record(row, "failed", "delivery_result", description=message,
+                                details={"outcome": "failed", "error": message}, last_error=message)
+            tally = self.tally[row["language"]]
+            tally.errors[message.replace(row["recipient_masked"], "someone")] += 1
+        self.journal.flush()
+
+    def outcomes(self) -> list[Outcome]:
+        """One Outcome per language: the state the channel is in, and the counts."""
+        counts: dict[str, Counter[str]] = {language: Counter() for language in self.channel.config.languages}
+        for language, state, number in self.store.conn.execute(
+                "SELECT language, state, count(*) FROM deliveries WHERE alert = ? AND channel = ? AND recipient != ''"
+                " GROUP BY language, state", [self.alert.identifier, self.channel.name]):
+            counts.setdefault(language, Counter())[state] = number
+        return [self._outcome(language, count) for language, count in counts.items()]
+
+    def _outcome(self, language: str, count: Counter[str]) -> Outcome:
+        name, identifier = self.channel.name, self.alert.identifier
+        tally = self.tally.get(language, Tally())
+        waiting = count["failed"] + count["pending"] + count["sending"]
+        state = "failed" if waiting else "uncertain" if count["uncertain"] else "sent"
+        parts = [f"{count['sent']:,} sent"] + [f"{count[s]:,} {s}" for s in ("failed", "pending", "sending",
+                                                                             "uncertain", "skipped") if count[s]]
+        note = f"{', '.join(parts)} of {sum(count.values()):,} on lists/{self.channel.list_name}.csv"
+        outcome = Outcome(name, language, state, tally.attempts, receipt=Receipt(note=note))
+        if tally.errors:
+            error, times = tally.errors.most_common(1)[0]
+            outcome.error, outcome.hint = f"{note}; {times:,} x {error}", tally.hints.get(error)
+        elif state != "sent":
+            outcome.error = note
+        if state == "uncertain" or (count["uncertain"] and not tally.errors):
+            outcome.hint = (f"{count['uncertain']:,} may have been sent before an interruption and {self.channel.kind}"
+                            f" cannot tell us: check its message log, then to send them anyway: broadcast resend "
+                            f"{identifier} --only {name} --include-uncertain")
+        return outcome
+
+
+def _clean(exc: BaseException | None, recipient: Recipient) -> str:
+    """An error with the person's number or address replaced by its masked form."""
+    from broadcast.secrets import mask
+
+    text = exc.message if isinstance(exc, BroadcastError) else str(exc or "")
+    return mask(scrub(text, recipient))
+
+
+def _jitter() -> float:
+    import random
+
+    return random.random()

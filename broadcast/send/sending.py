@@ -1,0 +1,306 @@
+"""Warn and resend: from an approved template to every channel, with the outbox and the page around it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from broadcast.alert import Alert
+from broadcast.channels.base import ChannelError
+from broadcast.errors import NOTHING_DELIVERED, OK, SOME_FAILED, BroadcastError, PolicyError
+from broadcast.prepare.approvals import ApprovalState, approval_state, read_approvals
+from broadcast.prepare.templates import Rendering, find_template, render
+from broadcast.send.compose import build_alert
+from broadcast.send.fanout import Job, Limits, Outcome, delivery_key, fan_out
+from broadcast.send.policy import Policy, channel_refusal, stamp
+
+if TYPE_CHECKING:
+    import httpx
+
+    from broadcast.channels.base import Channel, Post
+    from broadcast.send.audience import Audience
+    from broadcast.send.bulk import Progress
+    from broadcast.store import Store
+    from broadcast.workspace import ChannelConfig, Workspace
+
+PUBLISHED_SEPARATELY = {"page"}  # the fallback page is built and published around every fan-out
+
+
+@dataclass(frozen=True)
+class Issue:
+    """How a message is issued: its CAP message type and status, what it refers to, its incident."""
+
+    msg_type: str = "Alert"
+    status: str = "Actual"
+    references: tuple[str, ...] = ()
+    note: str | None = None
+    incident: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """Who let a message go that its template's approval alone does not cover."""
+
+    approved_by: str
+    override_reason: str | None = None
+    draft: int | None = None
+
+
+@dataclass
+class Plan:
+    """What a message will send, prepared and fitted, before anything goes out."""
+
+    rendering: Rendering
+    alert: Alert
+    approval: ApprovalState
+    posts: list[tuple[Channel, Post]]
+    skipped: list[tuple[str, str]]
+    issue: Issue = Issue()
+    audience: Audience | None = None  # who the list channels reach (recipients, segments, cost)
+
+
+@dataclass
+class Report:
+    alert: Alert
+    outcomes: list[Outcome]
+    skipped: list[tuple[str, str]]
+    page: list[str] = field(default_factory=list)  # one line per page target, or why it failed
+
+    @property
+    def exit_code(self) -> int:
+        sent = [o for o in self.outcomes if o.state == "sent"]
+        if len(sent) == len(self.outcomes):
+            return OK
+        return SOME_FAILED if sent else NOTHING_DELIVERED
+
+
+def switched_off(store: Store) -> dict[str, str]:
+    """Channels switched off by `channels disable` (the kill switch), with why, by whom and when."""
+    state: dict[str, str] = {}
+    for event in store.conn.execute(
+        "SELECT type, channel, actor, occurred_at, description FROM events "
+        "WHERE type IN ('channel_disabled', 'channel_enabled') ORDER BY id"
+    ):
+        kind, channel, actor, at, why = event
+        if kind == "channel_disabled":
+            state[channel] = f"switched off by {actor} at {at[:16].replace('T', ' ')}Z: {why}"
+        else:
+            state.pop(channel, None)
+    return state
+
+
+def switch(store: Store, channel: str, *, on: bool, actor: str, reason: str | None = None) -> None:
+    """The kill switch: every command skips a channel that is switched off until it is switched on again."""
+    if not on and not (reason or "").strip():
+        raise PolicyError("switching a channel off needs a reason", hint='e.g. --reason "account compromised"')
+    store.append_event("channel_enabled" if on else "channel_disabled", phase="prepare", actor=actor, channel=channel,
+                       description=reason or "switched on again")
+
+
+def usable_channels(workspace: Workspace, store: Store | None, only: tuple[str, ...], status: str = "Actual"
+                    ) -> tuple[list[tuple[ChannelConfig, Channel]], list[tuple[str, str]]]:
+    """Adapters for the channels this send may use, and the ones skipped with the reason."""
+    from broadcast.channels import load, select_channels
+
+    killed = switched_off(store) if store else {}
+    usable, skipped = [], []
+    for config in select_channels(workspace, only):
+        refusal = channel_refusal(config, status)
+        if config.kind in PUBLISHED_SEPARATELY:
+            continue
+        if refusal:
+            skipped.append((config.name, refusal))
+        elif not config.enabled:
+            skipped.append((config.name, "off in its file (enabled = false)"))
+        elif config.name in killed:
+            skipped.append((config.name, killed[config.name]))
+        else:
+            try:
+                usable.append((config, load(config, workspace.organisation.web)))
+            except ChannelError as exc:
+                skipped.append((config.name, exc.message))
+    return usable, skipped
+
+
+def plan_warning(workspace: Workspace, template_name: str, values: dict[str, str], *, store: Store | None = None,
+                 only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
+                 issue: Issue = Issue(), to: tuple[str, ...] = (), one_segment: bool = False) -> Plan:
+    """Render, build the Alert and fit each channel's post; refuse before sending if any post cannot fit."""
+    template = find_template(workspace, template_name)
+    rendering = render(template, workspace, values)
+    return plan_rendering(workspace, rendering, approval_state(template, read_approvals(workspace)), store=store,
+                          only=only, now=now, learn_limits=learn_limits, issue=issue, to=to, one_segment=one_segment)
+
+
+def plan_rendering(workspace: Workspace, rendering: Rendering, approval: ApprovalState, *, store: Store | None,
+                   only: tuple[str, ...] = (), now: datetime | None = None, learn_limits: bool = False,
+                   issue: Issue = Issue(), to: tuple[str, ...] = (), one_segment: bool = False) -> Plan:
+    """Plan an already rendered message (a template's, or a correction's or a cancellation's)."""
+    if issue.status == "Exercise":
+        rendering = stamp(rendering, Policy.from_workspace(workspace).exercise_words)
+    alert = build_alert(workspace, rendering, identifier="PREVIEW", sent=now or datetime.now(UTC),
+                        status=issue.status, msg_type=issue.msg_type, references=issue.references, note=issue.note,
+                        incident=issue.incident)
+    usable, skipped = usable_channels(workspace, store, only, issue.status)
+    if learn_limits:
+        asyncio.run(_configure([channel for _, channel in usable]))
+    from broadcast.send.audience import target
+
+    audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
+    posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
+             for language in config.languages]
+    return Plan(rendering, alert, approval, posts, skipped, issue, audience)
+
+
+async def _configure(channels: list[Channel]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        for channel in channels:
+            # Keep the documented default limit whatever goes wrong: the send reports that channel's problem.
+            with contextlib.suppress(Exception):
+                await channel.configure(client)
+
+
+def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, incident: str | None = None,
+                 limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None,
+                 release: Release | None = None, on_progress: Callable[[Progress], None] | None = None) -> Report:
+    """Issue the planned Alert: record it, write the outbox, publish the page, fan out, publish again."""
+    issue = plan.issue
+    incident = incident or issue.incident
+    if release is None and not plan.approval.approved:
+        raise PolicyError(
+            f"template {plan.alert.template} is {plan.approval.status}: it cannot go out without a second person",
+            hint=f"ask a planner to approve the template (broadcast templates approve {plan.alert.template} --by "
+            "\"Name, Role\"), or send it as a draft for a second person to approve (broadcast warn ... --draft)",
+        )
+    approved_by = release.approved_by if release else plan.approval.approval.by if plan.approval.approval else None
+    sent = datetime.now(UTC)
+    with store.transaction():
+        identifier = store.next_identifier(sent.year)
+        if incident is None:
+            incident = f"{plan.alert.template}-{sent:%Y%m%d}-{identifier.rsplit('-', 1)[-1]}".lower()
+            store.open_incident(incident, plan.alert.infos[0].headline, actor=actor,
+                                exercise=issue.status != "Actual")
+        elif not store.conn.execute("SELECT 1 FROM incidents WHERE slug = ?", [incident]).fetchone():
+            raise PolicyError(f"no incident '{incident}'", hint="leave out --incident to open a new one")
+        alert = build_alert(workspace, plan.rendering, identifier=identifier, sent=sent, incident=incident,
+                            status=issue.status, msg_type=issue.msg_type, references=issue.references,
+                            note=issue.note)
+        if release and release.override_reason:
+            store.append_event("policy_override", phase="warn", actor=actor, incident=incident, alert=identifier,
+                               description=f"Sent without a second approver: {release.override_reason}",
+                               details={"reason": release.override_reason, "flag": "review"}, pinned=True)
+        store.save_alert(alert, sent_by=actor, approved_by=approved_by)
+        if release and release.draft is not None:
+            store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
+        from broadcast.send.audience import is_list_channel, record
+
+        store.add_deliveries(identifier, [
+            {"channel": channel.name, "language": post.language,
+             "idempotency_key": delivery_key(identifier, channel.name, post.language)}
+            for channel, post in plan.posts if not is_list_channel(channel)  # list channels: a row per person
+        ], actor=actor)
+        record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
+               workspace=workspace)
+    channels = {channel.name: channel for channel, _ in plan.posts}
+    return _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
+                on_outcome=on_outcome, skipped=plan.skipped, on_progress=on_progress)
+
+
+def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
+           include_uncertain: bool = False, limits: Limits | None = None,
+           on_outcome: Callable[[Outcome], None] | None = None,
+           on_progress: Callable[[Progress], None] | None = None) -> Report:
+    """Complete an alert's deliveries: pending and failed ones, and ones a killed run left mid-flight."""
+    import json
+
+    row = store.conn.execute("SELECT alert FROM alerts WHERE identifier = ?", [identifier]).fetchone()
+    if row is None:
+        raise BroadcastError(f"no alert {identifier} in the log", hint="see the identifiers in: broadcast status")
+    alert = Alert.from_dict(json.loads(row[0]))
+    usable, skipped = usable_channels(workspace, store, only, alert.status)
+    channels = {channel.name: channel for _, channel in usable}
+    for delivery in store.deliveries(identifier, ("sending",)):
+        channel = channels.get(delivery["channel"])
+        if channel is not None and not channel.idempotent:
+            # A killed run left it mid-request: it may have been posted, and this platform cannot tell us.
+            store.transition(delivery, "uncertain", "delivery_result", actor=actor,
+                             description=f"{delivery['channel']}: outcome unknown after an interrupted run",
+                             details={"outcome": "uncertain"})
+    states = ("pending", "failed", "sending") + (("uncertain",) if include_uncertain else ())
+    report = _run(workspace, store, alert, channels, states=states, actor=actor, limits=limits,
+                  on_outcome=on_outcome, skipped=skipped, on_progress=on_progress)
+    report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
+                                error="an interrupted run may have posted it",
+                                hint=f"check {d['channel']} by hand; if nothing was posted, run: broadcast resend "
+                                f"{identifier} --only {d['channel']} --include-uncertain")
+                        for d in store.deliveries(identifier, ("uncertain",), recipients=False) if not include_uncertain
+                        and d["channel"] in channels]
+    return report
+
+
+def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],
+         actor: str, limits: Limits | None, on_outcome: Callable[[Outcome], None] | None,
+         skipped: list[tuple[str, str]], on_progress: Callable[[Progress], None] | None = None) -> Report:
+    from broadcast.send.audience import is_list_channel
+    from broadcast.send.bulk import deliver_lists
+
+    jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(alert, d["language"]))
+            for d in store.deliveries(alert.identifier, states, recipients=False) if d["channel"] in channels]
+    lists = {name: channel for name, channel in channels.items() if is_list_channel(channel)}
+    report = Report(alert, [], skipped)
+    report.page += publish_page(workspace, store)
+    limits = limits or Limits.from_workspace(workspace)
+
+    async def both() -> list[Outcome]:  # the lists go out at their own pace, beside the social fan-out
+        social = _fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome)
+        people = deliver_lists(workspace, store, alert, lists, states=states, actor=actor, limits=limits,
+                               on_outcome=on_outcome, on_progress=on_progress)
+        first, second = await asyncio.gather(social, people)
+        return first + second
+
+    report.outcomes = asyncio.run(both())
+    report.page = publish_page(workspace, store)
+    return report
+
+
+async def _fan_out(store: Store, jobs: list[Job], *, actor: str, limits: Limits,
+                   on_outcome: Callable[[Outcome], None] | None) -> list[Outcome]:
+    async with _client(limits) as client:
+        return await fan_out(store, jobs, client=client, actor=actor, limits=limits, on_outcome=on_outcome)
+
+
+def _client(limits: Limits) -> httpx.AsyncClient:
+    import httpx
+
+    from broadcast import __version__
+    from broadcast.send.transport import ShardedTransport
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
+        transport=ShardedTransport(limits.concurrency),
+        headers={"user-agent": f"broadcast/{__version__} (public warning and informing)"},
+        follow_redirects=False,
+    )
+
+
+def publish_page(workspace: Workspace, store: Store) -> list[str]:
+    """Rebuild and publish the fallback page; a failure is reported, never raised: channels still go out."""
+    try:
+        from broadcast.public.publish import publish_site
+    except ImportError:
+        return []
+    try:
+        result: Any = publish_site(workspace, store)
+    except BroadcastError as exc:
+        return [f"FAIL page: {exc.message}"] + ([f"      hint: {exc.hint}"] if exc.hint else [])
+    except Exception as exc:  # noqa: BLE001  whatever breaks the page must not stop the warning
+        return [f"FAIL page: could not be built ({type(exc).__name__}: {exc})",
+                "      hint: the channels still went out; run broadcast --debug page publish to see why"]
+    lines = getattr(result, "lines", None)
+    return list(lines()) if callable(lines) else [str(result)]

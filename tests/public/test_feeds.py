@@ -1,0 +1,193 @@
+"""The Atom and RSS feeds and status.json, read the way consumers read them."""
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import feedparser
+import pytest
+from hypothesis import HealthCheck, given, settings
+from lxml import etree
+from sitekit import T0, MemoryStore, hostile_alert, incident_row, make_alert, save, with_page
+from test_cap import TEXT
+
+from broadcast.public.site import build_site
+from broadcast.store import Store
+
+BASE = "https://alerts.testshire.example/"
+ATOM = "{http://www.w3.org/2005/Atom}"
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store.open(tmp_path / "broadcast.db")
+    yield store
+    store.close()
+
+
+def snow_day(workspace, store):
+    save(store, make_alert(workspace, "A-2026-0001", incident="snow"), "Snow: schools closed")
+    save(store, make_alert(workspace, "A-2026-0002", minutes=20, incident="snow", msg_type="Update",
+                           references=("A-2026-0001",)))
+    return build_site(workspace, store, now=T0 + timedelta(hours=1))
+
+
+def test_the_atom_feed_parses_and_links_each_cap_file(workspace, store):
+    site = snow_day(workspace, store)
+    feed = feedparser.parse(site.files["feed.atom"])
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.feed.title == "Testshire Council: emergency alerts"
+    assert feed.feed.language == "en-GB"
+    assert "Open Government Licence v3.0" in feed.feed.rights
+    assert [e.id for e in feed.entries] == [BASE + "cap/A-2026-0002.xml", BASE + "cap/A-2026-0001.xml"]
+    newest = feed.entries[0]
+    links = {link.type: link.href for link in newest.links}
+    assert links["application/cap+xml"] == newest.id
+    assert links["text/html"] == BASE + "incidents/snow.html#A-2026-0002"
+    assert newest.title == "Hillside Primary School is closed on Monday 23 November 2026"
+    assert newest.published == "2026-11-23T07:02:00+00:00"
+    assert newest.cap_msgtype == "Update" and newest.cap_status == "Actual"
+    assert newest.summary.startswith("Testshire Council: Hillside Primary School in Testshire town is closed")
+    # Each linked CAP file is in the site, byte for byte what the feed promises.
+    assert site.files["cap/A-2026-0002.xml"].startswith(b"<?xml")
+
+
+def test_the_welsh_feed_has_the_welsh_text(workspace, store):
+    site = snow_day(workspace, store)
+    feed = feedparser.parse(site.files["cy/feed.atom"])
+    assert not feed.bozo
+    assert feed.feed.title == "Cyngor Testshire: Rhybuddion brys"
+    assert feed.entries[0].title.startswith("Mae Hillside Primary School ar gau")
+    assert feed.entries[0].id == BASE + "cap/A-2026-0002.xml"  # the same CAP document: it holds both languages
+    assert "Trwydded Llywodraeth Agored v3.0" in feed.feed.rights
+
+
+def test_the_rss_feed_parses_with_the_cap_file_as_guid(workspace, store):
+    feed = feedparser.parse(snow_day(workspace, store).files["feed.rss"])
+    assert not feed.bozo
+    assert feed.version == "rss20"
+    assert "Open Government Licence" in feed.feed.rights
+    item = feed.entries[0]
+    assert item.id == BASE + "cap/A-2026-0002.xml"
+    assert item.link == BASE + "incidents/snow.html#A-2026-0002"
+    assert item.published_parsed[:5] == (2026, 11, 23, 7, 2)
+
+
+def test_the_licence_the_workspace_chose_is_on_the_feeds(workspace_dir, store):
+    workspace = with_page(workspace_dir, 'licence = "CC-BY-4.0"\n')
+    site = snow_day(workspace, store)
+    atom = feedparser.parse(site.files["feed.atom"])
+    assert "Creative Commons Attribution 4.0" in atom.feed.rights
+    assert any(link.rel == "license" and link.href == "https://creativecommons.org/licenses/by/4.0/"
+               for link in atom.feed.links)
+    assert "creativecommons.org/licenses/by/4.0" in feedparser.parse(site.files["feed.rss"]).feed.rights
+    assert json.loads(site.files["status.json"])["page"]["licence"]["id"] == "CC-BY-4.0"
+
+
+def test_the_feed_keeps_the_newest_entries(workspace_dir, store):
+    workspace = with_page(workspace_dir, "feed_entries = 3\n")
+    for n in range(1, 6):
+        save(store, make_alert(workspace, f"A-2026-000{n}", minutes=n, incident=f"closure-{n}"))
+    site = build_site(workspace, store, now=T0 + timedelta(hours=1))
+    ids = [e.id for e in feedparser.parse(site.files["feed.atom"]).entries]
+    assert ids == [BASE + f"cap/A-2026-000{n}.xml" for n in (5, 4, 3)]
+    assert len(feedparser.parse(site.files["feed.rss"]).entries) == 3
+    assert "cap/A-2026-0001.xml" in site.files  # older CAP files stay published
+
+
+def test_a_busy_feed_stays_under_100_kb(workspace):
+    long = "Flood water is rising. " * 150  # 3,450 characters of description in each language
+    alerts = []
+    for n in range(50):
+        alert = make_alert(workspace, f"A-2026-{n:04d}", minutes=n, incident=f"flood-{n}")
+        alerts.append(replace(alert, infos=tuple(replace(i, description=long) for i in alert.infos)))
+    site = build_site(workspace, MemoryStore(alerts), now=T0)
+    assert len(site.files["feed.atom"]) < 100_000
+    entries = feedparser.parse(site.files["feed.atom"]).entries
+    assert 5 < len(entries) < 50
+    assert entries[0].id == BASE + "cap/A-2026-0049.xml"  # the newest kept, the oldest dropped
+    assert len(site.files["feed.rss"]) < 100_000
+
+
+def test_status_json_is_statuspage_shaped(workspace, store):
+    save(store, make_alert(workspace, "A-2026-0001", incident="snow"), "Snow: schools closed")
+    save(store, make_alert(workspace, "A-2026-0002", minutes=5, template="school-closure", incident="flood",
+                           values={"school": "Ysgol Bro Lliw", "date": "2026-11-23", "reason": "heating",
+                                   "next_update": "10:00", "area": "town"}))
+    data = json.loads(build_site(workspace, store, now=T0 + timedelta(hours=1)).files["status.json"])
+    assert data["page"]["url"] == BASE and data["page"]["time_zone"] == "Europe/London"
+    assert data["page"]["updated_at"] == "2026-11-23T07:42:00+00:00"
+    assert data["status"] == {"indicator": "minor", "description": "2 current alerts"}
+    assert data["summaryStatus"] == "notice"
+    assert data["scheduled_maintenances"] == []
+    incident = data["incidents"][0]
+    assert incident["id"] == "flood" and incident["status"] == "identified"
+    assert incident["shortlink"] == BASE + "incidents/flood.html"
+    update = incident["incident_updates"][0]
+    assert update["cap_url"] == BASE + "cap/A-2026-0002.xml"
+    assert update["texts"]["cy-GB"]["headline"] == "Mae Ysgol Bro Lliw ar gau ar Dydd Llun 23 Tachwedd 2026"
+    assert [s["name"] for s in data["schools"]] == ["Hillside Primary School", "Ysgol Bro Lliw"]
+    assert data["schools"][1] == {"name": "Ysgol Bro Lliw", "status": "closed",
+                                  "updated_at": "2026-11-23T06:47:00+00:00", "incident": "flood"}
+
+
+def test_an_all_clear_resolves_the_incident_in_status_json(workspace, store):
+    first = save(store, make_alert(workspace, "A-2026-0001", incident="snow"), "Snow")
+    save(store, replace(make_alert(workspace, "A-2026-0002", minutes=60, incident="snow", msg_type="Cancel",
+                                   references=(first.identifier,)), infos=()))
+    data = json.loads(build_site(workspace, store, now=T0 + timedelta(hours=2)).files["status.json"])
+    assert data["status"]["indicator"] == "none" and data["summaryStatus"] == "ok"
+    incident = data["incidents"][0]
+    assert incident["status"] == "resolved" and incident["broadcast_status"] == "all-clear"
+    assert incident["resolved_at"] == "2026-11-23T07:42:00+00:00"
+
+
+def test_exercise_and_test_alerts_stay_off_the_feeds_unless_the_workspace_shows_them(workspace_dir, tmp_path):
+    from broadcast.workspace import Workspace
+
+    def site(workspace):
+        store = Store.open(tmp_path / f"{id(workspace)}.db")
+        save(store, make_alert(workspace, "A-2026-0001", incident="real"), "Real")
+        save(store, make_alert(workspace, "A-2026-0002", minutes=1, incident="drill", status="Exercise",
+                               note="Exercise Frosty Morning"), "Drill", exercise=True)
+        save(store, make_alert(workspace, "A-2026-0003", minutes=2, incident="test", status="Test"), "Test")
+        save(store, make_alert(workspace, "A-2026-0004", minutes=3, incident="draft", status="Draft"), "Draft")
+        return build_site(workspace, store, now=T0 + timedelta(hours=1))
+
+    hidden = site(Workspace(workspace_dir))
+    assert [e.id for e in feedparser.parse(hidden.files["feed.atom"]).entries] == [BASE + "cap/A-2026-0001.xml"]
+    assert "cap/A-2026-0002.xml" not in hidden.files and "cap/A-2026-0003.xml" not in hidden.files
+    assert [i["id"] for i in json.loads(hidden.files["status.json"])["incidents"]] == ["real"]
+
+    shown = site(with_page(workspace_dir, "show_exercises = true\n"))
+    titles = {e.id.rsplit("/", 1)[1]: e.title for e in feedparser.parse(shown.files["feed.atom"]).entries}
+    assert titles["A-2026-0002.xml"].startswith("EXERCISE: ")
+    assert titles["A-2026-0003.xml"].startswith("TEST: ")
+    assert not titles["A-2026-0001.xml"].startswith(("EXERCISE", "TEST"))
+    assert "A-2026-0004.xml" not in titles  # Draft never
+    welsh = feedparser.parse(shown.files["cy/feed.atom"]).entries
+    assert any(e.title.startswith("YMARFER: ") for e in welsh)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(text=TEXT)
+def test_hostile_text_comes_back_exactly_from_atom_rss_and_json(workspace, text):
+    store = MemoryStore([hostile_alert(text)], [incident_row("hostile", text)])
+    files = build_site(workspace, store, now=T0).files
+    for name in ("feed.atom", "cy/feed.atom"):
+        entry = etree.fromstring(files[name]).find(f"{ATOM}entry")
+        assert entry.findtext(f"{ATOM}title") == text
+        assert entry.findtext(f"{ATOM}summary") == text
+        assert entry.findtext(f"{CAP}areaDesc") == text
+        assert entry.find(f"{CAP}geocode").findtext(f"{CAP}value") == text
+    item = etree.fromstring(files["feed.rss"]).find("channel/item")
+    assert item.findtext("title") == text and item.findtext("description") == text
+    data = json.loads(files["status.json"])
+    assert data["incidents"][0]["name"] == text
+    assert data["incidents"][0]["incident_updates"][0]["texts"]["cy-GB"]["instruction"] == text
+    assert data["schools"][0]["name"] == text.strip()
+    for name in ("feed.atom", "feed.rss"):
+        assert b"<script" not in files[name]
+    assert feedparser.parse(files["feed.atom"]).bozo == 0

@@ -1,0 +1,217 @@
+"""Timeline exports of a known incident, field by field, and the third-party check of a JSON Lines export."""
+
+import csv
+import importlib.util
+import io
+import json
+import random
+import subprocess
+import sys
+
+from conftest import REPO
+from hypothesis import given
+from hypothesis import strategies as st
+from reviewkit import SHA, SLUG
+
+from broadcast.review.evidence import HASHED, canonical_body
+from broadcast.review.exports import csv_field
+from broadcast.review.timeline import DERIVED, FIELDS
+from broadcast.store import EVENT_COLUMNS, canonical_json
+
+VERIFIER = REPO / "docs" / "verify_export.py"
+
+pytest_plugins = ("reviewkit",)  # its `known` fixture
+
+
+def load_verifier():
+    spec = importlib.util.spec_from_file_location("verify_export", VERIFIER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def export(run, tmp_path, fmt, *extra):
+    path = tmp_path / f"timeline.{fmt}"
+    result = run("review", SLUG, "--format", fmt, "-o", str(path), *extra)
+    assert result.exit_code == 0, result.output
+    return path, result
+
+
+def test_csv_field_by_field(run, known, tmp_path):
+    store, e = known
+    path, result = export(run, tmp_path, "csv")
+    assert f"Wrote {path}" in result.stderr and "(verified)" in result.stderr
+    raw = path.read_bytes()
+    assert raw.startswith(b"incident,seq,chain_id,event_id,") and b"\r\n" in raw and not raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"), newline="")))
+    assert list(rows[0]) == list(FIELDS)
+    assert [r["type"] for r in rows] == [
+        "incident_declared", "message_drafted", "draft_approved", "alert_issued", "fallback_published",
+        "fallback_verified", "delivery_queued", "delivery_queued", "delivery_attempt", "delivery_result",
+        "delivery_attempt", "retry_scheduled", "delivery_attempt", "delivery_result", "decision", "alert_issued",
+        "delivery_result", "delivery_result", "delivery_attempt", "delivery_result", "alert_issued", "incident_closed"]
+    declared = e["declared"]
+    assert rows[0] == {
+        "incident": SLUG, "seq": "1", "chain_id": "2", "event_id": declared["event_id"],
+        "occurred_at": "2026-10-25T00:20:00.000Z", "recorded_at": declared["recorded_at"],
+        "occurred_at_local": "2026-10-25T01:20:00.000+01:00", "phase": "warn", "type": "incident_declared",
+        "actor": "duty-officer", "channel": "", "alert": "", "template": "", "template_sha256": "",
+        "content_sha256": "", "attempt": "", "outcome": "", "provider_ref": "", "http_status": "", "error": "",
+        "latency_ms": "", "description": "Incident opened: Snow closes schools", "rationale": "", "pinned": "false",
+        "supersedes": "", "details": '{"exercise":false}', "prev_hash": declared["prev_hash"],
+        "hash": declared["hash"]}
+    issued = rows[3]
+    assert (issued["alert"], issued["template"], issued["template_sha256"], issued["content_sha256"]) == (
+        "A-2026-0001", "school-closure", SHA["template"], SHA["content"])
+    assert issued["hash"] == e["issued"]["hash"] and issued["prev_hash"] == e["issued"]["prev_hash"]
+    page = rows[4]
+    assert (page["incident"], page["channel"], page["seq"], page["chain_id"]) == ("", "page", "5", "6")
+    sent = rows[9]
+    assert (sent["channel"], sent["outcome"], sent["attempt"], sent["latency_ms"], sent["provider_ref"]) == (
+        "mastodon-council", "sent", "1", "400", "1001")
+    failed = rows[13]
+    assert (failed["outcome"], failed["http_status"], failed["attempt"], failed["error"]) == (
+        "failed", "500", "2", "hook-b: answered HTTP 500")
+    assert failed["description"] == "'=hook-b: the webhook receiver answered HTTP 500"  # not a formula in Excel
+    decision = rows[14]
+    assert (decision["rationale"], decision["pinned"], decision["actor"]) == (
+        "Gritting not finished before 08:00", "true", "Sam Rees, Emergency Planning Manager")
+    assert rows[20]["occurred_at_local"] == "2026-10-25T01:50:00.000+00:00"  # after the clocks went back
+    meta = json.loads((tmp_path / "timeline.meta.json").read_text(encoding="utf-8"))
+    assert meta["event_count"] == 22 and meta["chain"]["verified"] is True
+    assert meta["chain"]["head"] == store.head()[1] and meta["times"]["all_clear_at"] == "2026-10-25T01:50:00.000Z"
+
+
+def test_csv_with_a_bom_for_excel_and_another_zone(run, known, tmp_path):
+    path, _ = export(run, tmp_path, "csv", "--bom", "--tz", "America/New_York")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfincident,seq,")
+    first = next(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert first["occurred_at_local"] == "2026-10-24T20:20:00.000-04:00"
+    assert json.loads((tmp_path / "timeline.meta.json").read_text())["display_timezone"] == "America/New_York"
+
+
+def test_jsonl_field_by_field(run, known, tmp_path):
+    store, e = known
+    path, _ = export(run, tmp_path, "jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert header["record"] == "header" and header["schema_version"] == 1
+    assert header["generator"]["name"] == "broadcast"
+    assert header["incident"] == {"slug": SLUG, "title": "Snow closes schools", "status": "closed", "exercise": False,
+                                  "opened_at": "2026-10-25T00:20:00.000Z", "closed_at": "2026-10-25T02:00:00.000Z"}
+    assert header["times"] == {
+        "declared_at": "2026-10-25T00:20:00.000Z", "first_warning_at": "2026-10-25T00:32:01.000Z",
+        "all_clear_at": "2026-10-25T01:50:00.000Z", "closed_at": "2026-10-25T02:00:00.000Z"}
+    assert header["times_local"]["declared_at"] == "2026-10-25T01:20:00.000+01:00"
+    assert (header["display_timezone"], header["filters"], header["event_count"]) == (
+        "Europe/London", {"pinned_only": False}, 22)
+    assert header["chain"] == {"verified": True, "events": store.head()[0], "head": store.head()[1],
+                               "broken_at": None, "reason": None}
+    assert header["metrics"]["time_to_first_warning_s"] == 721.0 and header["metrics"]["success_rate"] == 0.75
+    rows = [json.loads(line) for line in lines[1:]]
+    assert len(rows) == 22 and all(list(row) == list(FIELDS) for row in rows)
+    decision = rows[14]
+    assert decision == {
+        "incident": SLUG, "seq": 15, "chain_id": e["decision"]["id"], "event_id": e["decision"]["event_id"],
+        "occurred_at": "2026-10-25T00:40:00.000Z", "recorded_at": e["decision"]["recorded_at"],
+        "occurred_at_local": "2026-10-25T01:40:00.000+01:00", "phase": "warn", "type": "decision",
+        "actor": "Sam Rees, Emergency Planning Manager", "channel": None, "alert": None, "template": None,
+        "template_sha256": None, "content_sha256": None, "attempt": None, "outcome": None, "provider_ref": None,
+        "http_status": None, "error": None, "latency_ms": None, "description": "Keep schools closed all day",
+        "rationale": "Gritting not finished before 08:00", "pinned": True, "supersedes": None,
+        "details": {"rationale": "Gritting not finished before 08:00"}, "prev_hash": e["decision"]["prev_hash"],
+        "hash": e["decision"]["hash"]}
+    assert rows[13]["description"] == "=hook-b: the webhook receiver answered HTTP 500"  # JSON keeps text exact
+    assert [r["hash"] for r in rows] == [r["hash"] for r in csv.DictReader(io.StringIO(
+        export(run, tmp_path, "csv")[0].read_text(encoding="utf-8"), newline=""))]
+
+
+def test_markdown_layout(run, known, tmp_path):
+    path, _ = export(run, tmp_path, "md")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Incident timeline: Snow closes schools\n")
+    assert "| Declared | 2026-10-25 01:20:00 BST (2026-10-25T00:20:00.000Z) |" in text
+    assert "| All clear | 2026-10-25 01:50:00 GMT (2026-10-25T01:50:00.000Z) |" in text
+    assert "| Time to first warning | 12m 01s |" in text and "| Time to all-clear | 1h 30m |" in text
+    assert "| hook-c | 0 | 1 | 0 | 0.0% | - | - | - | 0 |" in text
+    assert ("- 2026-10-25 01:40:00 BST: Keep schools closed all day (Sam Rees, Emergency Planning Manager). "
+            "Reason: Gritting not finished before 08:00") in text
+    # The constructed log was written today about October: every entry shows it was recorded later.
+    assert ("### Sunday 25 October 2026\n\n- 01:20:00 BST — Incident opened: Snow closes schools (duty-officer) · #1 · "
+            "incident_declared · backfilled: recorded 20") in text
+    assert ("- 01:50:00 GMT — All clear: schools open tomorrow (duty-officer, A-2026-0003) · #21 · alert_issued · "
+            "backfilled") in text
+    assert "- 01:32:00 BST — delivery queued (en-GB) (duty-officer, hook-b, A-2026-0001) · #8" in text
+    assert "- 01:40:00 BST — **Decision:** Keep schools closed all day. Reason: Gritting not finished before " \
+           "08:00 (Sam Rees, Emergency Planning Manager) · #15 · decision · pinned" in text
+
+
+def test_pinned_export_keeps_the_numbering_and_still_verifies(run, known, tmp_path):
+    path, result = export(run, tmp_path, "jsonl", "--pinned")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header, rows = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert header["filters"] == {"pinned_only": True} and header["event_count"] == 1
+    assert [(r["seq"], r["type"]) for r in rows] == [(15, "decision")]
+    assert header["metrics"]["deliveries"] == 4  # the metrics still cover the whole incident
+    assert subprocess.run([sys.executable, str(VERIFIER), str(path)], capture_output=True).returncode == 0
+
+
+def test_third_party_script_verifies_an_export_and_fails_on_one_changed_byte(run, known, tmp_path):
+    path, _ = export(run, tmp_path, "jsonl")
+    ok = subprocess.run([sys.executable, str(VERIFIER), str(path)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.startswith(f"OK    22 events of incident {SLUG} verify; digest ")
+    raw = bytearray(path.read_bytes())
+    spot = raw.index(b"Keep schools closed all day")
+    raw[spot] = ord("k")
+    changed = tmp_path / "changed.jsonl"
+    changed.write_bytes(bytes(raw))
+    failed = subprocess.run([sys.executable, str(VERIFIER), str(changed)], capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stdout == "FAIL  line 16 (seq 15): content does not match its hash\n"
+
+
+def test_every_sampled_one_byte_change_to_an_event_line_fails(run, known, tmp_path):
+    verifier = load_verifier()
+    path, _ = export(run, tmp_path, "jsonl")
+    raw = path.read_bytes()
+    assert verifier.verify(raw.decode("utf-8").splitlines(keepends=True)) == []
+    start = raw.index(b"\n") + 1  # the event lines; the header is covered by what anchors it (docs/evidence.md)
+    rng = random.Random(7)
+    for spot in rng.sample(range(start, len(raw)), 150):
+        changed = bytearray(raw)
+        changed[spot] = changed[spot] + 1 if changed[spot] < 0x7E else 0x21
+        lines = bytes(changed).decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        assert verifier.verify(lines), f"a change at byte {spot} went unnoticed"
+
+
+def test_removing_a_line_or_anchoring_fails(run, known, tmp_path):
+    verifier = load_verifier()
+    path, _ = export(run, tmp_path, "jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = json.loads(lines[0])
+    assert any("seq 6 follows 4" in p for p in verifier.verify(lines[:5] + lines[6:]))
+    assert any("holds 21" in p for p in verifier.verify(lines[:-1]))  # tail truncation, caught by the header count
+    assert verifier.verify(lines, expect_digest=header["events_digest"], expect_head=header["chain"]["head"]) == []
+    assert verifier.verify(lines, expect_digest="0" * 64) == ["the events digest does not match the anchored digest"]
+
+
+def test_the_verifier_and_the_export_share_one_schema():
+    verifier = load_verifier()
+    assert verifier.DERIVED == DERIVED and verifier.HASHED == HASHED == EVENT_COLUMNS
+    assert set(FIELDS) == verifier.FIELDS
+
+
+@given(st.lists(st.text(), min_size=2, max_size=6))
+def test_csv_fields_read_back_as_written(values):
+    line = ",".join(csv_field(v) for v in values) + "\r\n"
+    assert next(csv.reader(io.StringIO(line, newline=""))) == values
+
+
+scalar = st.one_of(st.none(), st.integers(), st.text())
+
+
+@given(st.tuples(*[scalar] * 15))
+def test_canonical_body_is_canonical_json(values):
+    assert canonical_body(values) == canonical_json(dict(zip(EVENT_COLUMNS, values, strict=True)))

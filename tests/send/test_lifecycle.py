@@ -1,0 +1,245 @@
+"""The incident lifecycle and the safety rules, end to end against the sandbox."""
+
+import json
+
+import pytest
+from conftest import SETS, VALUES, invoke
+
+from broadcast.prepare.templates import find_template
+from broadcast.send.sending import Issue, plan_warning
+from broadcast.store import Store
+from broadcast.workspace import Workspace
+
+ALL_CLEAR = """\
++++
+title = "All clear"
+summary = "The danger has passed"
+
+[cap]
+event = "All clear"
+category = ["Safety"]
+urgency = "Past"
+severity = "Minor"
+certainty = "Observed"
+response_type = ["AllClear"]
+expires = "6h"
+
+[variables.area]
+type = "area"
+label = "Area"
+example = "town"
+
+[checklist]
+who = "body"
+what = "headline"
+where = "headline"
+when = "body"
+what_to_do = "instruction"
+why = "body"
+more_info = "body"
+next_update = "n/a: the last message"
++++
+
+## headline
+All clear in {{ area }}
+
+## headline.cy
+Popeth yn glir yn {{ area }}
+
+## short
+All clear in {{ area }}. {{ org.web }}
+
+## short.cy
+Popeth yn glir yn {{ area }}. {{ org.web }}
+
+## body
+{{ org.name }}: the danger has passed in {{ area }}. More: {{ org.web }}
+
+## body.cy
+{{ org.name }}: mae'r perygl wedi mynd heibio yn {{ area }}. Mwy: {{ org.web }}
+
+## instruction
+You do not need to do anything.
+
+## instruction.cy
+Does dim angen i chi wneud dim.
+"""
+
+
+def first_warning(live):
+    result = invoke(live, "warn", "school-closure", *SETS, "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def alerts(live):
+    return Store.open(live / "broadcast.db").alerts()
+
+
+def test_update_references_the_alert_it_supersedes(live, sandbox):
+    report = first_warning(live)
+    changed = [s for s in SETS if not s.startswith("--set=date=")] + ["--set=date=2026-11-24"]
+    result = invoke(live, "update", report["incident"], "school-closure", *changed, "--yes")
+    assert result.exit_code == 0, result.output
+    first, second = alerts(live)
+    assert second.msg_type == "Update" and second.incidents == first.incidents
+    assert second.references == (f"{first.sender},{first.identifier},{first.sent}",)
+    assert len(sandbox.received("mastodon", accepted=True)) == 2
+
+
+def test_correct_deletes_where_possible_and_says_what_changed(live, sandbox):
+    first_warning(live)
+    result = invoke(live, "correct", "A-2026-0001", "--set=date=2026-11-24", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "DEL   mastodon-council (en-GB)" in result.output and "deleted" in result.output
+    assert "KEEP  hook-a (en-GB)" in result.output and "webhook cannot delete posts" in result.output
+    assert len(sandbox.store("mastodon")["statuses"]) == 1  # the original deleted, the correction posted
+    correction = alerts(live)[-1]
+    assert correction.msg_type == "Update" and correction.references[0].split(",")[1] == "A-2026-0001"
+    assert correction.note == ("Correction of A-2026-0001: date is 2026-11-24, not 2026-11-23")
+    short = [r.body["status"] for r in sandbox.received("mastodon", accepted=True)][-1]
+    assert short.startswith("CORRECTION: Hillside Primary School is closed on Tuesday 24 November 2026")
+    welsh = correction.info("cy-GB").description
+    assert welsh.startswith("CYWIRIAD: ") and "Mae hyn yn cywiro ein neges am" in welsh
+    store = Store.open(live / "broadcast.db")
+    assert {d["state"] for d in store.deliveries("A-2026-0001") if d["channel"] == "mastodon-council"} == {
+        "retracted"}
+
+
+def test_cancel_retracts_and_posts_the_cancellation(live, sandbox):
+    first_warning(live)
+    result = invoke(live, "cancel", "A-2026-0001", "--reason", "sent for the wrong school", "--yes")
+    assert result.exit_code == 0, result.output
+    cancel = alerts(live)[-1]
+    assert cancel.msg_type == "Cancel" and cancel.note == "Cancelled: sent for the wrong school"
+    assert cancel.references[0].split(",")[1] == "A-2026-0001"
+    assert cancel.info("en-GB").headline.startswith("CANCELLED: Hillside Primary School is closed")
+    assert "is cancelled: sent for the wrong school. Ignore it." in cancel.info("en-GB").instruction
+    assert cancel.info("cy-GB").headline.startswith("WEDI'I GANSLO: ")
+    webhooks = [r.body for r in sandbox.received("webhook", accepted=True) if r.body["msg_type"] == "Cancel"]
+    assert len(webhooks) == 4
+
+
+def test_an_ambiguous_cancel_is_refused_with_the_candidates(live, sandbox):
+    first_warning(live)
+    first_warning(live)
+    result = invoke(live, "cancel", "A-2026", "--reason", "test", "--yes")
+    assert result.exit_code == 2
+    assert "'A-2026' matches 2 alerts: A-2026-0001" in result.stderr and "A-2026-0002" in result.stderr
+    assert "hint: name exactly one alert identifier" in result.stderr
+
+
+def test_cancel_skips_a_switched_off_channel(live, sandbox):
+    first_warning(live)
+    invoke(live, "channels", "disable", "mastodon-council", "--reason", "account hacked")
+    result = invoke(live, "cancel", "A-2026-0001", "--reason", "wrong school", "--yes")
+    assert "skipped: switched off by" in result.output and "account hacked" in result.output
+    assert [r.method for r in sandbox.received("mastodon") if r.method == "DELETE"] == []
+    assert len(sandbox.received("mastodon", accepted=True)) == 1  # the original only
+
+
+def test_recover_then_close(live, sandbox):
+    (live / "templates" / "all-clear.md").write_text(ALL_CLEAR, encoding="utf-8")
+    workspace = Workspace(live)
+    from broadcast.prepare.approvals import approve
+
+    approve(workspace, find_template(workspace, "all-clear"), "Alex Morgan, Head of Communications",
+            Store.open(workspace.db_path))
+    incident = first_warning(live)["incident"]
+    refused = invoke(live, "recover", incident, "school-closure", *SETS, "--yes")
+    assert refused.exit_code == 2 and "is not an all-clear" in refused.stderr
+    result = invoke(live, "recover", incident, "all-clear", "--set=area=town", "--yes")
+    assert result.exit_code == 0, result.output
+    store = Store.open(live / "broadcast.db")
+    assert store.incidents()[0]["status"] == "recovering"
+    assert alerts(live)[-1].infos[0].response_type == ("AllClear",)
+    assert invoke(live, "close", incident).exit_code == 0
+    assert Store.open(live / "broadcast.db").incidents()[0]["status"] == "closed"
+    late = invoke(live, "update", incident, "school-closure", *SETS, "--yes")
+    assert late.exit_code == 2 and f"incident {incident} is closed" in late.stderr
+
+
+def test_free_text_needs_a_second_person_and_self_approval_is_refused(live, sandbox, monkeypatch):
+    result = invoke(live, "warn", "--text", "Pont-y-Lliw bridge is closed.", "--text", "cy=Mae pont ar gau.", "--yes")
+    assert result.exit_code == 2 and "saved as draft 1 (free text)" in result.stderr
+    assert "1  waiting" in invoke(live, "drafts").output
+    own = invoke(live, "approve", "1", "--yes")
+    assert own.exit_code == 2 and "duty-officer drafted this message and cannot also approve it" in own.stderr
+    monkeypatch.setenv("BROADCAST_OPERATOR", "second-officer")
+    result = invoke(live, "approve", "1", "--yes")
+    assert result.exit_code == 0, result.output
+    posted = sandbox.received("mastodon", accepted=True)[0].body["status"]
+    assert posted.startswith("Pont-y-Lliw bridge is closed.")
+    store = Store.open(live / "broadcast.db")
+    assert store.db.table("alerts").get("A-2026-0001")["approved_by"] == "second-officer"
+    assert "1  sent" in invoke(live, "drafts", "--all").output
+    types = [e["type"] for e in store.events()]
+    assert types.index("message_drafted") < types.index("draft_approved") < types.index("alert_issued")
+
+
+def test_people_list_limits_who_approves(live, sandbox, monkeypatch):
+    (live / "people.toml").write_text(
+        '[[person]]\nname = "Sam Rees"\nrole = "Duty Manager"\nusers = ["sam"]\ncan_approve = true\n'
+        '[[person]]\nname = "Kim Lee"\nrole = "Comms Officer"\nusers = ["kim"]\n', encoding="utf-8")
+    invoke(live, "warn", "--text", "Bridge closed.", "--yes")
+    monkeypatch.setenv("BROADCAST_OPERATOR", "kim")
+    refused = invoke(live, "approve", "1", "--yes")
+    assert refused.exit_code == 2 and "kim is not listed as an approver" in refused.stderr
+    monkeypatch.setenv("BROADCAST_OPERATOR", "sam")
+    assert invoke(live, "approve", "1", "--yes").exit_code == 0
+    approved = Store.open(live / "broadcast.db").db.table("alerts").get("A-2026-0001")["approved_by"]
+    assert approved == "Sam Rees, Duty Manager (sam)"
+
+
+def test_override_is_logged_and_flagged(live, sandbox):
+    without = invoke(live, "warn", "--text", "Bridge closed.", "--override", "--yes")
+    assert without.exit_code == 2 and "--override needs --reason" in without.stderr
+    result = invoke(live, "warn", "--text", "Bridge closed.", "--override", "--reason",
+                    "no second officer reachable at 03:10", "--yes")
+    assert result.exit_code == 0, result.output
+    store = Store.open(live / "broadcast.db")
+    [event] = [e for e in store.events() if e["type"] == "policy_override"]
+    assert event["pinned"] == 1 and "no second officer reachable at 03:10" in event["description"]
+    assert json.loads(event["details"])["flag"] == "review"
+
+
+def test_exercise_is_stamped_and_kept_off_public_channels(live, sandbox):
+    hook = live / "channels" / "hook-a.toml"
+    hook.write_text("exercise = true\n" + hook.read_text(encoding="utf-8"), encoding="utf-8")
+    result = invoke(live, "warn", "school-closure", *SETS, "--exercise", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "SKIP  mastodon-council" in result.output and "not marked for exercises" in result.output
+    assert sandbox.received("mastodon", accepted=True) == []
+    bodies = [r.body for r in sandbox.received("webhook", accepted=True)]
+    assert {r.target for r in sandbox.received("webhook", accepted=True)} == {"hook-a"}
+    english = next(b for b in bodies if b["language"] == "en-GB")
+    assert english["status"] == "Exercise"
+    assert english["headline"].startswith("EXERCISE EXERCISE EXERCISE: ")
+    assert english["description"].startswith("EXERCISE EXERCISE EXERCISE. ")
+    assert english["description"].endswith(" EXERCISE EXERCISE EXERCISE.")
+    welsh = next(b for b in bodies if b["language"] == "cy-GB")
+    assert welsh["headline"].startswith("YMARFER YMARFER YMARFER: ")
+    assert Store.open(live / "broadcast.db").incidents()[0]["exercise"] == 1
+
+
+@pytest.mark.parametrize("status", ["Test", "Draft"])
+def test_test_and_draft_never_reach_a_public_channel(live, status):
+    workspace = Workspace(live)
+    plan = plan_warning(workspace, "school-closure", VALUES, issue=Issue(status=status))
+    assert plan.posts == []
+    assert {name for name, _ in plan.skipped} == {"mastodon-council", "hook-a", "hook-b"}
+    assert all(f"{status} messages never go to a channel" in why for _, why in plan.skipped)
+
+
+def test_declining_a_cancel_deletes_nothing(live, sandbox, monkeypatch):
+    first_warning(live)
+    monkeypatch.setattr("broadcast.commands.warn.interactive", lambda: True)
+    from click.testing import CliRunner
+
+    from broadcast.cli import cli
+
+    result = CliRunner().invoke(cli, ["--workspace", str(live), "cancel", "A-2026-0001", "--reason", "wrong"],
+                                input="n\n")
+    assert result.exit_code == 1 and "Delete A-2026-0001's posts where possible and Send to" in result.output
+    assert [r for r in sandbox.received("mastodon") if r.method == "DELETE"] == []
+    assert len(alerts(live)) == 1
