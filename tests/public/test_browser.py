@@ -131,4 +131,5 @@ def test_the_skip_link_appears_on_focus_and_leads_to_main(phone, site_url):
     box = skip.bounding_box()
     assert box and box["x"] >= 0 and box["height"] >= 24  # visible, and a target at least 24 px high
     page.keyboard.press("Enter")
+    page.wait_for_url("**/index.html#main", timeout=5000)  # following the link is asynchronous: wait, then look
     assert page.url.endswith("#main")
