@@ -234,9 +234,9 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         plan = plan_update(workspace, store, report.incident, template, values)
         summary("update", send_warning(workspace, store, plan, actor=ACTOR), report, step)
 
-        original, plan = plan_correction(workspace, store, report.alerts[-1], CORRECTION)
-        gone = retract(workspace, store, original, actor=ACTOR)
-        step("correct", f"{sum(r.done for r in gone)} posts of {original.identifier} deleted where the platform "
+        superseded, plan = plan_correction(workspace, store, report.alerts[-1], CORRECTION)
+        gone = retract(workspace, store, superseded, actor=ACTOR)
+        step("correct", f"{sum(r.done for r in gone)} posts of {superseded[0].identifier} deleted where the platform "
              f"allows; {sum(not r.done for r in gone)} kept (the correction follows them)")
         summary("correct", send_warning(workspace, store, plan, actor=ACTOR), report, step)
 

@@ -25,6 +25,7 @@ class Facebook(Channel):
     variant = "body"
     limit = 63_206
     concurrency = 2
+    can_retract = True  # DELETE /{page-post-id}, with the Page token
     secret_keys = ("page_access_token",)
 
     @property

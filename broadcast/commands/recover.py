@@ -9,6 +9,7 @@ import click
 from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
 
 if TYPE_CHECKING:
+    from broadcast.alert import Alert
     from broadcast.send.lifecycle import Retraction
     from broadcast.store import Store
 
@@ -41,9 +42,9 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
     try:
         original = resolve_template(store, alert)
         changes = collect_sets(find_template(workspace, original), pairs)
-        found, plan = plan_correction(workspace, store, alert, changes, only=only)
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
-        show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
+        superseded, plan = plan_correction(workspace, store, alert, changes, only=only)
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(superseded)}'s posts where possible and ")
+        show_retractions(retract(workspace, store, superseded, actor=identify(workspace, operator()), only=only))
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes, only=only,
                      confirmed=True)
     finally:
@@ -74,9 +75,9 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
     workspace = open_workspace(ctx)
     store = Store.open(workspace.db_path)
     try:
-        found, plan = plan_cancel(workspace, store, alert, reason, only=only)
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {found.identifier}'s posts where possible and ")
-        show_retractions(retract(workspace, store, found, actor=identify(workspace, operator()), only=only))
+        cancelled, plan = plan_cancel(workspace, store, alert, reason, only=only)
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(cancelled)}'s posts where possible and ")
+        show_retractions(retract(workspace, store, cancelled, actor=identify(workspace, operator()), only=only))
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only, confirmed=True)
     finally:
         store.close()
@@ -146,13 +147,19 @@ def close(ctx: click.Context, incident: str) -> None:
 
 def resolve_template(store: Store, alert: str) -> str:
     from broadcast.errors import PolicyError
-    from broadcast.send.lifecycle import resolve_alert
+    from broadcast.send.lifecycle import current_messages, resolve_alert
 
-    found = resolve_alert(store, alert)
+    found = current_messages(store, resolve_alert(store, alert))[-1]  # what a correction starts from
     if not found.template or found.template == "free-text":
         raise PolicyError(f"{found.identifier} was not made from a template",
                           hint=f"cancel it (broadcast cancel {found.identifier} --reason ...) and send a new message")
     return found.template
+
+
+def names(alerts: list[Alert]) -> str:
+    """A-2026-0001, or A-2026-0001 and A-2026-0003."""
+    identifiers = [a.identifier for a in alerts]
+    return identifiers[0] if len(identifiers) == 1 else ", ".join(identifiers[:-1]) + f" and {identifiers[-1]}"
 
 
 def show_retractions(results: list[Retraction]) -> None:

@@ -166,9 +166,11 @@ def interactive() -> bool:
 def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "") -> None:
     """Show the plan and ask on a terminal; scripts must say --yes. Nothing has happened before this."""
     from broadcast.errors import PolicyError
+    from broadcast.send.sending import check_reach
 
     if not as_json:
         show_plan(plan, dry_run=False)
+    check_reach(plan)
     if yes or as_json:
         return
     if not interactive():

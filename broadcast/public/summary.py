@@ -52,7 +52,7 @@ class Incident:
     slug: str
     title: str
     state: str  # as stored: open, recovering, closed
-    status: str  # as shown: current, all-clear, ended
+    status: str  # as shown: current, all-clear, cancelled, ended
     marker: str | None
     updates: tuple[Update, ...]  # newest first
 
@@ -164,7 +164,7 @@ def _incident(slug: str, alerts: list[Alert], row: dict[str, Any] | None, now: d
     state = row["status"] if row else "open"
     ended = (state == "closed" or latest.kind in ("all-clear", "cancel")
              or (latest.expires is not None and latest.expires <= now))
-    status = ("all-clear" if latest.kind in ("all-clear", "cancel") else "ended") if ended else "current"
+    status = {"all-clear": "all-clear", "cancel": "cancelled"}.get(latest.kind, "ended") if ended else "current"
     markers = {u.marker for u in updates if u.marker} | ({"Exercise"} if row and row.get("exercise") else set())
     title = row["title"] if row else updates[-1].alert.infos[0].headline if updates[-1].alert.infos else slug
     return Incident(slug, title, state, status, sorted(markers)[0] if markers else None, tuple(updates))

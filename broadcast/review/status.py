@@ -83,7 +83,11 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
         item = IncidentStatus(row["slug"], row["title"], row["status"], bool(row["exercise"]), row["opened_at"],
                               len(alerts), last.identifier if last else None, last.sent if last else None,
                               last.infos[0].headline if last and last.infos else None)
-        due = next_update_due(last.sent, last.variables.get("next_update"), workspace.timezone) if last else None
+        # A withdrawal or an all-clear promises no further update, whatever the message before it said.
+        promises = last is not None and last.msg_type != "Cancel" and not any(
+            "AllClear" in info.response_type for info in last.infos)
+        due = next_update_due(last.sent, last.variables.get("next_update"), workspace.timezone) \
+            if last is not None and promises else None
         if due and row["status"] == "open":
             item.next_update_due = due.isoformat()
             late = (now - due).total_seconds() / 60

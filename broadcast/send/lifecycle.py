@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from broadcast.alert import Alert
@@ -21,12 +22,12 @@ if TYPE_CHECKING:
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
-CORRECTION = Localized({"en": "CORRECTION", "cy": "CYWIRIAD"})
-CORRECTS = Localized({"en": "This corrects our message of {time}: {changes}.",
-                      "cy": "Mae hyn yn cywiro ein neges am {time}: {changes}."})
-CANCELLED = Localized({"en": "CANCELLED", "cy": "WEDI'I GANSLO"})
-CANCELS = Localized({"en": "Our message of {time} is cancelled: {reason}. Ignore it.",
-                     "cy": "Mae ein neges am {time} wedi'i chanslo: {reason}. Anwybyddwch hi."})
+CORRECTION = Localized({"en": "Correction", "cy": "Cywiriad"})
+# One change, said plainly: the variable's name in English; in Welsh the values alone ("X, nid Y") read clearly.
+CHANGE = Localized({"en": "the {name} is {new}, not {old}", "cy": "{new}, nid {old}"})
+CANCELLED = Localized({"en": "Cancelled: ignore our earlier message", "cy": "Wedi'i ganslo: anwybyddwch ein neges "
+                       "gynharach"})
+REASON = Localized({"en": "Reason: {reason}.", "cy": "Rheswm: {reason}."})
 FINAL = ("Cancel",)  # an alert cancelled is no longer live
 
 
@@ -72,6 +73,29 @@ def resolve_alert(store: Store, reference: str) -> Alert:
                       hint="name exactly one alert identifier")
 
 
+def chain(store: Store, alert: Alert) -> list[Alert]:
+    """The alert and every later alert of its incident that updates it, directly or through another."""
+    found, members = [alert], {alert.identifier}
+    for later in store.alerts(alert.incidents) if alert.incidents else []:
+        referenced = {ref.split(",")[1] if "," in ref else ref for ref in later.references}
+        if later.identifier not in members and referenced & members:
+            found.append(later)
+            members.add(later.identifier)
+    return found
+
+
+def current_messages(store: Store, alert: Alert) -> list[Alert]:
+    """What the public sees now of this alert: the live alerts of its chain (itself, or the updates since)."""
+    live = {a.identifier for a in live_alerts(store, alert.incidents)} if alert.incidents else set()
+    if not alert.incidents and alert.msg_type not in FINAL:
+        live = {alert.identifier}
+    current = [a for a in chain(store, alert) if a.identifier in live]
+    if not current:
+        raise PolicyError(f"{alert.identifier} has nothing live to follow up: it was cancelled",
+                          hint="send a new warning: broadcast warn TEMPLATE")
+    return current
+
+
 def audience_of(store: Store, alerts: list[Alert]) -> tuple[str, ...]:
     """The --to tags the alerts were sent to, so what follows them reaches the same people ('' = everyone)."""
     tags: set[str] = set()
@@ -111,60 +135,117 @@ def plan_update(workspace: Workspace, store: Store, incident: str, template: str
 
 
 def plan_correction(workspace: Workspace, store: Store, reference: str, changes: dict[str, str], *,
-                    only: tuple[str, ...] = ()) -> tuple[Alert, Plan]:
-    """The original alert's template with the corrected values, marked as a correction that says what changed."""
+                    only: tuple[str, ...] = ()) -> tuple[list[Alert], Plan]:
+    """Correct what the public sees now: the current message's values with the changes, saying what changed.
+
+    Returns the live alerts the correction supersedes (the current message first) and the plan."""
     from broadcast.prepare.approvals import approval_state, read_approvals
     from broadcast.prepare.templates import render
 
-    original = resolve_alert(store, reference)
-    if not original.template or original.template == "free-text":
-        raise PolicyError(f"{original.identifier} was not made from a template",
-                          hint="cancel it (broadcast cancel) and send a new message")
+    named = resolve_alert(store, reference)
+    superseded = current_messages(store, named)[::-1]
+    current = superseded[0]
+    if not current.template or current.template == "free-text":
+        raise PolicyError(f"{current.identifier} was not made from a template",
+                          hint=f"cancel it (broadcast cancel {current.identifier} --reason ...) and send a new "
+                          "message")
     if not changes:
         raise PolicyError("nothing to correct", hint="give the corrected values with --set name=value")
-    values = {**original.variables, **changes}
-    said = "; ".join(f"{name} is {value}, not {original.variables.get(name, '(not given)')}"
-                     for name, value in changes.items() if original.variables.get(name) != value)
-    if not said:
-        raise PolicyError("the corrected values are the same as the original ones")
-    template = find_template(workspace, original.template)
-    rendering = render(template, workspace, values)
-    time_said = original.sent[11:16]
-    rendering = mark(rendering, CORRECTION, CORRECTS, time=time_said, changes=said)
+    template = find_template(workspace, current.template)
+    before = render(template, workspace, current.variables, today=sent_day(workspace, current))
+    rendering = render(template, workspace, {**pinned(before), **changes})
+    from broadcast.prepare.variables import display
+
+    changed = [name for name in changes if name in before.values
+               and display(rendering.values[name], "en") != display(before.values[name], "en")]
+    if not changed:
+        raise PolicyError(f"the corrected values are what {current.identifier} already says",
+                          hint="see what it says: broadcast status")
+    said = {language: "; ".join(CHANGE.get(language).format(
+        name=name.replace("_", " "), new=display(rendering.values[name], language),
+        old=display(before.values[name], language)) for name in changed) for language in rendering.texts}
+    rendering = correction_texts(rendering, said)
     approval = approval_state(template, read_approvals(workspace))
-    issue = Issue("Update", original.status, (triple(original),), note=f"Correction of {original.identifier}: {said}",
-                  incident=original.incidents)
-    return original, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
-                                    issue=issue, to=audience_of(store, [original]))
+    issue = Issue("Update", current.status, references(named, superseded),
+                  note=f"Correction of {current.identifier}: {said.get('en-GB', next(iter(said.values())))}",
+                  incident=current.incidents)
+    return superseded, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
+                                      issue=issue, to=audience_of(store, superseded))
+
+
+def sent_day(workspace: Workspace, alert: Alert) -> date:
+    """The local date the alert was sent, against which its 'today' and 'tomorrow' were read."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(alert.sent).astimezone(ZoneInfo(workspace.timezone)).date()
+
+
+def pinned(rendering: Rendering) -> dict[str, str]:
+    """The values as given, with 'today' and 'tomorrow' fixed to the dates they meant, so they do not move."""
+    raw = dict(rendering.raw)
+    for name, value in rendering.values.items():
+        if isinstance(value, date) and name in raw:
+            raw[name] = value.isoformat()
+    return raw
+
+
+def references(named: Alert, superseded: list[Alert]) -> tuple[str, ...]:
+    """The named alert and every live alert superseded, each once, oldest first."""
+    alerts = {a.identifier: a for a in [named, *superseded[::-1]]}
+    return tuple(triple(a) for a in sorted(alerts.values(), key=lambda a: a.sent))
+
+
+def correction_texts(rendering: Rendering, said: dict[str, str]) -> Rendering:
+    """'Correction: the date is …, not ….' before the short and long texts; 'Correction:' before the headline."""
+    from broadcast.prepare.templates import Text
+
+    texts = {}
+    for language, variants in rendering.texts.items():
+        word = CORRECTION.get(language)
+        sentence = (f"{word}: {said[language]}. ", False)
+        texts[language] = {v: Text(((f"{word}: ", False), *t.parts)) if v == "headline" else
+                           Text((sentence, *t.parts)) if v in ("short", "body") else t for v, t in variants.items()}
+    return replace(rendering, texts=texts)
 
 
 def plan_cancel(workspace: Workspace, store: Store, reference: str, reason: str, *,
-                only: tuple[str, ...] = ()) -> tuple[Alert, Plan]:
-    """A CAP Cancel of one alert: its headline marked CANCELLED, and why, in every language."""
+                only: tuple[str, ...] = ()) -> tuple[list[Alert], Plan]:
+    """A CAP Cancel of an alert and every update since: a withdrawal ("ignore our earlier message"), and why.
+
+    Returns every alert of the chain, whose posts are deleted where the platform allows, and the plan."""
     from broadcast.prepare.templates import Text
 
     if not reason.strip():
         raise PolicyError("a cancellation needs a reason", hint='e.g. --reason "sent for the wrong school"')
-    original = resolve_alert(store, reference)
-    if original.msg_type == "Cancel":
-        raise PolicyError(f"{original.identifier} is itself a cancellation")
-    rendering = rendering_of(workspace, original)
+    named = resolve_alert(store, reference)
+    if named.msg_type == "Cancel":
+        raise PolicyError(f"{named.identifier} is itself a cancellation")
+    live = current_messages(store, named)
+    current = live[-1]
+    rendering = rendering_of(workspace, current)
     texts = {}
     for language in rendering.texts:
-        said = CANCELS.get(language).format(time=original.sent[11:16], reason=reason.strip().rstrip("."))
-        headline = f"{CANCELLED.get(language)}: {original.info(language).headline}"
-        link = f" {original.info(language).web}"
-        texts[language] = {"headline": Text(((headline, False),)), "short": Text(((f"{headline}. {said}{link}",
-                                                                                   False),)),
-                           "body": Text(((f"{headline}. {said}{link}", False),)),
-                           "instruction": Text(((said, False),))}
+        info = current.info(language)
+        quoted = (f' "{_plain_headline(info.headline, language)}".', True)  # dropped first if the post is too long
+        why = REASON.get(language).format(reason=reason.strip().rstrip("."))
+        withdrawn = (CANCELLED.get(language), False)
+        headline = Text((withdrawn, (quoted[0].rstrip("."), True)))
+        whole = Text((withdrawn, quoted, (f" {why} {info.web}", False)))
+        texts[language] = {"headline": headline, "short": whole, "body": whole, "instruction": Text(((why, False),))}
     rendering = replace(rendering, texts=texts)
-    issue = Issue("Cancel", original.status, (triple(original),), note=f"Cancelled: {reason}",
-                  incident=original.incidents)
+    everything = chain(store, named)
+    issue = Issue("Cancel", current.status, references(named, live), note=f"Cancelled: {reason}",
+                  incident=current.incidents)
     # Withdrawing a message is never held for a second person: it only ever reduces what the public is told.
     approval = ApprovalState(APPROVED, None)
-    return original, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
-                                    issue=issue, to=audience_of(store, [original]))
+    return everything, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
+                                      issue=issue, to=audience_of(store, everything))
+
+
+def _plain_headline(headline: str, language: str) -> str:
+    """The headline as the public read it, without a correction's marker."""
+    return headline.removeprefix(f"{CORRECTION.get(language)}: ")
 
 
 def rendering_of(workspace: Workspace, alert: Alert) -> Rendering:
@@ -180,22 +261,14 @@ def rendering_of(workspace: Workspace, alert: Alert) -> Rendering:
     return replace(base, raw=dict(alert.variables), texts=texts)
 
 
-def mark(rendering: Rendering, word: Localized, sentence: Localized, **fields: str) -> Rendering:
-    """Prefix every text with the word (CORRECTION) and end the longer ones with the sentence saying why."""
-    from broadcast.prepare.templates import Text
-
-    texts = {}
-    for language, variants in rendering.texts.items():
-        prefix = (f"{word.get(language)}: ", False)
-        tail = (f" {sentence.get(language).format(**fields)}", False)
-        texts[language] = {v: Text((prefix, *t.parts) if v in ("headline", "short") else (prefix, *t.parts, tail))
-                           for v, t in variants.items()}
-    return replace(rendering, texts=texts)
-
-
-def retract(workspace: Workspace, store: Store, alert: Alert, *, actor: str,
+def retract(workspace: Workspace, store: Store, alerts: list[Alert], *, actor: str,
             only: tuple[str, ...] = ()) -> list[Retraction]:
-    """Delete the alert's posts wherever the platform allows; the kill switch is honoured."""
+    """Delete the alerts' posts wherever the platform allows; the kill switch is honoured."""
+    return [result for alert in alerts for result in _retract(workspace, store, alert, actor=actor, only=only)]
+
+
+def _retract(workspace: Workspace, store: Store, alert: Alert, *, actor: str,
+             only: tuple[str, ...]) -> list[Retraction]:
     usable, skipped = usable_channels(workspace, store, only, alert.status)
     channels = {channel.name: channel for _, channel in usable}
     posted = store.deliveries(alert.identifier, ("sent",), recipients=False)

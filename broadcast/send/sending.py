@@ -170,6 +170,7 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
                  limits: Limits | None = None, on_outcome: Callable[[Outcome], None] | None = None,
                  release: Release | None = None, on_progress: Callable[[Progress], None] | None = None) -> Report:
     """Issue the planned Alert: record it, write the outbox, publish the page, fan out, publish again."""
+    check_reach(plan)
     issue = plan.issue
     incident = incident or issue.incident
     if release is None and not plan.approval.approved:
@@ -210,6 +211,18 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
     channels = {channel.name: channel for channel, _ in plan.posts}
     return _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
                 on_outcome=on_outcome, skipped=plan.skipped, on_progress=on_progress)
+
+
+def check_reach(plan: Plan) -> None:
+    """Refuse a message that would reach no channel: issuing it would put it on the page and in CAP alone.
+
+    A cancellation is the exception: withdrawing a message from the page and the CAP feed is worth doing alone."""
+    if plan.posts or plan.issue.msg_type == "Cancel":
+        return
+    why = "; ".join(f"{name}: {reason}" for name, reason in plan.skipped) or "no channel is configured"
+    raise PolicyError(f"nothing was issued: this message would reach no channel ({why})",
+                      hint="switch a channel back on (broadcast channels enable NAME), or choose others with --only",
+                      exit_code=NOTHING_DELIVERED)
 
 
 def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),

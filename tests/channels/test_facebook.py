@@ -9,6 +9,7 @@ from broadcast.channels import load
 from broadcast.channels.base import ChannelError, Receipt
 from broadcast.sandbox.platforms.facebook import EXPIRED_TOKEN, USER_TOKEN
 from broadcast.sandbox.server import CREDENTIALS
+from broadcast.send.lifecycle import retract
 
 CONFIG = """kind = "facebook"
 languages = ["en-GB", "cy-GB"]
@@ -29,6 +30,19 @@ def facebook(tmp_path, sandbox, sandbox_env):
 
 
 
+
+
+def test_a_correction_or_cancellation_deletes_the_page_post(facebook, sandbox):
+    workspace, channel = facebook
+    alert = make_alert(workspace)
+    outcome, store = send_one(channel, alert)
+    assert outcome.state == "sent" and len(sandbox.store("facebook")["posts"]) == 1
+    [result] = retract(workspace, store, [alert], actor="duty officer")
+    assert (result.channel, result.done, result.detail) == ("facebook-page", True, "deleted")
+    assert sandbox.store("facebook")["posts"] == {}  # gone from the Page
+    [delete] = [r for r in sandbox.received("facebook") if r.method == "DELETE"]
+    assert delete.path == f"/facebook/v21.0/{outcome.receipt.remote_id}"
+    assert store.deliveries(alert.identifier)[0]["state"] == "retracted"
 
 
 def test_posts_the_body_and_link_with_the_token_in_the_form_not_the_url(facebook, sandbox):

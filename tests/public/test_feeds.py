@@ -132,14 +132,14 @@ def test_status_json_is_statuspage_shaped(workspace, store):
                                   "updated_at": "2026-11-23T06:47:00+00:00", "incident": "flood"}
 
 
-def test_an_all_clear_resolves_the_incident_in_status_json(workspace, store):
+def test_a_cancellation_resolves_the_incident_in_status_json_as_cancelled(workspace, store):
     first = save(store, make_alert(workspace, "A-2026-0001", incident="snow"), "Snow")
     save(store, replace(make_alert(workspace, "A-2026-0002", minutes=60, incident="snow", msg_type="Cancel",
                                    references=(first.identifier,)), infos=()))
     data = json.loads(build_site(workspace, store, now=T0 + timedelta(hours=2)).files["status.json"])
     assert data["status"]["indicator"] == "none" and data["summaryStatus"] == "ok"
     incident = data["incidents"][0]
-    assert incident["status"] == "resolved" and incident["broadcast_status"] == "all-clear"
+    assert incident["status"] == "resolved" and incident["broadcast_status"] == "cancelled"  # not an all-clear
     assert incident["resolved_at"] == "2026-11-23T07:42:00+00:00"
 
 

@@ -96,14 +96,42 @@ def test_correct_deletes_where_possible_and_says_what_changed(live, sandbox):
     assert len(sandbox.store("mastodon")["statuses"]) == 1  # the original deleted, the correction posted
     correction = alerts(live)[-1]
     assert correction.msg_type == "Update" and correction.references[0].split(",")[1] == "A-2026-0001"
-    assert correction.note == ("Correction of A-2026-0001: date is 2026-11-24, not 2026-11-23")
+    said = "the date is Tuesday 24 November 2026, not Monday 23 November 2026"
+    assert correction.note == f"Correction of A-2026-0001: {said}"
     short = [r.body["status"] for r in sandbox.received("mastodon", accepted=True)][-1]
-    assert short.startswith("CORRECTION: Hillside Primary School is closed on Tuesday 24 November 2026")
+    assert short.startswith(f"Correction: {said}. Hillside Primary School is closed on Tuesday 24 November 2026")
+    assert correction.info("en-GB").headline == "Correction: Hillside Primary School is closed on Tuesday 24 " \
+                                                 "November 2026"
     welsh = correction.info("cy-GB").description
-    assert welsh.startswith("CYWIRIAD: ") and "Mae hyn yn cywiro ein neges am" in welsh
+    assert welsh.startswith("Cywiriad: Dydd Mawrth 24 Tachwedd 2026, nid Dydd Llun 23 Tachwedd 2026. Cyngor ")
     store = Store.open(live / "broadcast.db")
     assert {d["state"] for d in store.deliveries("A-2026-0001") if d["channel"] == "mastodon-council"} == {
         "retracted"}
+
+
+def test_a_correction_after_an_update_starts_from_what_the_public_sees_now(live, sandbox):
+    report = first_warning(live)  # snow, next update at 10am
+    later = [s for s in SETS if not s.startswith(("--set=reason=", "--set=next_update="))]
+    result = invoke(live, "update", report["incident"], "school-closure", *later, "--set=reason=heating",
+                    "--set=next_update=17:00", "--yes")
+    assert result.exit_code == 0, result.output
+    result = invoke(live, "correct", "A-2026-0001", "--set=date=2026-11-24", "--yes")
+    assert result.exit_code == 0, result.output
+    posted = [r.body["status"] for r in sandbox.received("mastodon", accepted=True)]
+    assert len(posted) == 3
+    assert "because of a heating failure" in posted[-1] and "snow" not in posted[-1]  # the update is not undone
+    correction = alerts(live)[-1]
+    assert "Next update at 5pm" in correction.info("en-GB").instruction
+    assert [r.split(",")[1] for r in correction.references] == ["A-2026-0001", "A-2026-0002"]
+    assert correction.note == "Correction of A-2026-0002: the date is Tuesday 24 November 2026, not Monday 23 " \
+                              "November 2026"
+    store = Store.open(live / "broadcast.db")
+    state = {(a, d["channel"]): d["state"] for a in ("A-2026-0001", "A-2026-0002") for d in store.deliveries(a)
+             if d["language"] == "en-GB"}
+    assert state["A-2026-0002", "mastodon-council"] == "retracted"  # the text being corrected is taken down
+    assert state["A-2026-0001", "mastodon-council"] == "sent"  # already updated: it stays in the timeline
+    refused = invoke(live, "correct", "A-2026-0003", "--set=date=2026-11-24", "--yes")
+    assert refused.exit_code == 2 and "already says" in refused.stderr
 
 
 def test_cancel_retracts_and_posts_the_cancellation(live, sandbox):
@@ -112,12 +140,42 @@ def test_cancel_retracts_and_posts_the_cancellation(live, sandbox):
     assert result.exit_code == 0, result.output
     cancel = alerts(live)[-1]
     assert cancel.msg_type == "Cancel" and cancel.note == "Cancelled: sent for the wrong school"
-    assert cancel.references[0].split(",")[1] == "A-2026-0001"
-    assert cancel.info("en-GB").headline.startswith("CANCELLED: Hillside Primary School is closed")
-    assert "is cancelled: sent for the wrong school. Ignore it." in cancel.info("en-GB").instruction
-    assert cancel.info("cy-GB").headline.startswith("WEDI'I GANSLO: ")
+    assert [r.split(",")[1] for r in cancel.references] == ["A-2026-0001"]
+    assert cancel.info("en-GB").headline == ('Cancelled: ignore our earlier message "Hillside Primary School is '
+                                             'closed on Monday 23 November 2026"')
+    assert cancel.info("en-GB").instruction == "Reason: sent for the wrong school."
+    assert cancel.info("cy-GB").headline.startswith("Wedi'i ganslo: anwybyddwch ein neges gynharach \"Mae ")
     webhooks = [r.body for r in sandbox.received("webhook", accepted=True) if r.body["msg_type"] == "Cancel"]
     assert len(webhooks) == 4
+    [left] = sandbox.store("mastodon")["statuses"].values()  # the original deleted; only the withdrawal stands
+    assert left["content"].startswith("Cancelled: ignore our earlier message")
+
+
+def test_a_cancel_after_an_update_withdraws_both_and_the_page_says_cancelled(live, sandbox):
+    report = first_warning(live)
+    later = [s for s in SETS if not s.startswith("--set=next_update=")]
+    result = invoke(live, "update", report["incident"], "school-closure", *later, "--set=next_update=17:00", "--yes")
+    assert result.exit_code == 0, result.output
+    result = invoke(live, "cancel", "A-2026-0001", "--reason", "sent for the wrong school", "--yes")
+    assert result.exit_code == 0, result.output
+    cancel = alerts(live)[-1]
+    assert [r.split(",")[1] for r in cancel.references] == ["A-2026-0001", "A-2026-0002"]  # nothing left live
+    store = Store.open(live / "broadcast.db")
+    gone = {a for a in ("A-2026-0001", "A-2026-0002") for d in store.deliveries(a)
+            if d["channel"] == "mastodon-council" and d["state"] == "retracted"}
+    assert gone == {"A-2026-0001", "A-2026-0002"}
+    [post] = [s["content"] for s in sandbox.store("mastodon")["statuses"].values()]
+    assert post.startswith("Cancelled: ignore our earlier message") and "Reason: sent for the wrong school." in post
+    status = json.loads((live / "site" / "status.json").read_text(encoding="utf-8"))
+    [incident] = status["incidents"]
+    assert incident["broadcast_status"] == "cancelled"
+    index = (live / "site" / "index.html").read_text(encoding="utf-8")
+    assert '<strong class="tag cancelled">Cancelled</strong>' in index and "All clear" not in index
+    welsh = (live / "site" / "cy" / "index.html").read_text(encoding="utf-8")
+    assert '<strong class="tag cancelled">Wedi&#39;i ganslo</strong>' in welsh
+    shown = invoke(live, "status", "--json")
+    [due] = [i for i in json.loads(shown.stdout)["incidents"] if i["slug"] == report["incident"]]
+    assert due["next_update_due"] is None  # a withdrawn message promises no update
 
 
 def test_an_ambiguous_cancel_is_refused_with_the_candidates(live, sandbox):

@@ -89,6 +89,17 @@ def test_switched_off_channel_is_skipped_by_warn_and_resend(live, sandbox):
     assert "hook-b" not in invoke(live, "channels", "list").output.split("partner")[0].split("\n")[-1]
 
 
+def test_a_warning_that_reaches_no_channel_issues_nothing_and_exits_3(live, sandbox):
+    assert invoke(live, "channels", "disable", "hook-b", "--reason", "account hacked").exit_code == 0
+    result = invoke(live, "warn", "school-closure", *SETS, "--only", "hook-b", "--yes")
+    assert result.exit_code == 3
+    assert "Error: nothing was issued: this message would reach no channel (hook-b: switched off" in result.stderr
+    assert "account hacked" in result.stderr and "broadcast channels enable NAME" in result.stderr
+    assert sandbox.received(accepted=True) == []
+    assert Store.open(live / "broadcast.db").alerts() == []  # no Actual alert on the page or in CAP
+    assert not (live / "site" / "cap").exists()
+
+
 def test_not_a_terminal_needs_yes(live, sandbox):
     result = invoke(live, "warn", "school-closure", *SETS)
     assert result.exit_code == 2 and "add --yes to send from a script" in result.stderr
