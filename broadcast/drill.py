@@ -216,7 +216,8 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
                 approve(workspace, loaded, "Drill, automatic sign-off (exercise copy only)", store)
         checks = check_channels(workspace)
         step("prepare", f"{'FAIL ' if errors else ''}{len(workspace.template_names())} templates linted "
-             f"({len(errors)} errors); {sum(c.ok for c in checks)} of {len(checks)} channel accounts checked OK")
+             f"({len(errors)} {'error' if len(errors) == 1 else 'errors'}); "
+             f"{sum(c.ok for c in checks)} of {len(checks)} channel accounts checked OK")
         if faults:
             for target, fault in FAULTS.items():
                 sandbox.fault(target, **fault)

@@ -108,7 +108,7 @@ def test_templates_list_approve_and_edit(run, workspace_dir):
 
 def test_lint_exit_codes(run, workspace_dir):
     result = run("templates", "lint")
-    assert result.exit_code == 0 and "1 templates checked: 0 errors" in result.output
+    assert result.exit_code == 0 and "1 template checked: 0 errors, 0 warnings." in result.output
     path = workspace_dir / "templates" / "school-closure.md"
     path.write_text(path.read_text(encoding="utf-8").replace("## instruction\n", "## instructions\n"),
                     encoding="utf-8")

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from broadcast.prepare.templates import Rendering, Template
     from broadcast.workspace import Workspace
 
+def counted(number: int, word: str, plural: str | None = None) -> str:
+    """'1 error', '2 errors', '1,204 templates': a count as people write it."""
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"
+
+
 def phase(name: str) -> Any:
     """Mark a command with the phase it is listed under in --help."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
+from broadcast.commands import SET_HELP, collect_sets, counted, open_workspace, phase
 
 
 @phase("warn")
@@ -148,7 +148,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(now.to_dict(), ensure_ascii=False, indent=2))
         return
-    click.secho(f"{len(now.incidents)} open incidents", bold=True)
+    click.secho(f"{counted(len(now.incidents), 'open incident')}", bold=True)
     for item in now.incidents:
         flag = " EXERCISE" if item.exercise else ""
         click.echo(f"  {item.slug}  {item.status}{flag}  {item.alerts} messages, last {item.last_alert} at "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_workspace, phase
+from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase
 from broadcast.errors import ConfigError
 
 
@@ -136,7 +136,8 @@ def templates_lint(ctx: click.Context, names: tuple[str, ...]) -> None:
         click.secho(str(finding), fg="red" if finding.level == "error" else "yellow")
     errors = sum(f.level == "error" for f in findings)
     count = len(names) or len(workspace.template_names())
-    click.echo(f"{count} templates checked: {errors} errors, {len(findings) - errors} warnings.")
+    click.echo(f"{counted(count, 'template')} checked: {counted(errors, 'error')}, "
+               f"{counted(len(findings) - errors, 'warning')}.")
     if errors:
         ctx.exit(REFUSED)
 

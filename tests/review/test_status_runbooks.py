@@ -54,7 +54,7 @@ def test_status_cli_text_and_json(live, sandbox):
     invoke(live, "warn", "school-closure", *SETS, "--yes")
     result = invoke(live, "status")
     assert result.exit_code == 0
-    assert "1 open incidents" in result.output and "last A-2026-0001" in result.output
+    assert "1 open incident\n" in result.output and "last A-2026-0001" in result.output
     assert "mastodon-council" in result.output and "Log: " in result.output
     data = json.loads(invoke(live, "status", "--json").stdout)
     assert data["incidents"][0]["last_alert"] == "A-2026-0001" and data["events"] > 5
