@@ -158,8 +158,9 @@ def resolve_template(store: Store, alert: str) -> str:
 
 def names(alerts: list[Alert]) -> str:
     """A-2026-0001, or A-2026-0001 and A-2026-0003."""
-    identifiers = [a.identifier for a in alerts]
-    return identifiers[0] if len(identifiers) == 1 else ", ".join(identifiers[:-1]) + f" and {identifiers[-1]}"
+    from broadcast.prepare.variables import and_list
+
+    return and_list([a.identifier for a in alerts], "en-GB")
 
 
 def show_retractions(results: list[Retraction]) -> None:

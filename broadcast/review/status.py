@@ -73,6 +73,8 @@ def next_update_due(alert_sent: str, promised: str | None, zone: str) -> datetim
 
 def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -> Status:
     """Everything a duty officer needs to see at a glance."""
+    from broadcast.public.summary import kind_of
+
     now = now or datetime.now(UTC)
     incidents = []
     for row in store.incidents():
@@ -83,11 +85,10 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
         item = IncidentStatus(row["slug"], row["title"], row["status"], bool(row["exercise"]), row["opened_at"],
                               len(alerts), last.identifier if last else None, last.sent if last else None,
                               last.infos[0].headline if last and last.infos else None)
+        due = None
         # A withdrawal or an all-clear promises no further update, whatever the message before it said.
-        promises = last is not None and last.msg_type != "Cancel" and not any(
-            "AllClear" in info.response_type for info in last.infos)
-        due = next_update_due(last.sent, last.variables.get("next_update"), workspace.timezone) \
-            if last is not None and promises else None
+        if last is not None and kind_of(last) not in ("cancel", "all-clear"):
+            due = next_update_due(last.sent, last.variables.get("next_update"), workspace.timezone)
         if due and row["status"] == "open":
             item.next_update_due = due.isoformat()
             late = (now - due).total_seconds() / 60

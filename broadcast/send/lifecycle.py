@@ -47,10 +47,15 @@ def incident_row(store: Store, slug: str) -> dict[str, Any]:
     return rows[0]
 
 
+def referenced(alert: Alert) -> set[str]:
+    """The identifiers an alert refers to (each reference is CAP's 'sender,identifier,sent', or a bare identifier)."""
+    return {ref.split(",")[1] if "," in ref else ref for ref in alert.references}
+
+
 def live_alerts(store: Store, incident: str) -> list[Alert]:
     """The incident's alerts that nothing later has updated or cancelled: what an update supersedes."""
     alerts = store.alerts(incident)
-    superseded = {ref.split(",")[1] if "," in ref else ref for a in alerts for ref in a.references}
+    superseded = set().union(*(referenced(a) for a in alerts))
     return [a for a in alerts if a.identifier not in superseded and a.msg_type not in FINAL]
 
 
@@ -77,8 +82,7 @@ def chain(store: Store, alert: Alert) -> list[Alert]:
     """The alert and every later alert of its incident that updates it, directly or through another."""
     found, members = [alert], {alert.identifier}
     for later in store.alerts(alert.incidents) if alert.incidents else []:
-        referenced = {ref.split(",")[1] if "," in ref else ref for ref in later.references}
-        if later.identifier not in members and referenced & members:
+        if later.identifier not in members and referenced(later) & members:
             found.append(later)
             members.add(later.identifier)
     return found
@@ -86,9 +90,10 @@ def chain(store: Store, alert: Alert) -> list[Alert]:
 
 def current_messages(store: Store, alert: Alert) -> list[Alert]:
     """What the public sees now of this alert: the live alerts of its chain (itself, or the updates since)."""
-    live = {a.identifier for a in live_alerts(store, alert.incidents)} if alert.incidents else set()
-    if not alert.incidents and alert.msg_type not in FINAL:
-        live = {alert.identifier}
+    if alert.incidents:
+        live = {a.identifier for a in live_alerts(store, alert.incidents)}
+    else:
+        live = set() if alert.msg_type in FINAL else {alert.identifier}
     current = [a for a in chain(store, alert) if a.identifier in live]
     if not current:
         raise PolicyError(f"{alert.identifier} has nothing live to follow up: it was cancelled",
@@ -141,6 +146,7 @@ def plan_correction(workspace: Workspace, store: Store, reference: str, changes:
     Returns the live alerts the correction supersedes (the current message first) and the plan."""
     from broadcast.prepare.approvals import approval_state, read_approvals
     from broadcast.prepare.templates import render
+    from broadcast.prepare.variables import display
 
     named = resolve_alert(store, reference)
     superseded = current_messages(store, named)[::-1]
@@ -154,8 +160,6 @@ def plan_correction(workspace: Workspace, store: Store, reference: str, changes:
     template = find_template(workspace, current.template)
     before = render(template, workspace, current.variables, today=sent_day(workspace, current))
     rendering = render(template, workspace, {**pinned(before), **changes})
-    from broadcast.prepare.variables import display
-
     changed = [name for name in changes if name in before.values
                and display(rendering.values[name], "en") != display(before.values[name], "en")]
     if not changed:
@@ -191,9 +195,12 @@ def pinned(rendering: Rendering) -> dict[str, str]:
 
 
 def references(named: Alert, superseded: list[Alert]) -> tuple[str, ...]:
-    """The named alert and every live alert superseded, each once, oldest first."""
-    alerts = {a.identifier: a for a in [named, *superseded[::-1]]}
-    return tuple(triple(a) for a in sorted(alerts.values(), key=lambda a: a.sent))
+    """The named alert and every live alert superseded, each once, oldest first (by instant: the offsets differ
+    across a clock change, so the text of `sent` does not sort)."""
+    from datetime import datetime
+
+    alerts = {a.identifier: a for a in [named, *superseded]}
+    return tuple(triple(a) for a in sorted(alerts.values(), key=lambda a: datetime.fromisoformat(a.sent)))
 
 
 def correction_texts(rendering: Rendering, said: dict[str, str]) -> Rendering:
@@ -227,11 +234,11 @@ def plan_cancel(workspace: Workspace, store: Store, reference: str, reason: str,
     texts = {}
     for language in rendering.texts:
         info = current.info(language)
-        quoted = (f' "{_plain_headline(info.headline, language)}".', True)  # dropped first if the post is too long
+        quoted = f' "{_plain_headline(info.headline, language)}"'  # optional: dropped first if a post is too long
         why = REASON.get(language).format(reason=reason.strip().rstrip("."))
         withdrawn = (CANCELLED.get(language), False)
-        headline = Text((withdrawn, (quoted[0].rstrip("."), True)))
-        whole = Text((withdrawn, quoted, (f" {why} {info.web}", False)))
+        headline = Text((withdrawn, (quoted, True)))
+        whole = Text((withdrawn, (f"{quoted}.", True), (f" {why} {info.web}", False)))
         texts[language] = {"headline": headline, "short": whole, "body": whole, "instruction": Text(((why, False),))}
     rendering = replace(rendering, texts=texts)
     everything = chain(store, named)
@@ -264,31 +271,32 @@ def rendering_of(workspace: Workspace, alert: Alert) -> Rendering:
 def retract(workspace: Workspace, store: Store, alerts: list[Alert], *, actor: str,
             only: tuple[str, ...] = ()) -> list[Retraction]:
     """Delete the alerts' posts wherever the platform allows; the kill switch is honoured."""
-    return [result for alert in alerts for result in _retract(workspace, store, alert, actor=actor, only=only)]
-
-
-def _retract(workspace: Workspace, store: Store, alert: Alert, *, actor: str,
-             only: tuple[str, ...]) -> list[Retraction]:
-    usable, skipped = usable_channels(workspace, store, only, alert.status)
+    if not alerts:
+        return []
+    # The alerts of one chain share their CAP status, so one set of adapters (and one client) serves them all.
+    usable, skipped = usable_channels(workspace, store, only, alerts[0].status)
     channels = {channel.name: channel for _, channel in usable}
-    posted = store.deliveries(alert.identifier, ("sent",), recipients=False)
     reasons = dict(skipped)
-    results = [Retraction(d["channel"], d["language"], False, f"skipped: {reasons[d['channel']]}")
-               for d in posted if d["channel"] in reasons]
-    for channel, count in store.conn.execute(
-            "SELECT channel, count(*) FROM deliveries WHERE alert = ? AND recipient != '' AND state = 'sent' "
-            "GROUP BY channel", [alert.identifier]):
-        results.append(Retraction(channel, "", False, f"{count:,} texts or emails cannot be recalled: what follows "
-                                  "goes to the same people"))
-    sent = [d for d in posted if d["channel"] in channels]
+    results: list[Retraction] = []
+    sent: list[tuple[Alert, dict[str, Any]]] = []
+    for alert in alerts:
+        posted = store.deliveries(alert.identifier, ("sent",), recipients=False)
+        results += [Retraction(d["channel"], d["language"], False, f"skipped: {reasons[d['channel']]}")
+                    for d in posted if d["channel"] in reasons]
+        for channel, count in store.conn.execute(
+                "SELECT channel, count(*) FROM deliveries WHERE alert = ? AND recipient != '' AND state = 'sent' "
+                "GROUP BY channel", [alert.identifier]):
+            results.append(Retraction(channel, "", False, f"{count:,} texts or emails cannot be recalled: what "
+                                      "follows goes to the same people"))
+        sent += [(alert, d) for d in posted if d["channel"] in channels]
 
     async def run() -> list[Retraction]:
         import httpx
 
         async with httpx.AsyncClient(timeout=15) as client:
-            return list(await asyncio.gather(*(one(d, client) for d in sent)))
+            return list(await asyncio.gather(*(one(alert, d, client) for alert, d in sent)))
 
-    async def one(delivery: dict[str, Any], client: Any) -> Retraction:
+    async def one(alert: Alert, delivery: dict[str, Any], client: Any) -> Retraction:
         channel = channels[delivery["channel"]]
         language = delivery["language"]
         if not channel.can_retract:
