@@ -121,6 +121,16 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True)
+class BrokenChannel:
+    """A channel file that cannot be used: its error names the file, the key and the fix."""
+
+    name: str
+    path: Path
+    error: ConfigError
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Area:
     id: str
     name: Localized
@@ -211,13 +221,35 @@ class Workspace:
             web=web.rstrip("/"),
         )
 
-    @cached_property
+    @property
     def channels(self) -> dict[str, ChannelConfig]:
-        """Every channel file, validated, by name."""
-        channels = {}
+        """Every valid channel file, by name (a broken one is in `broken_channels`, and fails alone)."""
+        return self._channel_files[0]
+
+    @property
+    def broken_channels(self) -> dict[str, BrokenChannel]:
+        """Channel files that cannot be used, with why: a send reports each as failed and goes on with the rest."""
+        return self._channel_files[1]
+
+    @cached_property
+    def _channel_files(self) -> tuple[dict[str, ChannelConfig], dict[str, BrokenChannel]]:
+        channels, broken = {}, {}
         for path in sorted(self.channels_dir.glob("*.toml")):
-            channels[path.stem] = self._channel(path)
-        return channels
+            try:
+                channels[path.stem] = self._channel(path)
+            except ConfigError as error:
+                broken[path.stem] = BrokenChannel(path.stem, path, error, self._languages_of(path))
+        return channels, broken
+
+    def _languages_of(self, path: Path) -> tuple[str, ...]:
+        """The languages a broken channel file asks for, where they can be read; else the first language."""
+        try:
+            languages = read_toml(path).get("languages")
+        except ConfigError:
+            languages = None
+        if isinstance(languages, list) and languages and all(tag in self.languages for tag in languages):
+            return tuple(languages)
+        return tuple(self.languages[:1])
 
     def _channel(self, path: Path) -> ChannelConfig:
         check_name(str(path), path.stem)

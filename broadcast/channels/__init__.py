@@ -64,14 +64,15 @@ def _entry_points() -> dict[str, str]:
 
 
 def select_channels(workspace: Workspace, only: tuple[str, ...]) -> list[ChannelConfig]:
-    """All channels, or those named by --only; an unknown name is refused."""
+    """All valid channels, or those named by --only; an unknown name is refused (a broken file's is not: the send
+    reports it failed)."""
     import difflib
 
     from broadcast.errors import ConfigError
 
     channels = workspace.channels
     for name in only:
-        if name not in channels:
+        if name not in channels and name not in workspace.broken_channels:
             near = difflib.get_close_matches(name, channels, n=1)
             raise ConfigError(workspace.channels_dir, None, f"no channel named '{name}'",
                               f"did you mean '{near[0]}'?" if near else "see: broadcast channels list")

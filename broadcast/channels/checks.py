@@ -25,7 +25,8 @@ def check_channels(workspace: Workspace, names: tuple[str, ...] = ()) -> list[Ch
     """Check each channel's credentials concurrently; one failure never hides another's result."""
     from broadcast.channels import load, select_channels
 
-    results: list[CheckResult] = []
+    results = [CheckResult(name, False, broken.error.message, broken.error.hint)
+               for name, broken in workspace.broken_channels.items() if not names or name in names]
     adapters = []
     for config in select_channels(workspace, names):
         if config.kind == "page":

@@ -40,15 +40,24 @@ def templates_list(ctx: click.Context) -> None:
     """
     from broadcast.prepare.approvals import approval_states
 
+    from broadcast.errors import SOME_FAILED
+
     rows = approval_states(open_workspace(ctx))
     width = max((len(r.name) for r in rows), default=0)
     for row in rows:
+        if row.error or not row.state:
+            click.secho(f"{row.name:{width}}  BROKEN: {row.error.message if row.error else 'unreadable'}", fg="red")
+            if row.error and row.error.hint:
+                click.echo(f"{'':{width}}  hint: {row.error.hint}")
+            continue
         state = row.state.status
         if row.state.approval:
             state += f" ({row.state.approval.by}, {row.state.approval.at[:10]})"
         colour = "green" if row.state.approved else "yellow"
         click.echo(f"{row.name:{width}}  {row.title}")
         click.secho(f"{'':{width}}  {state}", fg=colour)
+    if any(row.error for row in rows):
+        ctx.exit(SOME_FAILED)  # listed, but a script should know a file needs fixing
 
 
 @templates.command("show")
@@ -196,7 +205,12 @@ def channels_list(ctx: click.Context) -> None:
         store = Store.open(workspace.db_path)
         killed = switched_off(store)
         store.close()
-    width = max((len(c.name) for c in rows), default=0)
+    broken = workspace.broken_channels
+    width = max([len(c.name) for c in rows] + [len(name) for name in broken], default=0)
+    for name, fault in broken.items():
+        click.secho(f"{name:{width}}  {'?':13} BROKEN  {fault.error.message}", fg="red")
+        if fault.error.hint:
+            click.echo(f"{'':{width}}  hint: {fault.error.hint}")
     for channel in rows:
         state = "off" if not channel.enabled or channel.name in killed else "on"
         flags = " exercise" if channel.exercise else ""

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, echo_rendering, open_workspace, phase
+from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase
 from broadcast.commands.lists import BAR, lists_group, reach, show_audience
+from broadcast.errors import OK, SOME_FAILED
 
 if TYPE_CHECKING:
     from broadcast.send.fanout import Outcome
-    from broadcast.send.sending import Plan, Release, Report
+    from broadcast.send.sending import Plan, Release, Report, Resend
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 @click.option("--reason", help="Why --override was needed (logged and flagged in the review).")
 @click.option("--dry-run", is_flag=True, help="Show exactly what would go where; send and log nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (implies --yes).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (add --yes to send from a script).")
 @click.pass_context
 def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts: tuple[str, ...],
          only: tuple[str, ...], to: tuple[str, ...], one_segment: bool, incident: str | None, exercise: bool,
@@ -134,28 +135,64 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Resend to this channel only (repeatable).")
 @click.option("--include-uncertain", is_flag=True,
               help="Also send deliveries whose outcome is unknown (check the platform first: it may post twice).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--dry-run", is_flag=True, help="Show what is left to send; send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (needs --yes to send).")
 @click.pass_context
-def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncertain: bool, as_json: bool) -> None:
+def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncertain: bool, dry_run: bool, yes: bool,
+           as_json: bool) -> None:
     """Complete an alert's deliveries without posting twice.
 
-    After a failure or an interrupted run.
+    After a failure or an interrupted run. It shows what is left and asks first.
 
     Example: broadcast resend A-2026-0007 --only facebook-page
     """
     from broadcast.prepare.approvals import operator
+    from broadcast.send.sending import plan_resend
     from broadcast.send.sending import resend as resend_alert
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
     store = Store.open(workspace.db_path)
     try:
-        report = resend_alert(workspace, store, alert, actor=operator(), only=only,
+        planned = plan_resend(workspace, store, alert, only=only, include_uncertain=include_uncertain)
+        if not as_json or dry_run:
+            show_resend(planned)
+        if planned.empty:
+            if as_json:
+                click.echo(json.dumps({"alert": planned.alert.identifier, "left": 0,
+                                       "uncertain": sum(n for *_, n in planned.uncertain)}))
+            ctx.exit(SOME_FAILED if planned.uncertain else OK)
+        if dry_run:
+            click.echo("Dry run: nothing was sent and nothing was logged.")
+            return
+        ask(f"Resend {counted(len(planned.waiting), 'delivery group')} now?", yes=yes)
+        report = resend_alert(workspace, store, planned.alert.identifier, actor=operator(), only=only,
                               include_uncertain=include_uncertain, on_outcome=None if as_json else live_line,
                               on_progress=None if as_json else BAR)
     finally:
         store.close()
     finish(ctx, report, as_json)
+
+
+def show_resend(planned: Resend) -> None:
+    from broadcast.send.audience import is_list_channel
+
+    identifier = planned.alert.identifier
+    if planned.waiting:
+        click.secho(f"Left to send for {identifier}", bold=True)
+        width = max(len(name) for name, *_ in planned.waiting)
+        for name, language, state, number in planned.waiting:
+            what = (counted(number, "person", "people") if is_list_channel(planned.channels[name]) else "the post")
+            click.echo(f"  {name:{width}} ({language})  {what} {state}")
+    for name, language, number in planned.uncertain:
+        click.echo(f"  {name} ({language})  {number:,} may have gone out already: left alone (check by hand, then "
+                   f"--include-uncertain)")
+    for name, why in planned.skipped:
+        click.echo(f"  {name}  skipped: {why}")
+    if not planned.waiting:
+        click.echo(f"Nothing to resend: every delivery of {identifier} has gone out"
+                   + (", apart from the ones above to check by hand." if planned.uncertain else "."))
 
 
 def interactive() -> bool:
@@ -165,18 +202,24 @@ def interactive() -> bool:
 
 def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "") -> None:
     """Show the plan and ask on a terminal; scripts must say --yes. Nothing has happened before this."""
-    from broadcast.errors import PolicyError
     from broadcast.send.sending import check_reach
 
     if not as_json:
         show_plan(plan, dry_run=False)
     check_reach(plan)
-    if yes or as_json:
+    ask(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels{reach(plan)} now?", yes=yes)
+
+
+def ask(question: str, *, yes: bool) -> None:
+    """Ask on a terminal; from a script, only --yes sends (--json alone never does)."""
+    from broadcast.errors import PolicyError
+
+    if yes:
         return
     if not interactive():
         raise PolicyError("not sending without confirmation: this is not a terminal",
                           hint="add --yes to send from a script")
-    click.confirm(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels{reach(plan)} now?", abort=True)
+    click.confirm(question, abort=True)
 
 
 def show_plan(plan: Plan, *, dry_run: bool) -> None:
@@ -192,7 +235,8 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
     if dry_run:
         echo_rendering(plan.rendering)
     click.secho("Channels", bold=True)
-    width = max([len(c.name) for c, _ in plan.posts] + [len(n) for n, _ in plan.skipped], default=0)
+    width = max([len(c.name) for c, _ in plan.posts] + [len(n) for n, _ in plan.skipped]
+                + [len(b.name) for b in plan.broken], default=0)
     for channel, post in plan.posts:
         note = ", shortened" if post.shortened else ""
         click.echo(f"  {channel.name:{width}}  {channel.kind:9} {post.language}  {post.count}/{post.limit} "
@@ -202,6 +246,9 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
                 click.echo(f"  {'':{width}}    | {line}")
     for name, why in plan.skipped:
         click.echo(f"  {name:{width}}  skipped: {why}")
+    for broken in plan.broken:
+        click.secho(f"  {broken.name:{width}}  FAIL: {broken.error.message}", fg="red")
+        click.echo(f"  {'':{width}}  hint: {broken.error.hint or 'fix the file'} (the other channels still go)")
     click.echo()
     if plan.audience:
         show_audience(plan.audience)
@@ -218,7 +265,8 @@ def live_line(outcome: Outcome) -> None:
 
 
 def row(outcome: Outcome) -> str:
-    label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK"}.get(outcome.state, outcome.state.upper())
+    label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK", "stopped": "STOP"}.get(outcome.state,
+                                                                                        outcome.state.upper())
     attempts = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
     detail = (outcome.receipt.url or outcome.receipt.note or "") if outcome.receipt else ""
     if outcome.state != "sent":  # a list channel's receipt holds its counts; its error says why, with them
@@ -236,8 +284,8 @@ def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
     for outcome in report.outcomes:
         if outcome.state != "sent":
             click.echo(row(outcome))
-            hint = outcome.hint or "a resend may help"
-            if outcome.state == "failed" and "broadcast resend" not in hint:
+            hint = outcome.hint or ("not sent yet" if outcome.state == "stopped" else "a resend may help")
+            if outcome.state in ("failed", "stopped") and "broadcast resend" not in hint:
                 hint += f", then: broadcast resend {identifier} --only {outcome.channel}"
             click.echo(f"      hint: {hint}")
     for name, why in report.skipped:
@@ -246,8 +294,12 @@ def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
         click.echo(line if line.startswith(("OK", "FAIL")) else f"      {line}")
     channels = {o.channel for o in report.outcomes}
     delivered = {o.channel for o in report.outcomes} - {o.channel for o in report.outcomes if o.state != "sent"}
-    click.echo(f"{len(delivered)} of {len(channels)} channels delivered. Alert {identifier}.")
-    if delivered != channels:
+    stopped = f"Stopped by {report.stopped_by}: " if report.stopped_by and delivered != channels else ""
+    click.echo(f"{stopped}{len(delivered)} of {len(channels)} channels delivered. Alert {identifier}"
+               f"{', incident ' + report.alert.incidents if report.alert.incidents else ''}.")
+    if stopped:
+        click.echo(f"Next: to finish the job: broadcast resend {identifier}")
+    elif delivered != channels:
         click.echo(f"Next: fix what the hints say, then: broadcast resend {identifier}")
     ctx.exit(report.exit_code)
 

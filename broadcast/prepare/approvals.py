@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from broadcast.errors import ConfigError, PolicyError
+from broadcast.errors import BroadcastError, ConfigError, PolicyError
 from broadcast.prepare.templates import find_template
 from broadcast.workspace import read_toml
 
@@ -71,15 +71,20 @@ def approval_state(template: Template, approvals: list[Approval]) -> ApprovalSta
 class TemplateApproval:
     name: str
     title: str
-    state: ApprovalState
+    state: ApprovalState | None  # None when the file is broken
+    error: BroadcastError | None = None  # what is wrong with the file, and the fix
 
 
 def approval_states(workspace: Workspace) -> list[TemplateApproval]:
-    """Every template of the workspace with its approval state."""
+    """Every template of the workspace with its approval state; a broken file is listed with its error."""
     approvals = read_approvals(workspace)
     rows = []
     for name in workspace.template_names():
-        template = find_template(workspace, name)
+        try:
+            template = find_template(workspace, name)
+        except BroadcastError as error:
+            rows.append(TemplateApproval(name, "", None, error))
+            continue
         rows.append(TemplateApproval(name, template.title, approval_state(template, approvals)))
     return rows
 

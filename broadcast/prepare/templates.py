@@ -153,8 +153,10 @@ def load_template(path: Path, languages: list[str]) -> Template:
         raise ConfigError(path, None, "front matter is not closed with a +++ line")
     try:
         front = tomllib.loads(text[4:end])
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, None, f"front matter is not valid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:  # its lines count from the one after the opening +++
+        where = re.sub(r"\(at line (\d+)", lambda m: f"(at line {int(m[1]) + 1}", str(exc))
+        raise ConfigError(path, None, f"front matter is not valid TOML: {where}",
+                          "see templates/README.md for the format") from None
     check_keys(path, front, FRONT_KEYS)
     body_start = end + 5
     first_line = text[:body_start].count("\n") + 1

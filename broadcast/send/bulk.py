@@ -23,6 +23,7 @@ from broadcast.errors import BroadcastError
 from broadcast.prepare.recipients import ListReport, RecipientKey, describe, read_opt_outs, scrub, select
 from broadcast.send.audience import default_language
 from broadcast.send.fanout import Limits, Outcome, delivery_key
+from broadcast.send.interrupt import NotStarted
 from broadcast.send.journal import Journal
 from broadcast.store import isoformat, utcnow
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from broadcast.alert import Alert
     from broadcast.channels.base import Channel
     from broadcast.prepare.recipients import Recipient
+    from broadcast.send.interrupt import Stop
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -85,9 +87,10 @@ class Progress:
 async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *,
                         states: tuple[str, ...], actor: str, limits: Limits, sleep: Sleep = asyncio.sleep,
                         on_outcome: Callable[[Outcome], None] | None = None,
-                        on_progress: Callable[[Progress], None] | None = None) -> list[Outcome]:
+                        on_progress: Callable[[Progress], None] | None = None,
+                        stop: Stop | None = None) -> list[Outcome]:
     """Queue (if a killed run did not finish it) and send each list channel's deliveries; one Outcome per
-    channel and language, with the counts in its note."""
+    channel and language, with the counts in its note. After a stop no one new is sent to."""
     import aiohttp
 
     lists = {name: c for name, c in channels.items() if isinstance(c, ListChannel)}
@@ -106,7 +109,7 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
             Journal(store, alert=alert.identifier, actor=actor) as journal:
         runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
                     journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
-                    on_progress=on_progress) for name, selection in selections.items()]
+                    on_progress=on_progress, stop=stop) for name, selection in selections.items()]
         results = await asyncio.gather(*(run.go() for run in runs))
     outcomes = []
     for run, result in zip(runs, results, strict=True):
@@ -144,11 +147,11 @@ class Run:
     def __init__(self, workspace: Workspace, store: Store, alert: Alert, channel: ListChannel,
                  selection: dict[str, Any], *, key: RecipientKey, opt_outs: set[str], states: tuple[str, ...],
                  journal: Journal, session: aiohttp.ClientSession, slots: asyncio.Semaphore, limits: Limits,
-                 sleep: Sleep, on_progress: Callable[[Progress], None] | None):
+                 sleep: Sleep, on_progress: Callable[[Progress], None] | None, stop: Stop | None = None):
         self.workspace, self.store, self.alert, self.channel = workspace, store, alert, channel
         self.selection, self.key, self.opt_outs, self.states = selection, key, opt_outs, states
         self.journal, self.session, self.slots, self.limits, self.sleep = journal, session, slots, limits, sleep
-        self.on_progress = on_progress
+        self.on_progress, self.stop = on_progress, stop
         self.pace = Pace(channel.rate, sleep)
         self.tally: dict[str, Tally] = {language: Tally() for language in channel.config.languages}
         self.started = isoformat(utcnow())
@@ -247,6 +250,8 @@ class Run:
         chunk: list[Recipient] = []
         # Checked when queued: now a number is only normalised, and one that was bad matches no row.
         for recipient in self._select(report, include_opted_out=True, check=False):
+            if self.stop and self.stop.requested:
+                return
             chunk.append(recipient)
             if len(chunk) >= CHUNK:
                 await self._dispatch(chunk, queue)
@@ -313,6 +318,8 @@ class Run:
                 if found is not None:
                     return found
             await self.pace.take(channel.units(post, recipient.medium) if channel.paced_by_segment else 1)
+            if self.stop:
+                self.stop.check()
             state["attempts"] += 1
             tally.attempts += 1
             journal.record(row, "sending", "delivery_attempt", description=f"{channel.name}: attempt "
@@ -334,6 +341,8 @@ class Run:
                 retrying = AsyncRetrying(stop=stop_after_attempt(self.limits.max_attempts), wait=wait,
                                          retry=retry_if_exception(retryable), sleep=self.sleep, reraise=True)
                 receipt: Receipt = await retrying(attempt)
+        except NotStarted:
+            return  # stopped (Ctrl-C): the row stays as it was, for a resend
         except ChannelError as exc:
             self._fail(row, recipient, exc, exc.unknown_outcome and not (channel.idempotent or channel.checkable))
             return

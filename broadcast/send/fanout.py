@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
     from broadcast.channels.base import Channel, Post, Receipt
+    from broadcast.send.interrupt import Stop
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -41,6 +42,7 @@ class Limits:
     overall_deadline: float = 180.0
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+    stop_grace: float = 5.0  # after Ctrl-C, how long requests in flight may take to answer before they are cut
 
     @classmethod
     def from_workspace(cls, workspace: Workspace) -> Limits:
@@ -97,8 +99,10 @@ async def fan_out(
     limits: Limits = Limits(),
     sleep: Sleep = asyncio.sleep,
     on_outcome: Callable[[Outcome], None] | None = None,
+    stop: Stop | None = None,
 ) -> list[Outcome]:
-    """Deliver every job concurrently; one channel's failure never stops another."""
+    """Deliver every job concurrently; one channel's failure never stops another. After a stop (Ctrl-C) no new
+    request starts: those deliveries come back `stopped`, as they were in the log."""
     loop = asyncio.get_running_loop()
     overall_end = loop.time() + limits.overall_deadline
     slots = asyncio.Semaphore(limits.concurrency)
@@ -108,9 +112,9 @@ async def fan_out(
 
     async def run(job: Job) -> Outcome:
         outcome = await _deliver(store, job, client=client, actor=actor, limits=limits, sleep=sleep,
-                                 slots=(slots, per_channel[job.channel.name]),
+                                 slots=(slots, per_channel[job.channel.name]), stop=stop,
                                  deadline=min(loop.time() + limits.channel_deadline, overall_end))
-        if on_outcome:
+        if on_outcome and outcome.state != "stopped":
             on_outcome(outcome)
         return outcome
 
@@ -119,9 +123,11 @@ async def fan_out(
 
 async def _deliver(
     store: Store, job: Job, *, client: httpx.AsyncClient, actor: str, limits: Limits, sleep: Sleep,
-    slots: tuple[asyncio.Semaphore, asyncio.Semaphore], deadline: float,
+    slots: tuple[asyncio.Semaphore, asyncio.Semaphore], deadline: float, stop: Stop | None = None,
 ) -> Outcome:
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+    from broadcast.send.interrupt import NotStarted
 
     channel, post, delivery = job.channel, job.post, dict(job.delivery)
     outcome = Outcome(channel.name, post.language, "failed", attempts=int(delivery.get("attempts") or 0))
@@ -157,6 +163,8 @@ async def _deliver(
     async def attempt() -> Receipt:
         nonlocal in_flight
         async with slots[0], slots[1]:  # held for the request only: a wait never holds a slot
+            if stop:
+                stop.check()
             outcome.attempts += 1
             store.transition(delivery, "sending", "delivery_attempt", actor=actor,
                              description=f"{channel.name}: attempt {outcome.attempts}",
@@ -177,6 +185,9 @@ async def _deliver(
                                      retry=retry_if_exception(retryable), sleep=sleep, reraise=True,
                                      before_sleep=scheduled)
             receipt: Receipt = await retrying(attempt)
+    except NotStarted as exc:
+        outcome.state, outcome.error = "stopped", f"not sent: stopped by {exc}"
+        return outcome
     except ChannelError as exc:
         uncertain = exc.unknown_outcome and not channel.idempotent
         outcome.state = "uncertain" if uncertain else "failed"

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from broadcast.alert import Alert
 from broadcast.channels.base import ChannelError
-from broadcast.errors import NOTHING_DELIVERED, OK, SOME_FAILED, BroadcastError, PolicyError
+from broadcast.errors import INTERRUPTED, NOTHING_DELIVERED, OK, SOME_FAILED, BroadcastError, PolicyError
 from broadcast.prepare.approvals import ApprovalState, approval_state, read_approvals
 from broadcast.prepare.templates import Rendering, find_template, render
 from broadcast.send.compose import build_alert
 from broadcast.send.fanout import Job, Limits, Outcome, delivery_key, fan_out
+from broadcast.send.interrupt import Stop
 from broadcast.send.policy import Policy, channel_refusal, stamp
+from broadcast.store import isoformat, utcnow
 
 if TYPE_CHECKING:
     import httpx
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from broadcast.send.audience import Audience
     from broadcast.send.bulk import Progress
     from broadcast.store import Store
-    from broadcast.workspace import ChannelConfig, Workspace
+    from broadcast.workspace import BrokenChannel, ChannelConfig, Workspace
 
 PUBLISHED_SEPARATELY = {"page"}  # the fallback page is built and published around every fan-out
 
@@ -61,6 +63,7 @@ class Plan:
     skipped: list[tuple[str, str]]
     issue: Issue = Issue()
     audience: Audience | None = None  # who the list channels reach (recipients, segments, cost)
+    broken: list[BrokenChannel] = field(default_factory=list)  # channel files that cannot be used: each fails alone
 
 
 @dataclass
@@ -69,12 +72,15 @@ class Report:
     outcomes: list[Outcome]
     skipped: list[tuple[str, str]]
     page: list[str] = field(default_factory=list)  # one line per page target, or why it failed
+    stopped_by: str | None = None  # "Ctrl-C" or "SIGTERM" when a signal stopped the send before it finished
 
     @property
     def exit_code(self) -> int:
         sent = [o for o in self.outcomes if o.state == "sent"]
         if len(sent) == len(self.outcomes):
             return OK
+        if self.stopped_by:
+            return INTERRUPTED
         return SOME_FAILED if sent else NOTHING_DELIVERED
 
 
@@ -153,7 +159,8 @@ def plan_rendering(workspace: Workspace, rendering: Rendering, approval: Approva
     audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
              for language in config.languages]
-    return Plan(rendering, alert, approval, posts, skipped, issue, audience)
+    broken = [b for name, b in workspace.broken_channels.items() if not only or name in only]
+    return Plan(rendering, alert, approval, posts, skipped, issue, audience, broken)
 
 
 async def _configure(channels: list[Channel]) -> None:
@@ -208,9 +215,31 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
         ], actor=actor)
         record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
                workspace=workspace)
+    failed = _record_broken(store, identifier, plan.broken, actor=actor)
     channels = {channel.name: channel for channel, _ in plan.posts}
-    return _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
-                on_outcome=on_outcome, skipped=plan.skipped, on_progress=on_progress)
+    report = _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
+                  on_outcome=on_outcome, skipped=plan.skipped, on_progress=on_progress)
+    report.outcomes += failed
+    return report
+
+
+def _record_broken(store: Store, identifier: str, broken: list[BrokenChannel], *, actor: str) -> list[Outcome]:
+    """A channel whose file is broken fails alone, in the log as in the report: fixed, a resend sends it."""
+    outcomes = []
+    for channel in broken:
+        rows = [{"channel": channel.name, "language": language,
+                 "idempotency_key": delivery_key(identifier, channel.name, language)} for language in channel.languages]
+        store.add_deliveries(identifier, rows, actor=actor)
+        error = channel.error
+        for delivery in store.deliveries(identifier, ("pending",), recipients=False):
+            if delivery["channel"] == channel.name:
+                store.transition(delivery, "failed", "delivery_result", actor=actor, description=error.message,
+                                 details={"outcome": "failed", "error": error.message, "transient": False},
+                                 last_error=error.message)
+                outcomes.append(Outcome(channel.name, delivery["language"], "failed", error=error.message,
+                                        hint=f"{error.hint or 'fix the file'}; then: broadcast resend {identifier} "
+                                        f"--only {channel.name}"))
+    return outcomes
 
 
 def check_reach(plan: Plan) -> None:
@@ -219,18 +248,35 @@ def check_reach(plan: Plan) -> None:
     A cancellation is the exception: withdrawing a message from the page and the CAP feed is worth doing alone."""
     if plan.posts or plan.issue.msg_type == "Cancel":
         return
-    why = "; ".join(f"{name}: {reason}" for name, reason in plan.skipped) or "no channel is configured"
+    reasons = plan.skipped + [(b.name, b.error.message) for b in plan.broken]
+    why = "; ".join(f"{name}: {reason}" for name, reason in reasons) or "no channel is configured"
     raise PolicyError(f"nothing was issued: this message would reach no channel ({why})",
                       hint="switch a channel back on (broadcast channels enable NAME), or choose others with --only",
                       exit_code=NOTHING_DELIVERED)
 
 
-def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
-           include_uncertain: bool = False, limits: Limits | None = None,
-           on_outcome: Callable[[Outcome], None] | None = None,
-           on_progress: Callable[[Progress], None] | None = None) -> Report:
-    """Complete an alert's deliveries: pending and failed ones, and ones a killed run left mid-flight."""
+@dataclass
+class Resend:
+    """What a resend would send: each channel and language with deliveries left, and how many (people for a list)."""
+
+    alert: Alert
+    channels: dict[str, Channel]
+    skipped: list[tuple[str, str]]
+    waiting: list[tuple[str, str, str, int]]  # channel, language, state, count
+    uncertain: list[tuple[str, str, int]]  # left alone unless --include-uncertain: channel, language, count
+    states: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.waiting
+
+
+def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tuple[str, ...] = (),
+                include_uncertain: bool = False) -> Resend:
+    """Find what is left of an alert's deliveries; nothing is written."""
     import json
+
+    from broadcast.channels.lists import ListChannel
 
     row = store.conn.execute("SELECT alert FROM alerts WHERE identifier = ?", [identifier]).fetchone()
     if row is None:
@@ -238,16 +284,33 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
     alert = Alert.from_dict(json.loads(row[0]))
     usable, skipped = usable_channels(workspace, store, only, alert.status)
     channels = {channel.name: channel for _, channel in usable}
-    for delivery in store.deliveries(identifier, ("sending",)):
-        channel = channels.get(delivery["channel"])
-        if channel is not None and not channel.idempotent:
-            # A killed run left it mid-request: it may have been posted, and this platform cannot tell us.
-            store.transition(delivery, "uncertain", "delivery_result", actor=actor,
-                             description=f"{delivery['channel']}: outcome unknown after an interrupted run",
-                             details={"outcome": "uncertain"})
     states = ("pending", "failed", "sending") + (("uncertain",) if include_uncertain else ())
-    report = _run(workspace, store, alert, channels, states=states, actor=actor, limits=limits,
-                  on_outcome=on_outcome, skipped=skipped, on_progress=on_progress)
+    waiting, uncertain = [], []
+    for name, language, state, number in store.conn.execute(
+            "SELECT channel, language, state, count(*) FROM deliveries WHERE alert = ? AND state IN ('pending', "
+            "'failed', 'sending', 'uncertain') GROUP BY channel, language, state ORDER BY min(id)", [identifier]):
+        channel = channels.get(name)
+        if channel is None:
+            continue
+        settles = not channel.idempotent and not (isinstance(channel, ListChannel) and channel.checkable)
+        if state == "uncertain" or (state == "sending" and settles):  # what settle_interrupted makes of it
+            (waiting.append((name, language, "uncertain", number)) if include_uncertain
+             else uncertain.append((name, language, number)))
+        else:
+            waiting.append((name, language, state, number))
+    return Resend(alert, channels, skipped, waiting, uncertain, states)
+
+
+def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
+           include_uncertain: bool = False, limits: Limits | None = None,
+           on_outcome: Callable[[Outcome], None] | None = None,
+           on_progress: Callable[[Progress], None] | None = None) -> Report:
+    """Complete an alert's deliveries: pending and failed ones, and ones a killed run left mid-flight."""
+    planned = plan_resend(workspace, store, identifier, only=only, include_uncertain=include_uncertain)
+    alert, channels = planned.alert, planned.channels
+    settle_interrupted(store, identifier, channels, actor=actor)
+    report = _run(workspace, store, alert, channels, states=planned.states, actor=actor, limits=limits,
+                  on_outcome=on_outcome, skipped=planned.skipped, on_progress=on_progress)
     report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
                                 error="an interrupted run may have posted it",
                                 hint=f"check {d['channel']} by hand; if nothing was posted, run: broadcast resend "
@@ -267,25 +330,85 @@ def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, C
             for d in store.deliveries(alert.identifier, states, recipients=False) if d["channel"] in channels]
     lists = {name: channel for name, channel in channels.items() if is_list_channel(channel)}
     report = Report(alert, [], skipped)
-    report.page += publish_page(workspace, store)
     limits = limits or Limits.from_workspace(workspace)
+    with Stop(limits.stop_grace) as stop:  # Ctrl-C or SIGTERM: start nothing new, settle, republish, say how to go on
+        publish_page(workspace, store)
 
-    async def both() -> list[Outcome]:  # the lists go out at their own pace, beside the social fan-out
-        social = _fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome)
-        people = deliver_lists(workspace, store, alert, lists, states=states, actor=actor, limits=limits,
-                               on_outcome=on_outcome, on_progress=on_progress)
-        first, second = await asyncio.gather(social, people)
-        return first + second
+        async def both() -> list[Outcome]:  # the lists go out at their own pace, beside the social fan-out
+            social = _fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome, stop=stop)
+            people = deliver_lists(workspace, store, alert, lists, states=states, actor=actor, limits=limits,
+                                   on_outcome=on_outcome, on_progress=on_progress, stop=stop, sleep=stop.sleep)
+            first, second = await asyncio.gather(social, people)
+            return first + second
 
-    report.outcomes = asyncio.run(both())
-    report.page = publish_page(workspace, store)
+        outcomes = asyncio.run(stop.run(both()))
+        if stop.requested:
+            settle_interrupted(store, alert.identifier, channels, actor=actor)
+            outcomes = outcomes_in_log(store, alert.identifier, channels)
+            report.stopped_by = stop.by
+        report.outcomes = outcomes or []
+        report.page = publish_page(workspace, store)
     return report
 
 
+def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channel], *, actor: str) -> None:
+    """Deliveries an interrupted or killed run left mid-request, on a platform that cannot tell us whether they
+    landed, become `uncertain`: a resend skips them unless told otherwise, so nobody is sent it twice."""
+    from broadcast.channels.lists import ListChannel
+
+    for delivery in store.deliveries(identifier, ("sending",), recipients=False):
+        channel = channels.get(delivery["channel"])
+        if channel is not None and not channel.idempotent:
+            store.transition(delivery, "uncertain", "delivery_result", actor=actor,
+                             description=f"{delivery['channel']}: outcome unknown after an interrupted run",
+                             details={"outcome": "uncertain"})
+    for name, channel in channels.items():  # a list's people: one update and one event for each channel
+        if not isinstance(channel, ListChannel) or channel.idempotent or channel.checkable:
+            continue
+        rows = store.conn.execute("SELECT count(*) FROM deliveries WHERE alert = ? AND channel = ? AND recipient != "
+                                  "'' AND state = 'sending'", [identifier, name]).fetchone()[0]
+        if not rows:
+            continue
+        with store.transaction() as conn:
+            conn.execute("UPDATE deliveries SET state = 'uncertain', updated_at = ? WHERE alert = ? AND channel = ? "
+                         "AND recipient != '' AND state = 'sending'", [isoformat(utcnow()), identifier, name])
+            store.append_event("delivery_result", phase="warn", actor=actor, alert=identifier, channel=name,
+                               incident=store.incident_of(identifier),
+                               description=f"{name}: {rows:,} outcome{'s' if rows != 1 else ''} unknown after an "
+                               "interrupted run", details={"outcome": "uncertain", "state": "uncertain",
+                                                            "deliveries": rows})
+
+
+def outcomes_in_log(store: Store, identifier: str, channels: dict[str, Channel]) -> list[Outcome]:
+    """Where each channel stands, from the log: what an interrupted run reports (one line per channel and language;
+    a list channel's line holds its counts)."""
+    from collections import Counter
+
+    counts: dict[tuple[str, str], Counter[str]] = {}
+    for name, language, state, number in store.conn.execute(
+            "SELECT channel, language, state, count(*) FROM deliveries WHERE alert = ? GROUP BY channel, language, "
+            "state ORDER BY min(id)", [identifier]):
+        if name in channels:
+            counts.setdefault((name, language), Counter())[state] = number
+    outcomes = []
+    for (name, language), count in counts.items():
+        left = count["pending"] + count["failed"] + count["sending"]
+        state = "stopped" if left else "uncertain" if count["uncertain"] else "sent"
+        total = sum(count.values())
+        note = None
+        if total > 1:
+            note = ", ".join(f"{count[s]:,} {s}" for s in ("sent", "pending", "failed", "uncertain", "skipped")
+                             if count[s]) + f" of {total:,}"
+        error = {"stopped": "not sent: stopped before it went", "uncertain": "may have gone out just as it stopped"}
+        outcomes.append(Outcome(name, language, state, error=note or error.get(state)))
+    return outcomes
+
+
 async def _fan_out(store: Store, jobs: list[Job], *, actor: str, limits: Limits,
-                   on_outcome: Callable[[Outcome], None] | None) -> list[Outcome]:
+                   on_outcome: Callable[[Outcome], None] | None, stop: Stop | None = None) -> list[Outcome]:
     async with _client(limits) as client:
-        return await fan_out(store, jobs, client=client, actor=actor, limits=limits, on_outcome=on_outcome)
+        return await fan_out(store, jobs, client=client, actor=actor, limits=limits, on_outcome=on_outcome,
+                             stop=stop, sleep=stop.sleep if stop else asyncio.sleep)
 
 
 def _client(limits: Limits) -> httpx.AsyncClient:

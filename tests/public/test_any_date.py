@@ -37,7 +37,7 @@ def test_a_warning_is_current_on_the_page_feed_and_cap_then_expires(live, sandbo
     result = invoke(live, "warn", "school-closure", *sets, "--yes")
     assert result.exit_code == 0, result.output
     identifier = f"A-{clock.start.year}-0001"
-    assert f"3 of 3 channels delivered. Alert {identifier}." in result.output
+    assert f"3 of 3 channels delivered. Alert {identifier}, incident " in result.output
     site = live / "site"
     cap = etree.parse(str(site / "cap" / f"{identifier}.xml")).getroot()
     sent = datetime.fromisoformat(cap.findtext(f"{CAP}sent"))

@@ -54,7 +54,7 @@ def test_a_lost_or_damaged_log_stops_every_command_with_how_to_recover(live, san
     damage(database, how)
     sandbox.clear()
 
-    for args in (["warn", "school-closure", *SETS, "--yes"], ["resend", "A-2026-0001"], ["status"]):
+    for args in (["warn", "school-closure", *SETS, "--yes"], ["resend", "A-2026-0001", "--yes"], ["status"]):
         result = invoke(live, *args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
@@ -75,7 +75,7 @@ def test_a_lost_or_damaged_log_stops_every_command_with_how_to_recover(live, san
         database.rename(live / "broadcast.db.damaged")
     shutil.copyfile(good, database)
     result = invoke(live, "warn", "school-closure", *SETS, "--yes")
-    assert result.exit_code == 0 and "Alert A-2026-0002." in result.output, result.output
+    assert result.exit_code == 0 and "Alert A-2026-0002, incident" in result.output, result.output
     store = Store.open(database)
     assert store.verify().ok and [a.identifier for a in store.alerts()] == ["A-2026-0001", "A-2026-0002"]
     store.close()

@@ -56,7 +56,7 @@ def test_garbage_answers_give_a_clear_error_per_adapter_and_a_safe_resend(tmp_pa
                 assert "--include-uncertain" in hint and ("by hand" in hint or "check" in hint), hint
 
     sandbox.clear()
-    again = invoke(root, "resend", "A-2026-0001")
+    again = invoke(root, "resend", "A-2026-0001", "--yes")
     assert again.exit_code == 1, again.output  # only the posts nobody can vouch for are left, for a person to check
     after = outcome_lines(again.output)
     assert {name for name, label in EXPECTED.items() if label == "CHECK"} == set(after), again.output

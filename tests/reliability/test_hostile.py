@@ -113,7 +113,7 @@ COMMANDS = [
     ["warn", "{}", "--dry-run"], ["warn", "school-closure", *sets(area="{}"), "--dry-run"],
     ["warn", "school-closure", *sets(), "--only", "{}", "--yes"],
     ["warn", "school-closure", *sets(), "--incident", "{}", "--yes"],
-    ["resend", "{}"], ["cancel", "{}", "--reason", "hostile", "--yes"], ["correct", "{}", "--set=school=X", "--yes"],
+    ["resend", "{}", "--yes"], ["cancel", "{}", "--reason", "hostile", "--yes"], ["correct", "{}", "--set=school=X", "--yes"],
     ["update", "{}", "school-closure", *sets(), "--yes"], ["close", "{}"],
     ["runbook", "start", "{}", "--incident", "x"], ["runbook", "show", "--incident", "{}"],
     ["templates", "show", "{}"], ["templates", "preview", "{}"], ["templates", "approve", "{}", "--by", "Hostile"],
@@ -163,7 +163,7 @@ OPTIONS = [
     ["review", "summary", "--since", "{}"], ["review", "aar", "INCIDENT", "--tz", "{}"],
     ["runbook", "tick", "{}", "--incident", "INCIDENT"], ["warn", "--text", "{}", "--yes"],
     ["warn", "--text", "cy={}", "--text", "{}", "--dry-run"], ["correct", "A-2026-0001", "--set", "{}", "--yes"],
-    ["cancel", "A-2026-0001", "--reason", "{}", "--only", "{}", "--yes"], ["resend", "A-2026-0001", "--only", "{}"],
+    ["cancel", "A-2026-0001", "--reason", "{}", "--only", "{}", "--yes"], ["resend", "A-2026-0001", "--only", "{}", "--yes"],
     ["channels", "disable", "hook-b", "--reason", "{}"], ["templates", "approve", "school-closure", "--by", "{}"],
 ]
 OPTION_VALUES = st.one_of(NAMES, st.sampled_from(["", "-", f"{TMP}/no/such/folder/out.csv", TMP, "Mars/Olympus",

@@ -50,7 +50,7 @@ def test_twenty_kills_each_followed_by_resend_account_for_every_delivery(tmp_pat
         queued = store.conn.execute("SELECT count(*) FROM deliveries WHERE alert = ?", [identifier]).fetchone()[0]
         store.close()
         landed["mid-send" if left or queued < RECIPIENTS + channel_rows else "after the sending"] += 1
-        resent = run(root, env, "resend", identifier)
+        resent = run(root, env, "resend", identifier, "--yes")
         no_traceback(resent)
         assert resent.returncode in (0, 1), resent.stdout + resent.stderr
         if resent.returncode == 1:  # only a post that may have gone out and cannot be checked is left

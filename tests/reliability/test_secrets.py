@@ -169,7 +169,7 @@ def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3
     assert "FAIL  telegram-alerts" in out and "FAIL  mastodon-council" in out
     sandbox.clear()
     identifier = only_identifier(root / "broadcast.db")
-    run("resend", identifier)
+    run("resend", identifier, "--yes")
     run("cancel", identifier, "--reason", "sent for the wrong school", "--yes")
     run("page", "build")
     run("page", "publish")

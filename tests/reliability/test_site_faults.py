@@ -54,7 +54,7 @@ def second_warning_with_the_page_failing(live: Path, sandbox, message: str) -> d
     site = live / "site"
     result = invoke(live, "warn", "school-closure", *sets(school="Ysgol Newydd"), "--yes")
     assert result.exit_code == 0, result.output  # the page is not a channel: the warning itself went out
-    assert "3 of 3 channels delivered. Alert A-2026-0002." in result.output
+    assert "3 of 3 channels delivered. Alert A-2026-0002, incident " in result.output
     assert f"FAIL  page:site  directory  site: cannot write {site}: {message}" in result.output
     assert HINT in result.output
     posts = [r for r in sandbox.received(accepted=True) if "Ysgol Newydd" in str(r.body)]

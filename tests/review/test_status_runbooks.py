@@ -63,7 +63,7 @@ def test_status_cli_text_and_json(live, sandbox):
 def test_runbook_ticks_are_events_with_time_and_actor(live, sandbox):
     (live / "runbooks").mkdir(exist_ok=True)
     (live / "runbooks" / "snow-schools.md").write_text(RUNBOOK, encoding="utf-8")
-    incident = json.loads(invoke(live, "warn", "school-closure", *SETS, "--json").stdout)["incident"]
+    incident = json.loads(invoke(live, "warn", "school-closure", *SETS, "--json", "--yes").stdout)["incident"]
     result = invoke(live, "runbook", "start", "snow-schools", "--incident", incident)
     assert result.exit_code == 0 and "4 steps. First: P1. Check the forecast." in result.output
     assert invoke(live, "runbook", "tick", "W1", "--note", "sent at 06:05").exit_code == 0

@@ -72,7 +72,7 @@ def test_no_number_or_address_in_clear_in_the_database_files_or_output(tmp_path,
     approved(root)
     sandbox.fault("twilio", fail_next=1, status=500)  # an error message, too
     result = invoke(root, "warn", "school-closure", *SETS, "--yes")
-    resent = invoke(root, "resend", "A-2026-0001", "--json")
+    resent = invoke(root, "resend", "A-2026-0001", "--json", "--yes")
     checked = invoke(root, "lists", "check")
     assert result.exit_code == 0 and "line 9: phone is not a valid number" in checked.output
     written = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file() and "lists" not in p.parts)
@@ -151,7 +151,7 @@ def test_sigkill_mid_send_to_5000_then_resend_reaches_everyone_exactly_once(tmp_
 
     sandbox.fault("notify", latency=0.0)
     sandbox.fault("twilio", latency=0.0)
-    resent = subprocess.run([*command, "resend", identifier], env=env, capture_output=True, text=True,
+    resent = subprocess.run([*command, "resend", identifier, "--yes"], env=env, capture_output=True, text=True,
                             timeout=120)
     notified = numbers(sandbox, "notify")
     assert len(notified) == people and set(notified.values()) == {1}  # Notify: each person exactly once

@@ -20,7 +20,7 @@ def test_warn_sends_everywhere_and_logs_it(live, sandbox):
     out = result.output
     assert "OK    mastodon-council (en-GB)" in out
     assert "OK    hook-a (cy-GB)" in out and "OK    hook-b (en-GB)" in out
-    assert "3 of 3 channels delivered. Alert A-2026-0001." in out
+    assert "3 of 3 channels delivered. Alert A-2026-0001, incident school-closure-20261123-0001." in out
     assert len(sandbox.received("mastodon", accepted=True)) == 1
     assert len(sandbox.received("webhook", accepted=True)) == 4
     store = Store.open(live / "broadcast.db")
@@ -60,7 +60,7 @@ def test_a_failing_channel_exits_1_with_the_resend_command_then_resend_completes
     assert "FAIL  mastodon-council (en-GB)" in result.output
     assert "then: broadcast resend A-2026-0001 --only mastodon-council" in result.output
     assert "2 of 3 channels delivered." in result.output
-    again = invoke(live, "resend", "A-2026-0001")
+    again = invoke(live, "resend", "A-2026-0001", "--yes")
     assert again.exit_code == 0, again.output
     assert "1 of 1 channels delivered." in again.output
     assert len(sandbox.received("mastodon", accepted=True)) == 1
@@ -82,8 +82,9 @@ def test_switched_off_channel_is_skipped_by_warn_and_resend(live, sandbox):
     assert result.exit_code == 0
     assert "SKIP  hook-b" in result.output and "partner asked us to stop" in result.output
     assert {r.target for r in sandbox.received("webhook")} == {"hook-a"}
-    resent = invoke(live, "resend", "A-2026-0001")
-    assert "SKIP  hook-b" in resent.output
+    resent = invoke(live, "resend", "A-2026-0001", "--yes")
+    assert resent.exit_code == 0 and "hook-b  skipped: switched off by duty-officer" in resent.output
+    assert "Nothing to resend: every delivery of A-2026-0001 has gone out." in resent.output
     assert {r.target for r in sandbox.received("webhook")} == {"hook-a"}
     invoke(live, "channels", "enable", "hook-b")
     assert "hook-b" not in invoke(live, "channels", "list").output.split("partner")[0].split("\n")[-1]
@@ -106,8 +107,14 @@ def test_not_a_terminal_needs_yes(live, sandbox):
     assert sandbox.received(accepted=True) == []
 
 
-def test_json_output_for_scripts(live, sandbox):
+def test_json_alone_never_sends(live, sandbox):
     result = invoke(live, "warn", "school-closure", *SETS, "--json")
+    assert result.exit_code == 2 and "add --yes to send from a script" in result.stderr
+    assert sandbox.received(accepted=True) == [] and not result.stdout
+
+
+def test_json_output_for_scripts(live, sandbox):
+    result = invoke(live, "warn", "school-closure", *SETS, "--json", "--yes")
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert report["alert"] == "A-2026-0001" and report["exit_code"] == 0
