@@ -145,9 +145,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
         now = current(workspace, store)
     finally:
         store.close()
+    from broadcast.errors import OK, SOME_FAILED
+
+    code = SOME_FAILED if now.needs_attention else OK
     if as_json:
         click.echo(json.dumps(now.to_dict(), ensure_ascii=False, indent=2))
-        return
+        ctx.exit(code)
     click.secho(f"{counted(len(now.incidents), 'open incident')}", bold=True)
     for item in now.incidents:
         flag = " EXERCISE" if item.exercise else ""
@@ -164,14 +167,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
         for channel, last in sorted(now.channels.items()):
             click.echo(f"  {channel:20} {last['alert']} at {last['at'][11:16]}Z  {last['url'] or ''}")
     if now.problems:
-        click.secho(f"{len(now.problems)} deliveries need attention", bold=True, fg="red")
+        click.secho(f"{counted(len(now.problems), 'delivery', 'deliveries')} "
+                    f"{'needs' if len(now.problems) == 1 else 'need'} attention", bold=True, fg="red")
         for problem in now.problems:
             click.echo(f"  {problem.state.upper():9} {problem.alert} {problem.channel} {problem.language}  "
                        f"{problem.error or ''}")
             click.echo(f"            fix: {problem.fix}")
+    if now.off:
+        click.secho(f"{counted(len(now.off), 'channel')} off", bold=True)
+        for off in now.off:
+            click.echo(f"  {off.channel:20} {off.why}")
+            for post in off.live_posts:
+                click.secho(f"    still shows {post['alert']}{' at ' + post['url'] if post['url'] else ''}: nothing "
+                            "sent now reaches it, so this post cannot be corrected or cancelled there", fg="red")
+    if now.stale:
+        click.secho(f"{counted(len(now.stale), 'channel')} behind the latest message", bold=True, fg="red")
+        for copy in now.stale:
+            click.echo(f"  {copy.channel:20} {copy.incident}: still shows {copy.shows}, not {copy.latest}"
+                       f"{'  ' + copy.url if copy.url else ''}")
+            click.echo(f"            fix: {copy.fix}")
     if now.drafts_waiting:
-        click.echo(f"{now.drafts_waiting} drafts wait for a second person: broadcast drafts")
-    click.echo(f"Log: {now.events} events, head {now.head[:16]}...")
+        verb = "waits" if now.drafts_waiting == 1 else "wait"
+        click.echo(f"{counted(now.drafts_waiting, 'draft')} {verb} for a second person: broadcast drafts")
+    click.echo(f"Log: {now.events:,} events, head {now.head[:16]}...")
+    if now.needs_attention:
+        click.secho("Something above needs you: status exits 1 until it is done.", bold=True)
+    ctx.exit(code)
 
 
 COMMANDS = [update, drafts, approve, reject, status]

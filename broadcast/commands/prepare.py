@@ -38,9 +38,8 @@ def templates_list(ctx: click.Context) -> None:
 
     Example: broadcast templates list
     """
-    from broadcast.prepare.approvals import approval_states
-
     from broadcast.errors import SOME_FAILED
+    from broadcast.prepare.approvals import approval_states
 
     rows = approval_states(open_workspace(ctx))
     width = max((len(r.name) for r in rows), default=0)

@@ -14,6 +14,7 @@ from broadcast.errors import OK, SOME_FAILED
 
 if TYPE_CHECKING:
     from broadcast.send.fanout import Outcome
+    from broadcast.send.lifecycle import Stale
     from broadcast.send.sending import Plan, Release, Report, Resend
     from broadcast.store import Store
     from broadcast.workspace import Workspace
@@ -104,6 +105,7 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
     from broadcast.errors import PolicyError
     from broadcast.prepare.approvals import operator
     from broadcast.send.drafts import save_draft
+    from broadcast.send.lifecycle import stale_channels
     from broadcast.send.policy import Policy, identify, override_details
     from broadcast.send.sending import Release, send_warning
 
@@ -126,7 +128,7 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
         confirm(plan, yes=yes, as_json=as_json)
     report = send_warning(workspace, store, plan, actor=actor, release=release,
                           on_outcome=None if as_json else live_line, on_progress=None if as_json else BAR)
-    finish(ctx, report, as_json)
+    finish(ctx, report, as_json, behind=stale_channels(store, report.alert.incidents or ""))
 
 
 @phase("warn")
@@ -274,10 +276,14 @@ def row(outcome: Outcome) -> str:
     return f"{label:5} {outcome.channel + ' (' + outcome.language + ')':28} {attempts:11} {detail}"
 
 
-def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
-    """The table, a summary, the next command; exit 0, 1 or 3 as STYLE.md says."""
+def finish(ctx: click.Context, report: Report, as_json: bool, behind: list[Stale] | None = None) -> None:
+    """The table, a summary, the next command; exit 0, 1 or 3 as STYLE.md says. `behind`: channels the message
+    did not reach that still show an earlier one of the incident."""
+    behind = behind or []
     if as_json:
-        click.echo(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+        data = report_json(report)
+        data["behind"] = [{"channel": b.channel, "shows": b.shows, "url": b.url} for b in behind]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         ctx.exit(report.exit_code)
     identifier = report.alert.identifier
     click.echo()
@@ -292,6 +298,11 @@ def finish(ctx: click.Context, report: Report, as_json: bool) -> None:
         click.echo(f"SKIP  {name:28} {why}")
     for line in report.page:
         click.echo(line if line.startswith(("OK", "FAIL")) else f"      {line}")
+    for copy in behind:
+        click.secho(f"BEHIND {copy.channel:27} still shows {copy.shows}: this message was not sent to it", fg="yellow")
+    if behind:
+        click.echo(f"      to send it there too: broadcast resend {identifier} "
+                   + " ".join(f"--only {copy.channel}" for copy in behind))
     channels = {o.channel for o in report.outcomes}
     delivered = {o.channel for o in report.outcomes} - {o.channel for o in report.outcomes if o.state != "sent"}
     stopped = f"Stopped by {report.stopped_by}: " if report.stopped_by and delivered != channels else ""

@@ -38,6 +38,27 @@ class IncidentStatus:
 
 
 @dataclass
+class Off:
+    """A channel that sends nothing now (switched off, off in its file, or a broken file), and what it still shows."""
+
+    channel: str
+    why: str
+    live_posts: list[dict[str, Any]] = field(default_factory=list)  # alert, url: posts of open incidents left up
+
+
+@dataclass
+class StaleCopy:
+    """A channel still showing an earlier message of an open incident than its latest."""
+
+    incident: str
+    channel: str
+    shows: str
+    latest: str
+    url: str | None
+    fix: str
+
+
+@dataclass
 class Status:
     incidents: list[IncidentStatus]
     channels: dict[str, dict[str, Any]]  # channel -> last delivered message
@@ -47,9 +68,17 @@ class Status:
     generated_at: str
     drafts_waiting: int = 0
     notes: list[str] = field(default_factory=list)
+    off: list[Off] = field(default_factory=list)
+    stale: list[StaleCopy] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Something the duty officer must act on: `broadcast status` then exits 1."""
+        return bool(self.problems or self.stale or any(i.overdue_minutes for i in self.incidents)
+                    or any(o.live_posts for o in self.off))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "needs_attention": self.needs_attention}
 
 
 def next_update_due(alert_sent: str, promised: str | None, zone: str) -> datetime | None:
@@ -74,6 +103,7 @@ def next_update_due(alert_sent: str, promised: str | None, zone: str) -> datetim
 def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -> Status:
     """Everything a duty officer needs to see at a glance."""
     from broadcast.public.summary import kind_of
+    from broadcast.send.lifecycle import stale_channels
 
     now = now or datetime.now(UTC)
     incidents = []
@@ -114,4 +144,34 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
         problems.append(Problem(alert, channel, "", state, f"{number:,} recipients {state}", fix))
     count, head = store.head()
     waiting = store.conn.execute("SELECT count(*) FROM drafts WHERE state = 'waiting'").fetchone()[0]
-    return Status(incidents, channels, problems, count, head, now.isoformat(), waiting)
+    off = channels_off(workspace, store, [i.slug for i in incidents])
+    stale = [StaleCopy(item.slug, copy.channel, copy.shows, copy.latest, copy.url,
+                       _stale_fix(copy.channel, copy.latest, {o.channel: o.why for o in off}))
+             for item in incidents for copy in stale_channels(store, item.slug)]
+    return Status(incidents, channels, problems, count, head, now.isoformat(), waiting, off=off, stale=stale)
+
+
+def channels_off(workspace: Workspace, store: Store, incidents: list[str]) -> list[Off]:
+    """Every channel that sends nothing now, with why, and the posts of open incidents it still shows."""
+    from broadcast.send.lifecycle import live_alerts
+    from broadcast.send.sending import switched_off
+
+    why = {name: f"broken file: {b.error.message}" for name, b in workspace.broken_channels.items()}
+    why.update({name: "off in its file (enabled = false)" for name, c in workspace.channels.items() if not c.enabled})
+    why.update(switched_off(store))
+    live = [a.identifier for slug in incidents for a in live_alerts(store, slug)]
+    found = []
+    for name in sorted(why):
+        posts = [{"alert": alert, "url": url} for alert, url in store.conn.execute(
+            f"SELECT alert, remote_url FROM deliveries WHERE channel = ? AND recipient = '' AND state = 'sent' AND "
+            f"alert IN ({', '.join('?' for _ in live)}) ORDER BY id", [name, *live])] if live else []
+        found.append(Off(name, why[name], posts))
+    return found
+
+
+def _stale_fix(channel: str, latest: str, off: dict[str, str]) -> str:
+    if channel in off:
+        return (f"it is off, so nothing follows its post there: delete the post by hand, or switch it on "
+                f"(broadcast channels enable {channel}) and send the latest to it: broadcast resend {latest} --only "
+                f"{channel}")
+    return f"send the latest to it: broadcast resend {latest} --only {channel}"

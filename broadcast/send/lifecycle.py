@@ -101,6 +101,37 @@ def current_messages(store: Store, alert: Alert) -> list[Alert]:
     return current
 
 
+@dataclass(frozen=True)
+class Stale:
+    """A channel still showing an earlier message of an incident than its latest (the latest did not reach it)."""
+
+    channel: str
+    shows: str  # the alert whose post is up there
+    url: str | None
+    latest: str
+
+
+def stale_channels(store: Store, incident: str) -> list[Stale]:
+    """Channels whose newest post for the incident is older than the incident's latest message: after `--only`, a
+    channel switched off, or a broken file. Deleted posts do not count; a list's texts cannot be recalled."""
+    alerts = store.alerts(incident)
+    if not alerts:
+        return []
+    order = {a.identifier: n for n, a in enumerate(alerts)}
+    latest = alerts[-1].identifier
+    reached = {row[0] for row in store.conn.execute(
+        "SELECT DISTINCT channel FROM deliveries WHERE alert = ? AND recipient = '' AND state = 'sent'", [latest])}
+    newest: dict[str, tuple[str, str | None]] = {}
+    marks = ", ".join("?" for _ in order)
+    for channel, alert, url in store.conn.execute(
+            f"SELECT channel, alert, remote_url FROM deliveries WHERE alert IN ({marks}) AND recipient = '' AND state "
+            "= 'sent' ORDER BY id", list(order)):
+        if channel not in newest or order[alert] > order[newest[channel][0]]:
+            newest[channel] = (alert, url)
+    return [Stale(channel, alert, url, latest) for channel, (alert, url) in sorted(newest.items())
+            if channel not in reached and alert != latest]
+
+
 def audience_of(store: Store, alerts: list[Alert]) -> tuple[str, ...]:
     """The --to tags the alerts were sent to, so what follows them reaches the same people ('' = everyone)."""
     tags: set[str] = set()
@@ -281,7 +312,9 @@ def retract(workspace: Workspace, store: Store, alerts: list[Alert], *, actor: s
     sent: list[tuple[Alert, dict[str, Any]]] = []
     for alert in alerts:
         posted = store.deliveries(alert.identifier, ("sent",), recipients=False)
-        results += [Retraction(d["channel"], d["language"], False, f"skipped: {reasons[d['channel']]}")
+        results += [Retraction(d["channel"], d["language"], False,
+                               f"its post stays up{' at ' + d['remote_url'] if d['remote_url'] else ''}, and nothing "
+                               f"follows it there ({reasons[d['channel']]}): delete it by hand")
                     for d in posted if d["channel"] in reasons]
         for channel, count in store.conn.execute(
                 "SELECT channel, count(*) FROM deliveries WHERE alert = ? AND recipient != '' AND state = 'sent' "

@@ -265,6 +265,7 @@ class Resend:
     waiting: list[tuple[str, str, str, int]]  # channel, language, state, count
     uncertain: list[tuple[str, str, int]]  # left alone unless --include-uncertain: channel, language, count
     states: tuple[str, ...]
+    new: list[tuple[str, str]] = field(default_factory=list)  # channels named with --only it never went to
 
     @property
     def empty(self) -> bool:
@@ -298,7 +299,13 @@ def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tu
              else uncertain.append((name, language, number)))
         else:
             waiting.append((name, language, state, number))
-    return Resend(alert, channels, skipped, waiting, uncertain, states)
+    # A channel named with --only that the alert never went to (it was left out by --only, off, or broken then):
+    # the resend sends it there, so every channel can be brought up to the incident's latest message.
+    known = {r[0] for r in store.conn.execute("SELECT DISTINCT channel FROM deliveries WHERE alert = ?", [identifier])}
+    new = [(config.name, language) for config, channel in usable if only and config.name not in known
+           and not isinstance(channel, ListChannel) for language in config.languages]
+    waiting += [(name, language, "not sent to it before", 1) for name, language in new]
+    return Resend(alert, channels, skipped, waiting, uncertain, states, new)
 
 
 def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
@@ -309,6 +316,9 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
     planned = plan_resend(workspace, store, identifier, only=only, include_uncertain=include_uncertain)
     alert, channels = planned.alert, planned.channels
     settle_interrupted(store, identifier, channels, actor=actor)
+    store.add_deliveries(identifier, [{"channel": name, "language": language, "idempotency_key":
+                                       delivery_key(identifier, name, language)} for name, language in planned.new],
+                         actor=actor)
     report = _run(workspace, store, alert, channels, states=planned.states, actor=actor, limits=limits,
                   on_outcome=on_outcome, skipped=planned.skipped, on_progress=on_progress)
     report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
