@@ -131,6 +131,12 @@ def _migrations() -> Migrations:
             pk="id",
         )
 
+    @migrations()
+    def m003_draft_accounts(db: Database) -> None:
+        # The drafter's OS account: the second person must approve from another (a name set in
+        # $BROADCAST_OPERATOR is not a second person).
+        db.table("drafts").add_column("drafted_account", str)
+
     return migrations
 
 

@@ -49,6 +49,8 @@ def test_init_from_the_wheel_makes_a_working_workspace(installed, tmp_path):
     assert list((target / "channels").glob("*.toml"))
     assert (target / "runbooks" / "README.md").is_file()
     assert not (target / "approvals.toml").exists()
+    people = (target / "people.toml").read_text(encoding="utf-8")
+    assert "The second-person rule compares OS accounts" in people and "# [[person]]" in people
     ignore = (target / ".gitignore").read_text()
     for line in ("broadcast.db", "site/", "lists/"):
         assert line in ignore.splitlines()

@@ -67,3 +67,41 @@ def echo_rendering(rendering: Rendering, indent: str = "") -> None:
             for line in text.marked().splitlines() or [""]:
                 click.echo(f"{indent}    {line}")
         click.echo()
+
+
+def word_diff(old: str, new: str) -> str:
+    """What changed, word by word, as [-removed-]{+added+} with the unchanged words between (git's plain word diff).
+
+    Changes separated only by spaces read as one ("[-snow and ice-]{+a heating failure+}")."""
+    import difflib
+    import re
+
+    before, after = re.findall(r"\S+|\s+", old), re.findall(r"\S+|\s+", new)
+    runs: list[list[str]] = []  # [kind, old text, new text]: kind "same" or "change"
+    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+        was, now = "".join(before[a1:a2]), "".join(after[b1:b2])
+        if op == "equal":
+            runs.append(["same", was, now])
+        elif runs and runs[-1][0] == "change":
+            runs[-1][1] += was
+            runs[-1][2] += now
+        elif len(runs) >= 2 and runs[-1][0] == "same" and not runs[-1][1].strip() and runs[-2][0] == "change":
+            space = runs.pop()[1]  # only spaces since the last change: fold them in
+            runs[-1][1] += space + was
+            runs[-1][2] += space + now
+        else:
+            runs.append(["change", was, now])
+    parts = []
+    for kind, was, now in runs:
+        if kind == "same":
+            parts.append(was)
+            continue
+        text = was or now
+        lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+        if was.strip():
+            parts.append(lead + click.style(f"[-{was.strip()}-]", fg="red"))
+            lead = ""
+        if now.strip():
+            parts.append(lead + click.style(f"{{+{now.strip()}+}}", fg="green"))
+        parts.append(trail)
+    return "".join(parts)

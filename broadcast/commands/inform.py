@@ -27,7 +27,7 @@ def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, .
     """
     from broadcast.commands.warn import send_planned, show_plan
     from broadcast.prepare.templates import find_template
-    from broadcast.send.lifecycle import plan_update
+    from broadcast.send.lifecycle import plan_update, public_now
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
@@ -35,10 +35,12 @@ def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, .
     store = Store.open(workspace.db_path)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only)
+        before = public_now(store, plan)
         if dry_run:
-            show_plan(plan, dry_run=True)
+            show_plan(plan, dry_run=True, before=before)
             return
-        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only)
+        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only,
+                     before=before)
     finally:
         store.close()
 
@@ -78,7 +80,7 @@ def approve(ctx: click.Context, draft: int, yes: bool, as_json: bool) -> None:
     Example: broadcast approve 3
     """
     from broadcast.commands.warn import send_planned
-    from broadcast.prepare.approvals import operator
+    from broadcast.prepare.approvals import named_as, os_account
     from broadcast.send.drafts import decide, plan_draft
     from broadcast.send.drafts import draft as load_draft
     from broadcast.send.policy import check_second_approver
@@ -89,8 +91,7 @@ def approve(ctx: click.Context, draft: int, yes: bool, as_json: bool) -> None:
     store = Store.open(workspace.db_path)
     try:
         row = load_draft(store, draft)
-        drafter = row["drafted_by"].split(" (")[-1].rstrip(")")
-        approver = check_second_approver(workspace, drafter, operator())
+        approver = check_second_approver(workspace, row, os_account(), named_as())
         plan = plan_draft(workspace, store, row)
         decide(store, draft, state="approved", by=approver)
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json,

@@ -153,8 +153,10 @@ def templates_lint(ctx: click.Context, names: tuple[str, ...]) -> None:
 @templates.command("approve")
 @click.argument("name")
 @click.option("--by", required=True, metavar='"NAME, ROLE"', help="Who signs it off, with their role.")
+@click.option("--force", is_flag=True, help="Approve in spite of lint errors (needs --reason; flagged in the review).")
+@click.option("--reason", help="Why --force was needed.")
 @click.pass_context
-def templates_approve(ctx: click.Context, name: str, by: str) -> None:
+def templates_approve(ctx: click.Context, name: str, by: str, force: bool, reason: str | None) -> None:
     """Record sign-off of a template's current content (its SHA-256).
 
     Editing the file afterwards makes it unapproved until it is approved again.
@@ -169,13 +171,17 @@ def templates_approve(ctx: click.Context, name: str, by: str) -> None:
 
     workspace = open_workspace(ctx)
     template = find_template(workspace, name)
-    errors = [f for f in lint_template(template, workspace) if f.level == "error"]
-    if errors:
-        raise PolicyError(f"{name} has {len(errors)} lint errors; the first: {errors[0].message}",
-                          hint=f"fix them first: broadcast templates lint {name}")
+    errors = [f for f in lint_template(template, workspace) if f.blocking]
+    if errors and not force:
+        raise PolicyError(f"{name} has {counted(len(errors), 'lint finding')} to settle before approval; the first: "
+                          f"{errors[0].message}",
+                          hint=f"fix them first (broadcast templates lint {name}); if it must be approved as it is: "
+                          "--force --reason \"...\" (flagged in the review)")
+    if force and not (reason or "").strip():
+        raise PolicyError("--force needs --reason", hint='e.g. --reason "Welsh checked by phone with the translator"')
     store = Store.open(workspace.db_path)
     try:
-        approval = approve(workspace, template, by, store)
+        approval = approve(workspace, template, by, store, forced=reason if errors else None)
     finally:
         store.close()
     click.echo(f"Approved {name} ({approval.sha256[:12]}) by {approval.by} at {approval.at}.")

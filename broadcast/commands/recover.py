@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 @click.argument("alert")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="A corrected value (repeatable).")
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Correct on this channel only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would go where, and what changes; send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[str, ...], yes: bool,
+def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[str, ...], dry_run: bool, yes: bool,
             as_json: bool) -> None:
     """Correct a mistake and say what changed.
 
@@ -30,10 +31,10 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
 
     Example: broadcast correct A-2026-0007 --set date=2026-11-24
     """
-    from broadcast.commands.warn import confirm, send_planned
+    from broadcast.commands.warn import confirm, send_planned, show_plan
     from broadcast.prepare.approvals import operator
     from broadcast.prepare.templates import find_template
-    from broadcast.send.lifecycle import plan_correction, retract
+    from broadcast.send.lifecycle import plan_correction, public_now, retract
     from broadcast.send.policy import identify
     from broadcast.store import Store
 
@@ -43,7 +44,12 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
         original = resolve_template(store, alert)
         changes = collect_sets(find_template(workspace, original), pairs)
         superseded, plan = plan_correction(workspace, store, alert, changes, only=only)
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(superseded)}'s posts where possible and ")
+        before = public_now(store, plan)
+        if dry_run:
+            show_plan(plan, dry_run=True, before=before)
+            return
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(superseded)}'s posts where possible and ",
+                before=before)
         show_retractions(retract(workspace, store, superseded, actor=identify(workspace, operator()), only=only))
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes, only=only,
                      confirmed=True)
@@ -56,19 +62,21 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
 @click.argument("alert")
 @click.option("--reason", required=True, help="Why it is cancelled (said in every message).")
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Cancel on this channel only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would go where, and what changes; send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], yes: bool, as_json: bool) -> None:
+def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], dry_run: bool, yes: bool,
+           as_json: bool) -> None:
     """Cancel an alert everywhere (CAP Cancel).
 
     Deletes its posts where possible and says it is cancelled on every channel.
 
     Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
     """
-    from broadcast.commands.warn import confirm, send_planned
+    from broadcast.commands.warn import confirm, send_planned, show_plan
     from broadcast.prepare.approvals import operator
-    from broadcast.send.lifecycle import plan_cancel, retract
+    from broadcast.send.lifecycle import plan_cancel, public_now, retract
     from broadcast.send.policy import identify
     from broadcast.store import Store
 
@@ -76,7 +84,12 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
     store = Store.open(workspace.db_path)
     try:
         cancelled, plan = plan_cancel(workspace, store, alert, reason, only=only)
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(cancelled)}'s posts where possible and ")
+        before = public_now(store, plan)
+        if dry_run:
+            show_plan(plan, dry_run=True, before=before)
+            return
+        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(cancelled)}'s posts where possible and ",
+                before=before)
         show_retractions(retract(workspace, store, cancelled, actor=identify(workspace, operator()), only=only))
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only, confirmed=True)
     finally:
@@ -89,21 +102,22 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], y
 @click.argument("template")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--only", multiple=True, metavar="CHANNEL", help="Send to this channel only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would go where, and what changes; send nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def recover(ctx: click.Context, incident: str, template: str, pairs: tuple[str, ...], only: tuple[str, ...],
-            yes: bool, as_json: bool) -> None:
+            dry_run: bool, yes: bool, as_json: bool) -> None:
     """Send the all-clear and recovery information.
 
     The incident moves to recovering.
 
     Example: broadcast recover flood-2026-11-23 all-clear --set area=afon-lliw-valley ...
     """
-    from broadcast.commands.warn import send_planned
+    from broadcast.commands.warn import send_planned, show_plan
     from broadcast.prepare.approvals import operator
     from broadcast.prepare.templates import find_template
-    from broadcast.send.lifecycle import close_incident, plan_update
+    from broadcast.send.lifecycle import close_incident, plan_update, public_now
     from broadcast.send.policy import identify
     from broadcast.store import Store
 
@@ -112,9 +126,13 @@ def recover(ctx: click.Context, incident: str, template: str, pairs: tuple[str, 
     store = Store.open(workspace.db_path)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only, all_clear=True)
+        now = public_now(store, plan)
+        if dry_run:
+            show_plan(plan, dry_run=True, before=now)
+            return
         before = len(store.alerts(incident))
         try:
-            send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only)
+            send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only, before=now)
         finally:
             if len(store.alerts(incident)) > before:  # the all-clear went out (whatever each channel did)
                 close_incident(store, incident, actor=identify(workspace, operator()), state="recovering")

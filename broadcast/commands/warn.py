@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase
+from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase, word_diff
 from broadcast.commands.lists import BAR, lists_group, reach, show_audience
 from broadcast.errors import OK, SOME_FAILED
 
@@ -100,7 +100,8 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
                  draft: bool = False, override: bool = False, reason: str | None = None,
                  values: dict[str, str] | None = None, texts: dict[str, str] | None = None,
                  only: tuple[str, ...] = (), release: Release | None = None, confirmed: bool = False,
-                 to: tuple[str, ...] = (), one_segment: bool = False) -> None:
+                 to: tuple[str, ...] = (), one_segment: bool = False,
+                 before: dict[tuple[str, str], str] | None = None) -> None:
     """Show the plan, confirm, then send it, or keep it as a draft when policy needs a second person."""
     from broadcast.errors import PolicyError
     from broadcast.prepare.approvals import operator
@@ -125,7 +126,7 @@ def send_planned(ctx: click.Context, workspace: Workspace, store: Store, plan: P
         raise PolicyError(f"not sent: saved as draft {number} ({why}); a second person must approve it",
                           hint=f"the second person runs: broadcast approve {number}   (see: broadcast drafts)")
     if not confirmed:
-        confirm(plan, yes=yes, as_json=as_json)
+        confirm(plan, yes=yes, as_json=as_json, before=before)
     report = send_warning(workspace, store, plan, actor=actor, release=release,
                           on_outcome=None if as_json else live_line, on_progress=None if as_json else BAR)
     finish(ctx, report, as_json, behind=stale_channels(store, report.alert.incidents or ""))
@@ -202,12 +203,14 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "") -> None:
-    """Show the plan and ask on a terminal; scripts must say --yes. Nothing has happened before this."""
+def confirm(plan: Plan, *, yes: bool, as_json: bool, extra: str = "",
+            before: dict[tuple[str, str], str] | None = None) -> None:
+    """Show the plan (and for a follow-up, what changes on each channel) and ask on a terminal; scripts must say
+    --yes. Nothing has happened before this."""
     from broadcast.send.sending import check_reach
 
     if not as_json:
-        show_plan(plan, dry_run=False)
+        show_plan(plan, dry_run=False, before=before)
     check_reach(plan)
     ask(f"{extra}Send to {len({c.name for c, _ in plan.posts})} channels{reach(plan)} now?", yes=yes)
 
@@ -224,8 +227,9 @@ def ask(question: str, *, yes: bool) -> None:
     click.confirm(question, abort=True)
 
 
-def show_plan(plan: Plan, *, dry_run: bool) -> None:
-    """The rendered texts and each channel's exact post with its count in the platform's unit."""
+def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] | None = None) -> None:
+    """The message, each channel's count in the platform's unit, and exactly what each will receive; for a
+    follow-up, a word diff against what that channel shows now (`before`)."""
     state = plan.approval
     click.secho(f"{plan.alert.template}: {plan.rendering.template.title}", bold=True)
     approval = state.status + (f" ({state.approval.by}, {state.approval.at[:10]})" if state.approval else "")
@@ -243,15 +247,13 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
         note = ", shortened" if post.shortened else ""
         click.echo(f"  {channel.name:{width}}  {channel.kind:9} {post.language}  {post.count}/{post.limit} "
                    f"{post.unit}{note}")
-        if dry_run:
-            for line in post.text.splitlines():
-                click.echo(f"  {'':{width}}    | {line}")
     for name, why in plan.skipped:
         click.echo(f"  {name:{width}}  skipped: {why}")
     for broken in plan.broken:
         click.secho(f"  {broken.name:{width}}  FAIL: {broken.error.message}", fg="red")
         click.echo(f"  {'':{width}}  hint: {broken.error.hint or 'fix the file'} (the other channels still go)")
     click.echo()
+    show_posts(plan, before)
     if plan.audience:
         show_audience(plan.audience)
     if not state.approved:
@@ -259,6 +261,27 @@ def show_plan(plan: Plan, *, dry_run: bool) -> None:
     if dry_run:
         click.echo(f"Dry run: nothing was sent and nothing was logged. {len(plan.posts)} posts to "
                    f"{len({c.name for c, _ in plan.posts})} channels would go out.")
+
+
+def show_posts(plan: Plan, before: dict[tuple[str, str], str] | None) -> None:
+    """Each distinct post once, with the channels that get it; under a follow-up, what changes on each."""
+    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    for channel, post in plan.posts:
+        was = (before or {}).get((channel.name, post.language))
+        groups.setdefault((post.language, post.text, was), []).append(channel.name)
+    click.secho("What each channel will receive", bold=True)
+    for (language, text, was), names in groups.items():
+        click.echo(f"  {', '.join(names)} ({language}):")
+        for line in text.splitlines() or [""]:
+            click.echo(f"    | {line}")
+        if before is not None:
+            if was is None:
+                click.echo("    changes: new on this channel (nothing of this incident is up there now)")
+            elif was == text:
+                click.echo("    changes: none: the same text as now")
+            else:
+                click.echo(f"    changes: {word_diff(was, text)}")
+    click.echo()
 
 
 def live_line(outcome: Outcome) -> None:

@@ -89,24 +89,47 @@ def approval_states(workspace: Workspace) -> list[TemplateApproval]:
     return rows
 
 
+def os_account() -> str:
+    """The OS account running broadcast: what the two-person rules rest on. Read from the process's user id, not
+    from $USER or $LOGNAME, which anyone can set."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # Windows, or a uid with no name
+        return getpass.getuser()
+
+
 def operator() -> str:
-    """Who is at the keyboard: $BROADCAST_OPERATOR, else the OS user."""
-    return os.environ.get("BROADCAST_OPERATOR") or getpass.getuser()
+    """Who is at the keyboard, as logged: $BROADCAST_OPERATOR (a name for the log on a shared account), else the OS
+    account. It never counts as a second person: approval compares OS accounts (see `os_account`)."""
+    return os.environ.get("BROADCAST_OPERATOR", "").strip() or os_account()
 
 
-def approve(workspace: Workspace, template: Template, by: str, store: Store) -> Approval:
-    """Record sign-off of the template's current content in approvals.toml and in the log."""
+def named_as() -> str | None:
+    """The name $BROADCAST_OPERATOR gives, where it differs from the OS account: logged as such beside it."""
+    named = os.environ.get("BROADCAST_OPERATOR", "").strip()
+    return named if named and named != os_account() else None
+
+
+def approve(workspace: Workspace, template: Template, by: str, store: Store, *, forced: str | None = None) -> Approval:
+    """Record sign-off of the template's current content in approvals.toml and in the log. `forced`: the reason it
+    was approved in spite of lint errors (pinned for the review)."""
     name, _, role = by.partition(",")
     if not name.strip() or not role.strip():
         raise PolicyError(f"--by {by!r} must give a name and a role",
                           hint='example: --by "Alex Morgan, Head of Communications"')
+    if forced is not None and not forced.strip():
+        raise PolicyError("--force needs --reason", hint='e.g. --reason "Welsh checked by phone with the translator"')
     approval = Approval(template.name, template.sha256, by.strip(),
                         datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     # The log first: if writing the file fails, the template stays unapproved, which is the safe side.
     store.append_event(
         "template_approved", phase="prepare", actor=approval.by,
         description=f"Template {template.name} approved by {approval.by}",
-        details={"template": template.name, "sha256": template.sha256, "operator": operator()},
+        details={"template": template.name, "sha256": template.sha256, "operator": operator(),
+                 "os_account": os_account(), **({"forced": forced, "flag": "review"} if forced else {})},
+        pinned=bool(forced),
     )
     path = workspace.approvals_path
     header = "" if path.exists() else (

@@ -33,9 +33,15 @@ class Finding:
     template: str
     level: str  # "error" or "warning"
     message: str
+    blocks_approval: bool = False  # `templates approve` refuses it without --force --reason (every error does)
+
+    @property
+    def blocking(self) -> bool:
+        return self.level == "error" or self.blocks_approval
 
     def __str__(self) -> str:
-        return f"{self.level.upper():7} {self.template}: {self.message}"
+        settle = " (settle this before approving it)" if self.blocks_approval and self.level != "error" else ""
+        return f"{self.level.upper():7} {self.template}: {self.message}{settle}"
 
 
 def lint_workspace(workspace: Workspace) -> list[Finding]:
@@ -58,8 +64,8 @@ def lint_template(template: Template, workspace: Workspace) -> list[Finding]:
     def error(message: str) -> None:
         found.append(Finding(template.name, "error", message))
 
-    def warning(message: str) -> None:
-        found.append(Finding(template.name, "warning", message))
+    def warning(message: str, blocks_approval: bool = False) -> None:
+        found.append(Finding(template.name, "warning", message, blocks_approval))
 
     used: set[str] = set()
     for language in template.languages:
@@ -84,9 +90,9 @@ def lint_template(template: Template, workspace: Workspace) -> list[Finding]:
     _checklist(template, found)
     if len(template.cap.event) >= EVENT_LIMIT:
         error(f"cap.event is {len(template.cap.event)} characters; keep it under {EVENT_LIMIT}")
-    if template.translation_review:
+    if template.translation_review:  # drafting may go on; approving (and so sending) waits for the translator
         warning(f"text in {', '.join(template.translation_review)} awaits a translator's review"
-                + (f": {template.translation_note}" if template.translation_note else ""))
+                + (f": {template.translation_note}" if template.translation_note else ""), blocks_approval=True)
     if not any(f.level == "error" for f in found):
         _render_examples(template, workspace, found)
     return found

@@ -36,6 +36,8 @@ def create_workspace(root: Path) -> Path:
                           "reinstall broadcast: pip install --force-reinstall broadcast")
     root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(EXAMPLE / "broadcast.toml", root / "broadcast.toml")
+    if (EXAMPLE / "people.toml").is_file():  # who may approve: every entry commented out until the planner edits it
+        shutil.copyfile(EXAMPLE / "people.toml", root / "people.toml")
     for folder in FOLDERS:
         source = EXAMPLE / folder
         if source.is_dir():

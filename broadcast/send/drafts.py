@@ -22,14 +22,16 @@ FREE_TEXT = "free-text"
 
 def save_draft(store: Store, *, drafted_by: str, template: str | None, values: dict[str, str],
                texts: dict[str, str], issue: Issue, only: tuple[str, ...], why: str,
-               to: tuple[str, ...] = (), one_segment: bool = False) -> int:
-    """Keep a message for a second person to approve; nothing is sent."""
+               to: tuple[str, ...] = (), one_segment: bool = False, account: str | None = None) -> int:
+    """Keep a message for a second person to approve; nothing is sent. `account`: the drafter's OS account."""
+    from broadcast.prepare.approvals import os_account
+
     with store.transaction():
         cursor = store.conn.execute(
-            "INSERT INTO drafts (created_at, drafted_by, template, variables, text, issue, only, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting')",
-            [isoformat(utcnow()), drafted_by, template or FREE_TEXT, json.dumps(values, ensure_ascii=False),
-             json.dumps(texts, ensure_ascii=False), json.dumps(asdict(issue)),
+            "INSERT INTO drafts (created_at, drafted_by, drafted_account, template, variables, text, issue, only, "
+            "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')",
+            [isoformat(utcnow()), drafted_by, account or os_account(), template or FREE_TEXT,
+             json.dumps(values, ensure_ascii=False), json.dumps(texts, ensure_ascii=False), json.dumps(asdict(issue)),
              json.dumps({"only": list(only), "to": list(to), "one_segment": one_segment})],
         )
         number = int(cursor.lastrowid or 0)

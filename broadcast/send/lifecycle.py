@@ -132,6 +132,24 @@ def stale_channels(store: Store, incident: str) -> list[Stale]:
             if channel not in reached and alert != latest]
 
 
+def public_now(store: Store, plan: Plan) -> dict[tuple[str, str], str]:
+    """What each channel of the plan shows now, per language: the post of the newest alert the plan supersedes that
+    reached it (its text fitted again by the same adapter). A channel it never reached is left out."""
+    superseded = {ref.split(",")[1] if "," in ref else ref for ref in plan.issue.references}
+    if not superseded:
+        return {}
+    alerts = {a.identifier: a for a in store.alerts() if a.identifier in superseded}
+    marks = ", ".join("?" for _ in alerts)
+    shown: dict[tuple[str, str], str] = {}
+    for channel, post in plan.posts if alerts else []:
+        row = store.conn.execute(
+            f"SELECT alert FROM deliveries WHERE channel = ? AND language = ? AND state = 'sent' AND alert IN "
+            f"({marks}) ORDER BY id DESC LIMIT 1", [channel.name, post.language, *alerts]).fetchone()
+        if row:
+            shown[(channel.name, post.language)] = channel.prepare(alerts[row[0]], post.language).text
+    return shown
+
+
 def audience_of(store: Store, alerts: list[Alert]) -> tuple[str, ...]:
     """The --to tags the alerts were sent to, so what follows them reaches the same people ('' = everyone)."""
     tags: set[str] = set()

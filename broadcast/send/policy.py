@@ -106,19 +106,29 @@ def identify(workspace: Workspace, user: str) -> str:
     return user
 
 
-def check_second_approver(workspace: Workspace, drafter: str, approver: str) -> str:
-    """The approver must be someone else, and allowed to approve; returns how they are recorded."""
-    if approver == drafter:
-        raise PolicyError(f"{approver} drafted this message and cannot also approve it",
-                          hint="ask a second person to run: broadcast approve DRAFT; if nobody can be reached, "
-                          "send with --override --reason \"...\" (it is logged and flagged in the review)")
+SECOND_PERSON_HINT = ("the second person approves from their own OS account (logged in as themselves, or: sudo -u "
+                      "THEIR_ACCOUNT broadcast approve DRAFT); if nobody can be reached, send with --override "
+                      "--reason \"...\" (it is logged and flagged in the review)")
+
+
+def check_second_approver(workspace: Workspace, draft: dict[str, Any], account: str, named: str | None = None) -> str:
+    """The approver must be another OS account than the drafter's, and allowed to approve (people.toml lists OS
+    accounts); returns how they are recorded. `named`: a different name $BROADCAST_OPERATOR gave, which is logged
+    beside the account and never makes a second person."""
+    drafter = draft.get("drafted_account") or draft["drafted_by"].split(" (")[-1].rstrip(")")
+    if account == drafter:
+        who = f"{named} (BROADCAST_OPERATOR) is on the same OS account as the drafter ({account})" if named else \
+            f"{account} drafted this message"
+        raise PolicyError(f"{who} and cannot also approve it", hint=SECOND_PERSON_HINT)
     listed = people(workspace)
     if listed:
-        person = next((p for p in listed if approver in p.users), None)
+        person = next((p for p in listed if account in p.users), None)
         if person is None or not person.can_approve:
-            raise PolicyError(f"{approver} is not listed as an approver in people.toml",
-                              hint="an approver needs can_approve = true in people.toml")
-    return identify(workspace, approver)
+            raise PolicyError(f"OS account {account} is not listed as an approver in people.toml",
+                              hint="an approver needs can_approve = true in people.toml, with their OS account "
+                              "in users")
+    recorded = identify(workspace, account)
+    return f"{recorded} (typing as {named})" if named else recorded
 
 
 def override_details(reason: str | None) -> dict[str, Any]:

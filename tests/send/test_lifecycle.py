@@ -5,6 +5,8 @@ import json
 import pytest
 from conftest import SETS, VALUES, invoke
 
+from broadcast.prepare import approvals
+from broadcast.prepare.approvals import os_account
 from broadcast.prepare.templates import find_template
 from broadcast.send.sending import Issue, plan_warning
 from broadcast.store import Store
@@ -222,8 +224,15 @@ def test_free_text_needs_a_second_person_and_self_approval_is_refused(live, sand
     assert result.exit_code == 2 and "saved as draft 1 (free text)" in result.stderr
     assert "1  waiting" in invoke(live, "drafts").output
     own = invoke(live, "approve", "1", "--yes")
-    assert own.exit_code == 2 and "duty-officer drafted this message and cannot also approve it" in own.stderr
-    monkeypatch.setenv("BROADCAST_OPERATOR", "second-officer")
+    assert own.exit_code == 2 and "cannot also approve it" in own.stderr
+    monkeypatch.setenv("BROADCAST_OPERATOR", "second-officer")  # a name in the log, on the drafter's own account
+    faked = invoke(live, "approve", "1", "--yes")
+    assert faked.exit_code == 2, faked.output
+    assert f"second-officer (BROADCAST_OPERATOR) is on the same OS account as the drafter ({os_account()})" \
+           in faked.stderr and "sudo -u THEIR_ACCOUNT broadcast approve" in faked.stderr
+    assert sandbox.received(accepted=True) == []
+    monkeypatch.delenv("BROADCAST_OPERATOR")
+    monkeypatch.setattr(approvals, "os_account", lambda: "second-officer")  # logged in as someone else
     result = invoke(live, "approve", "1", "--yes")
     assert result.exit_code == 0, result.output
     posted = sandbox.received("mastodon", accepted=True)[0].body["status"]
@@ -240,10 +249,11 @@ def test_people_list_limits_who_approves(live, sandbox, monkeypatch):
         '[[person]]\nname = "Sam Rees"\nrole = "Duty Manager"\nusers = ["sam"]\ncan_approve = true\n'
         '[[person]]\nname = "Kim Lee"\nrole = "Comms Officer"\nusers = ["kim"]\n', encoding="utf-8")
     invoke(live, "warn", "--text", "Bridge closed.", "--yes")
-    monkeypatch.setenv("BROADCAST_OPERATOR", "kim")
+    monkeypatch.delenv("BROADCAST_OPERATOR")
+    monkeypatch.setattr(approvals, "os_account", lambda: "kim")
     refused = invoke(live, "approve", "1", "--yes")
-    assert refused.exit_code == 2 and "kim is not listed as an approver" in refused.stderr
-    monkeypatch.setenv("BROADCAST_OPERATOR", "sam")
+    assert refused.exit_code == 2 and "OS account kim is not listed as an approver" in refused.stderr
+    monkeypatch.setattr(approvals, "os_account", lambda: "sam")
     assert invoke(live, "approve", "1", "--yes").exit_code == 0
     approved = Store.open(live / "broadcast.db").db.table("alerts").get("A-2026-0001")["approved_by"]
     assert approved == "Sam Rees, Duty Manager (sam)"
@@ -301,3 +311,39 @@ def test_declining_a_cancel_deletes_nothing(live, sandbox, monkeypatch):
     assert result.exit_code == 1 and "Delete A-2026-0001's posts where possible and Send to" in result.output
     assert [r for r in sandbox.received("mastodon") if r.method == "DELETE"] == []
     assert len(alerts(live)) == 1
+
+
+def test_every_follow_up_shows_each_channel_its_text_and_what_changes_and_takes_dry_run(live, sandbox):
+    report = first_warning(live)
+    later = [s for s in SETS if not s.startswith(("--set=reason=", "--set=next_update="))]
+    update = ["update", report["incident"], "school-closure", *later, "--set=reason=heating",
+              "--set=next_update=17:00"]
+    dry = invoke(live, *update, "--dry-run")
+    assert dry.exit_code == 0 and "Dry run: nothing was sent" in dry.output
+    assert "  mastodon-council (en-GB):\n    | Hillside Primary School is closed on Monday 23 November 2026 because " \
+           "of a heating failure." in dry.output
+    assert "because of [-snow and ice.-]{+a heating failure.+} Pupils should not travel." in dry.output
+    assert "  hook-a, hook-b (cy-GB):" in dry.output and "oherwydd [-eira a rhew.-]{+methiant gwres.+}" in dry.output
+    assert invoke(live, *update, "--yes").exit_code == 0
+    posts = len(sandbox.received(accepted=True))
+
+    correct = invoke(live, "correct", "A-2026-0001", "--set=date=2026-11-24", "--dry-run")
+    assert correct.exit_code == 0 and "Dry run: nothing was sent" in correct.output
+    # Against what the public sees now (the update's heating, not the first warning's snow):
+    assert ("changes: {+Correction: the date is Tuesday 24 November 2026, not Monday 23 November 2026.+} "
+            "Hillside Primary School is closed on [-Monday 23-]{+Tuesday 24+} November 2026 because of a heating "
+            "failure.") in correct.output
+    cancel = invoke(live, "cancel", "A-2026-0001", "--reason", "sent in error", "--dry-run")
+    assert cancel.exit_code == 0 and "Dry run: nothing was sent" in cancel.output
+    assert '| Cancelled: ignore our earlier message "Hillside Primary School is closed on Monday 23 November ' \
+           '2026". Reason: sent in error.' in cancel.output
+    (live / "templates" / "all-clear.md").write_text(ALL_CLEAR, encoding="utf-8")
+    recover = invoke(live, "recover", report["incident"], "all-clear", "--set=area=town", "--dry-run")
+    assert recover.exit_code == 0 and "Dry run: nothing was sent" in recover.output, recover.output
+    assert sandbox.received(accepted=True)[posts:] == [] and len(alerts(live)) == 2  # nothing sent, nothing logged
+    assert [r for r in sandbox.received() if r.method == "DELETE"] == []
+
+    # The confirmation a duty officer answers shows the same texts and changes before asking.
+    asked = invoke(live, "correct", "A-2026-0001", "--set=date=2026-11-24")
+    assert asked.exit_code == 2 and "add --yes to send from a script" in asked.stderr
+    assert "What each channel will receive" in asked.output and "[-Monday 23-]{+Tuesday 24+}" in asked.output
