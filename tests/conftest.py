@@ -359,3 +359,11 @@ def with_client(coroutine_function):
 def everything_stored(store) -> str:
     """Every row of every table, as one string to search for what must never be stored."""
     return json.dumps({t: list(store.db[t].rows) for t in store.db.table_names()}, default=str, ensure_ascii=False)
+
+
+def as_account(monkeypatch: pytest.MonkeyPatch, account: str) -> None:
+    """Run what follows as another OS account, as a second person logged in as themselves would (in process)."""
+    from broadcast.prepare import approvals
+
+    monkeypatch.delenv("BROADCAST_OPERATOR", raising=False)
+    monkeypatch.setattr(approvals, "os_account", lambda: account)

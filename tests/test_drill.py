@@ -27,7 +27,8 @@ def test_drill_runs_the_whole_exercise_against_the_sandbox(example_dir, tmp_path
     assert [a.msg_type for a in alerts] == ["Alert", "Update", "Update", "Update"]
     assert all(a.status == "Exercise" for a in alerts)
     assert alerts[-1].infos[0].response_type == ("AllClear",)
-    assert alerts[2].note.startswith("Correction of A-2026-0002")
+    assert alerts[2].note.startswith("Exercise: not a real warning. Correction of A-2026-0002: the schools are "
+                                     "Ysgol Gynradd Hillside, Ysgol Bro Lliw a")
     assert store.incidents()[0]["status"] == "closed"
     retried = [json.loads(e["details"]) for e in store.events() if e["type"] == "retry_scheduled"]
     assert any(r["http_status"] == 429 and r["wait_s"] == 1 for r in retried)

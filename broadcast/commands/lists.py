@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -49,25 +50,33 @@ def reach(plan: Plan) -> str:
 
 
 class ProgressBar:
-    """Count, rate and time left per list channel: redrawn in place on a terminal, a line now and then if not."""
+    """Count, rate and time left per list channel. On a terminal one line, redrawn in place, holds every channel
+    still sending (a finished one gets its own line); elsewhere a line per channel now and then."""
 
     def __init__(self, stream: object = None):
         self.stream = stream
         self.drawn = False
-        self.last_plain = 0.0
+        self.live: dict[str, Progress] = {}
+        self.last_plain: dict[str, float] = {}
 
     def __call__(self, progress: Progress) -> None:
         done = progress.done >= progress.total
-        left = progress.left
-        eta = "done" if done else f"{_clock(left)} left" if left is not None else "starting"
-        text = (f"{progress.channel}: {progress.done:,}/{progress.total:,} {_bar(progress)} {progress.rate:,.0f}/s "
-                f"{eta}" + (f", {progress.failed:,} not sent" if progress.failed else ""))
-        if self._terminal():
-            click.echo(f"\r\033[K{text}", nl=done, err=True)
-            self.drawn = not done
-        elif done or time.monotonic() - self.last_plain >= PLAIN_EVERY:
-            self.last_plain = time.monotonic()
-            click.echo(text, err=True)
+        if not self._terminal():
+            if done or time.monotonic() - self.last_plain.get(progress.channel, 0.0) >= PLAIN_EVERY:
+                self.last_plain[progress.channel] = time.monotonic()
+                click.echo(_line(progress), err=True)
+            return
+        self.clear()
+        if done:
+            self.live.pop(progress.channel, None)
+            click.echo(_line(progress), err=True)
+        else:
+            self.live[progress.channel] = progress
+        if self.live:
+            width = shutil.get_terminal_size().columns - 1
+            click.echo(" | ".join(_line(p, compact=len(self.live) > 1) for p in self.live.values())[:width],
+                       nl=False, err=True)
+            self.drawn = True
 
     def clear(self) -> None:
         """Wipe a half-drawn bar before another line is printed."""
@@ -77,6 +86,17 @@ class ProgressBar:
 
     def _terminal(self) -> bool:
         return sys.stderr.isatty()
+
+
+def _line(progress: Progress, compact: bool = False) -> str:
+    done = progress.done >= progress.total
+    left = progress.left
+    eta = "done" if done else f"{_clock(left)} left" if left is not None else "starting"
+    failed = f", {progress.failed:,} not sent" if progress.failed else ""
+    if compact:
+        return f"{progress.channel} {progress.done:,}/{progress.total:,} {eta}{failed}"
+    return (f"{progress.channel}: {progress.done:,}/{progress.total:,} {_bar(progress)} {progress.rate:,.0f}/s "
+            f"{eta}{failed}")
 
 
 def _bar(progress: Progress, width: int = 20) -> str:

@@ -71,7 +71,7 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
                                   store=store, only=only, learn_limits=not dry_run, issue=issue, to=to,
                                   one_segment=one_segment)
         if dry_run:
-            show_plan(plan, dry_run=True)
+            show_plan(plan, dry_run=True, verdict=verdict(workspace, plan, draft=draft, override=override))
             return
         assert store is not None
         send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, draft=draft, override=override,
@@ -227,7 +227,26 @@ def ask(question: str, *, yes: bool) -> None:
     click.confirm(question, abort=True)
 
 
-def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] | None = None) -> None:
+def verdict(workspace: Workspace, plan: Plan, *, draft: bool = False, override: bool = False) -> str | None:
+    """What the same command without --dry-run will do, when it will not simply send."""
+    from broadcast.send.policy import Policy
+
+    if draft:
+        return "Without --dry-run it is saved as a draft for a second person (broadcast approve N); nothing is sent."
+    if plan.approval.approved:
+        return None
+    if override:
+        return "Without --dry-run it is sent with --override: logged, and flagged for the review."
+    what = "free text" if plan.alert.template == "free-text" else f"the template is {plan.approval.status}"
+    if Policy.from_workspace(workspace).unapproved == "refuse":
+        return f"Without --dry-run it is refused: {what}, and this workspace refuses that."
+    exercise = " (an exercise too)" if plan.alert.status == "Exercise" else ""
+    return (f"Without --dry-run it is NOT sent: {what}, so it is saved as a draft{exercise} for a second person, who "
+            f"sends it with: broadcast approve N.")
+
+
+def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] | None = None,
+              verdict: str | None = None) -> None:
     """The message, each channel's count in the platform's unit, and exactly what each will receive; for a
     follow-up, a word diff against what that channel shows now (`before`)."""
     state = plan.approval
@@ -256,11 +275,14 @@ def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] |
     show_posts(plan, before)
     if plan.audience:
         show_audience(plan.audience)
-    if not state.approved:
-        click.secho(f"The template is {state.status}: it cannot go out as Actual.", fg="yellow")
+    if not state.approved and not verdict:
+        click.secho(f"The template is {state.status}: it needs a second person's approval.", fg="yellow")
     if dry_run:
-        click.echo(f"Dry run: nothing was sent and nothing was logged. {len(plan.posts)} posts to "
-                   f"{len({c.name for c, _ in plan.posts})} channels would go out.")
+        would = "" if verdict else (f" {len(plan.posts)} posts to {len({c.name for c, _ in plan.posts})} channels "
+                                     "would go out.")
+        click.echo(f"Dry run: nothing was sent and nothing was logged.{would}")
+        if verdict:
+            click.secho(verdict, fg="yellow", bold=True)
 
 
 def show_posts(plan: Plan, before: dict[tuple[str, str], str] | None) -> None:

@@ -56,7 +56,8 @@ class ListReport:
     duplicates: int = 0
     opted_out: int = 0
     not_targeted: int = 0
-    selected: int = 0
+    selected: int = 0  # contacts: a row with a phone number and an email, on a channel that sends both, is two
+    people: int = 0  # rows with at least one contact selected
     languages: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
@@ -70,7 +71,9 @@ class ListReport:
             self.problems.append(Problem(line, reason, skipped))
 
     def summary(self) -> str:
-        parts = [f"{self.selected:,} selected of {self.rows:,} rows"]
+        parts = [f"{self.people:,} of {self.rows:,} rows selected"]
+        if self.selected != self.people:
+            parts[0] += f" ({self.selected:,} messages: some rows have both a phone number and an email)"
         for count, what in ((self.skipped, "bad rows skipped"), (self.duplicates, "duplicates merged"),
                             (self.opted_out, "opted out"), (self.not_targeted, "not in the --to groups")):
             if count:
@@ -365,6 +368,7 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                                skipped=False)
                 language = default_language
             contacts = [(m, c) for m, c in (("sms", row.phone), ("email", row.email)) if m in media and c]
+            counted = False
             for medium, contact in contacts:
                 digest = key.digest(medium, contact)
                 if not seen.add(digest):
@@ -377,6 +381,8 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                         continue
                 else:
                     report.selected += 1
+                    report.people += not counted
+                    counted = True
                     report.languages[language] += 1
                 masked = mask_phone(contact) if medium == "sms" else mask_email(contact)
                 yield Recipient(medium, contact, digest, masked, language, row.line, opted_out)
@@ -400,7 +406,7 @@ def check_tags(report: ListReport, to: tuple[str, ...], workspace: Workspace) ->
 
 def describe(report: ListReport) -> dict[str, Any]:
     """The counts for the log: no names, numbers or addresses."""
-    return {"rows": report.rows, "selected": report.selected, "bad_rows": report.skipped,
+    return {"rows": report.rows, "selected": report.selected, "people": report.people, "bad_rows": report.skipped,
             "duplicates": report.duplicates, "opted_out": report.opted_out, "not_targeted": report.not_targeted,
             "languages": dict(report.languages), "problems": [[p.line, p.reason] for p in report.problems[:20]]}
 

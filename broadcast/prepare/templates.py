@@ -317,7 +317,8 @@ def parse_values(template: Template, raw: dict[str, str], context: Context) -> d
 
 def render(template: Template, workspace: Workspace, raw: dict[str, str], today: date | None = None) -> Rendering:
     """Render every variant in every language from the --set values."""
-    context = Context(areas=workspace.areas, today=today or local_today(workspace.timezone))
+    context = Context(areas=workspace.areas, today=today or local_today(workspace.timezone),
+                      languages=tuple(workspace.languages))
     values = parse_values(template, raw, context)
     texts: dict[str, dict[str, Text]] = {}
     for language in template.languages:

@@ -32,6 +32,14 @@ COMMON_KEYS = {"type", "label", "example", "help"}
 # Unicode line and paragraph separators are refused too: U+0085, U+2028 and U+2029 break a line wherever shown.
 OPTIONAL_START, OPTIONAL_END = "\ue000", "\ue001"
 FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ue000\ue001]")
+# Invisible characters that reorder or hide text in a plain-text post: bidi embeddings, overrides and isolates, the
+# zero-width space and the byte-order mark. The joiners and direction marks (U+200C-200F) are letters' business in
+# scripts that need them (Arabic, Persian, Hebrew, Urdu, the Indic scripts), so only workspaces with such a language
+# accept them.
+INVISIBLE_RE = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200b\ufeff]")
+JOINERS_RE = re.compile(r"[\u200c-\u200f]")
+NEEDS_JOINERS = {"ar", "fa", "he", "ur", "ps", "yi", "hi", "bn", "pa", "gu", "mr", "ne", "ta", "te", "kn", "ml",
+                 "si", "sd", "ku", "dv"}
 TIME_RE = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?$", re.IGNORECASE)
 URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
 
@@ -42,6 +50,35 @@ class Context:
 
     today: date  # in the workspace's zone, never the machine's: no default to fall back on
     areas: Mapping[str, Area] = field(default_factory=dict)
+    languages: tuple[str, ...] = ()  # the workspace's: whether zero-width joiners and direction marks belong
+
+
+def check_typed(text: str, option: str, languages: tuple[str, ...] | list[str]) -> None:
+    """Refuse typed text (--text, --reason) that would carry a control or invisible character to a channel."""
+    from broadcast.errors import VariableError
+
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    if FORBIDDEN_RE.search(text):
+        raise VariableError(f"{option}: it contains a control character (got {shown!r})",
+                            hint="retype the text rather than pasting it")
+    hidden = invisible(text, languages)
+    if hidden:
+        raise VariableError(f"{option}: it contains an invisible character that can reorder or hide text ({hidden}; "
+                            f"got {shown!r})", hint="retype the text rather than pasting it")
+
+
+def invisible(text: str, languages: tuple[str, ...] | list[str] = ()) -> str | None:
+    """The first invisible reordering or hiding character in `text`, named (e.g. 'U+202E RIGHT-TO-LEFT OVERRIDE'),
+    or None. Joiners and direction marks pass where a workspace language's script needs them."""
+    import unicodedata
+
+    found = INVISIBLE_RE.search(text)
+    if found is None and not {primary_tag(tag) for tag in languages} & NEEDS_JOINERS:
+        found = JOINERS_RE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'invisible character')}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +137,10 @@ class Variable:
         text = raw.strip()
         if FORBIDDEN_RE.search(text) or (self.type != "list" and "\n" in text):
             self._refuse(raw, "it contains a line break or a control character")
+        hidden = invisible(text, context.languages)
+        if hidden:
+            self._refuse(raw, f"it contains an invisible character that can reorder or hide text ({hidden}); "
+                         "retype the value rather than pasting it")
         if not text:
             self._refuse(raw, "it is empty")
         return PARSERS[self.type](self, text, context)

@@ -55,6 +55,8 @@ def build_alert(
             areas=areas,
             texts={variant: [[part, optional] for part, optional in text.parts] for variant, text in texts.items()},
         ))
+    if status == "Exercise":  # CAP 1.2: the note may identify the exercise; a reader of the file alone sees what it is
+        note = f"Exercise: not a real warning. {note}" if note else "Exercise: not a real warning."
     return Alert(
         identifier=identifier,
         sender=org.sender,

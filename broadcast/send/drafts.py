@@ -89,6 +89,11 @@ def free_text(workspace: Workspace, texts: dict[str, str]) -> Rendering:
     if not texts:
         raise PolicyError("no text given", hint='e.g. --text "The A4069 is closed at Pont-y-Lliw." '
                           '--text cy="Mae’r A4069 ar gau ym Mhont-y-Lliw."')
+    from broadcast.prepare.variables import check_typed
+
+    for tag, text in texts.items():
+        check_typed(text, "--text" if tag == primary_tag(workspace.languages[0]) else f"--text {tag}=",
+                    workspace.languages)
     first = texts.get(primary_tag(workspace.languages[0])) or next(iter(texts.values()))
     template = Template(
         name=FREE_TEXT, path=workspace.root / "(free text)", sha256="", title="Free text", summary="",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 CORRECTION = Localized({"en": "Correction", "cy": "Cywiriad"})
 # One change, said plainly: the variable's name in English; in Welsh the values alone ("X, nid Y") read clearly.
 CHANGE = Localized({"en": "the {name} is {new}, not {old}", "cy": "{new}, nid {old}"})
+CHANGE_LIST = Localized({"en": "the {name} are {new}, not {old}", "cy": "{new}, nid {old}"})
 CANCELLED = Localized({"en": "Cancelled: ignore our earlier message", "cy": "Wedi'i ganslo: anwybyddwch ein neges "
                        "gynharach"})
 REASON = Localized({"en": "Reason: {reason}.", "cy": "Rheswm: {reason}."})
@@ -214,9 +215,10 @@ def plan_correction(workspace: Workspace, store: Store, reference: str, changes:
     if not changed:
         raise PolicyError(f"the corrected values are what {current.identifier} already says",
                           hint="see what it says: broadcast status")
-    said = {language: "; ".join(CHANGE.get(language).format(
-        name=name.replace("_", " "), new=display(rendering.values[name], language),
-        old=display(before.values[name], language)) for name in changed) for language in rendering.texts}
+    said = {language: "; ".join(
+        (CHANGE_LIST if isinstance(rendering.values[name], list) else CHANGE).get(language).format(
+            name=name.replace("_", " "), new=spoken(rendering.values[name], language),
+            old=spoken(before.values[name], language)) for name in changed) for language in rendering.texts}
     rendering = correction_texts(rendering, said)
     approval = approval_state(template, read_approvals(workspace))
     issue = Issue("Update", current.status, references(named, superseded),
@@ -224,6 +226,15 @@ def plan_correction(workspace: Workspace, store: Store, reference: str, changes:
                   incident=current.incidents)
     return superseded, plan_rendering(workspace, rendering, approval, store=store, only=only, learn_limits=True,
                                       issue=issue, to=audience_of(store, superseded))
+
+
+def spoken(value: Any, language: str) -> str:
+    """A value as a sentence says it: a list as 'A, B and C'."""
+    from broadcast.prepare.variables import and_list, display
+
+    if isinstance(value, list):
+        return and_list([str(display(item, language)) for item in value], language)
+    return str(display(value, language))
 
 
 def sent_day(workspace: Workspace, alert: Alert) -> date:
@@ -271,9 +282,11 @@ def plan_cancel(workspace: Workspace, store: Store, reference: str, reason: str,
 
     Returns every alert of the chain, whose posts are deleted where the platform allows, and the plan."""
     from broadcast.prepare.templates import Text
+    from broadcast.prepare.variables import check_typed
 
     if not reason.strip():
         raise PolicyError("a cancellation needs a reason", hint='e.g. --reason "sent for the wrong school"')
+    check_typed(reason, "--reason", workspace.languages)
     named = resolve_alert(store, reference)
     if named.msg_type == "Cancel":
         raise PolicyError(f"{named.identifier} is itself a cancellation")

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from broadcast.workspace import ChannelConfig, Workspace
 
 POLICY_KEYS = {"unapproved", "exercise_words", "second_approver"}
-DEFAULT_EXERCISE_WORDS = {"en": "EXERCISE EXERCISE EXERCISE", "cy": "YMARFER YMARFER YMARFER"}
+DEFAULT_EXERCISE_WORDS = {"en": "EXERCISE", "cy": "YMARFER"}
 # Statuses that never reach a channel the public follows, whatever the flags (CAP 1.2: Test is discarded,
 # Draft is never disseminated; an Exercise goes only where the planner marked a channel for exercises).
 NOT_PUBLIC = ("Exercise", "Test", "Draft", "System")
@@ -53,17 +53,15 @@ def channel_refusal(config: ChannelConfig, status: str) -> str | None:
 
 
 def stamp(rendering: Rendering, words: Localized) -> Rendering:
-    """Mark every text of every language, so an exercise message cannot be taken for a real one."""
+    """Mark every text of every language once, at its start, so an exercise message cannot be taken for a real
+    one (a text already marked, as a correction of an exercise is, is left as it is)."""
     from broadcast.prepare.templates import Text
 
     texts = {}
     for language, variants in rendering.texts.items():
-        mark = words.get(language)
-        texts[language] = {
-            variant: Text(((f"{mark}. ", False), *text.parts, (f" {mark}.", False)) if variant != "headline"
-                          else ((f"{mark}: ", False), *text.parts))
-            for variant, text in variants.items()
-        }
+        mark = f"{words.get(language)}: "
+        texts[language] = {variant: text if text.full().startswith(mark) else Text(((mark, False), *text.parts))
+                           for variant, text in variants.items()}
     return replace(rendering, texts=texts)
 
 

@@ -65,6 +65,9 @@ def test_bad_rows_are_reported_with_line_numbers_and_the_good_rows_still_go(list
         ("sms", "+44 7*** ***003", 4), ("email", "c***@example.org", 4), ("email", "d***@example.org", 5),
         ("email", "g***@example.org", 9)]
     assert report.duplicates == 1  # line 7 is Ann's number again: merged
+    # Counted as people count them: rows chosen, and the messages apart (two rows have a phone and an email).
+    assert report.summary().startswith("5 of 8 rows selected (7 messages: some rows have both a phone number and an "
+                                       "email)")
 
 
 def test_each_person_gets_the_language_they_asked_for(lists):

@@ -70,3 +70,27 @@ def test_one_broken_template_is_listed_with_its_line_and_the_rest_still_list(liv
     # [cap is on the file's fourth line (the +++ is the first; TOML alone would say 3)
     assert "(at line 4, column" in listed.output, listed.output
     assert invoke(live, "warn", "school-closure", *SETS, "--yes").exit_code == 0  # the others still send
+
+
+def test_invisible_reordering_characters_are_refused_before_anything_is_sent(live, sandbox):
+    cases = [
+        ["warn", "school-closure", *[s for s in SETS if not s.startswith("--set=school=")],
+         "--set=school=Hillside\u202e loohcS", "--yes"],
+        ["warn", "school-closure", *[s for s in SETS if not s.startswith("--set=school=")],
+         "--set=school=Hill\u200bside", "--yes"],
+        ["warn", "school-closure", *[s for s in SETS if not s.startswith("--set=school=")],
+         "--set=school=Hillside\u2066x\u2069", "--yes"],
+        ["warn", "--text", "Bridge \u200fclosed.", "--yes"],
+    ]
+    for args in cases:
+        result = invoke(live, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "invisible character that can reorder or hide text (U+" in result.stderr
+        assert "\u202e" not in result.stderr and "\u200b" not in result.stderr  # shown escaped, never raw
+    assert sandbox.received(accepted=True) == []
+    assert invoke(live, "warn", "school-closure", *SETS, "--yes").exit_code == 0
+    cancel = invoke(live, "cancel", "A-2026-0001", "--reason", "wrong \u202eschool", "--yes")
+    assert cancel.exit_code == 2 and "U+202E RIGHT-TO-LEFT OVERRIDE" in cancel.stderr
+    # Welsh needs none of them, but its letters (and emoji) pass.
+    ok = [s for s in SETS if not s.startswith("--set=school=")] + ["--set=school=Ysgol Llwyn-yr-Eos \u00e2\u0175"]
+    assert invoke(live, "warn", "school-closure", *ok, "--dry-run").exit_code == 0

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import VALUES, only_identifier
+from conftest import VALUES, as_account, only_identifier
 from listkit import CLEAR, ENV, approved, list_workspace, many, notify_channel, twilio_channel
 
 from broadcast.cli import cli
@@ -173,7 +173,7 @@ def test_a_draft_keeps_its_recipients_when_approved(tmp_path, sandbox, env, monk
     result = invoke(root, "warn", "--text", "Hillside Primary is closed today.", "--to", "parents:hillside-primary",
                     "--yes")
     assert result.exit_code == 2 and "saved as draft 1" in result.stderr
-    monkeypatch.setenv("BROADCAST_OPERATOR", "second-officer")
+    as_account(monkeypatch, "second-officer")
     approved_send = invoke(root, "approve", "1", "--yes")
     assert approved_send.exit_code == 0, approved_send.output
     # Only the drafter's choice: the parents of Hillside with a phone number, not everyone on the list.

@@ -58,7 +58,8 @@ def test_sigkill_mid_fanout_then_resend(workspace_dir, sandbox):
 
     for n in range(ENDPOINTS):
         sandbox.fault(f"hook-{n:03d}", latency=0.0)
-    resent = subprocess.run([*command, "resend", identifier, "--yes"], env=env, capture_output=True, text=True, timeout=120)
+    resent = subprocess.run([*command, "resend", identifier, "--yes"], env=env, capture_output=True, text=True,
+                            timeout=120)
     assert resent.returncode == 0, resent.stdout + resent.stderr
 
     accepted = Counter(r.target for r in sandbox.received("webhook", accepted=True))

@@ -282,11 +282,10 @@ def test_exercise_is_stamped_and_kept_off_public_channels(live, sandbox):
     assert {r.target for r in sandbox.received("webhook", accepted=True)} == {"hook-a"}
     english = next(b for b in bodies if b["language"] == "en-GB")
     assert english["status"] == "Exercise"
-    assert english["headline"].startswith("EXERCISE EXERCISE EXERCISE: ")
-    assert english["description"].startswith("EXERCISE EXERCISE EXERCISE. ")
-    assert english["description"].endswith(" EXERCISE EXERCISE EXERCISE.")
+    assert english["headline"].startswith("EXERCISE: ") and english["headline"].count("EXERCISE") == 1
+    assert english["description"].startswith("EXERCISE: ") and english["description"].count("EXERCISE") == 1
     welsh = next(b for b in bodies if b["language"] == "cy-GB")
-    assert welsh["headline"].startswith("YMARFER YMARFER YMARFER: ")
+    assert welsh["headline"].startswith("YMARFER: ") and welsh["headline"].count("YMARFER") == 1
     assert Store.open(live / "broadcast.db").incidents()[0]["exercise"] == 1
 
 
@@ -347,3 +346,31 @@ def test_every_follow_up_shows_each_channel_its_text_and_what_changes_and_takes_
     asked = invoke(live, "correct", "A-2026-0001", "--set=date=2026-11-24")
     assert asked.exit_code == 2 and "add --yes to send from a script" in asked.stderr
     assert "What each channel will receive" in asked.output and "[-Monday 23-]{+Tuesday 24+}" in asked.output
+
+
+def test_an_exercise_dry_run_says_what_the_real_run_will_do_and_its_cap_says_exercise(live, sandbox):
+    from lxml import etree
+
+    hook = live / "channels" / "hook-a.toml"
+    hook.write_text("exercise = true\n" + hook.read_text(encoding="utf-8"), encoding="utf-8")
+    template = live / "templates" / "school-closure.md"
+    original = template.read_text(encoding="utf-8")
+    template.write_text(original + "\n", encoding="utf-8")  # edited since its approval
+    dry = invoke(live, "warn", "school-closure", *SETS, "--exercise", "--dry-run")
+    assert dry.exit_code == 0
+    assert "Without --dry-run it is NOT sent: the template is modified since approval, so it is saved as a draft " \
+           "(an exercise too) for a second person" in dry.output, dry.output
+    assert "would go out" not in dry.output
+    real = invoke(live, "warn", "school-closure", *SETS, "--exercise", "--yes")
+    assert real.exit_code == 2 and "saved as draft 1" in real.stderr  # what the dry run said
+    template.write_text(original, encoding="utf-8")
+    config = live / "broadcast.toml"  # an exercise page (a staging site) shows exercises, with their CAP files
+    config.write_text(config.read_text(encoding="utf-8") + "\n[page]\nshow_exercises = true\n", encoding="utf-8")
+    assert "would go out" in invoke(live, "warn", "school-closure", *SETS, "--exercise", "--dry-run").output
+    assert invoke(live, "warn", "school-closure", *SETS, "--exercise", "--yes").exit_code == 0
+    cap = etree.parse(str(live / "site" / "cap" / "A-2026-0001.xml"))
+    ns = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
+    assert cap.findtext("cap:status", namespaces=ns) == "Exercise"
+    assert cap.findtext("cap:note", namespaces=ns) == "Exercise: not a real warning."
+    headline = cap.findtext("cap:info/cap:headline", namespaces=ns)
+    assert headline.startswith("EXERCISE: ") and headline.count("EXERCISE") == 1

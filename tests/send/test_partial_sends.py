@@ -61,7 +61,7 @@ def test_a_switched_off_channel_and_its_live_post_show_in_status_and_cancel(live
 
     cancelled = invoke(live, "cancel", "A-2026-0001", "--reason", "wrong school", "--yes")
     assert cancelled.exit_code == 0, cancelled.output
-    assert f"KEEP  mastodon-council (en-GB)" in cancelled.output
+    assert "KEEP  mastodon-council (en-GB)" in cancelled.output
     assert f"its post stays up at {url}, and nothing follows it there" in cancelled.output
     assert "delete it by hand" in cancelled.output
     assert "BEHIND mastodon-council" in cancelled.output
