@@ -54,6 +54,9 @@ class PhaseGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # outside a send (which stops itself and says how to finish): exit 130, not 1
+            click.echo("\nInterrupted. See what went out, if anything: broadcast status", err=True)
+            ctx.exit(INTERRUPTED)
         except BroadcastError as error:
             if debugging(ctx):
                 raise
