@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -136,6 +137,13 @@ def _migrations() -> Migrations:
         # The drafter's OS account: the second person must approve from another (a name set in
         # $BROADCAST_OPERATOR is not a second person).
         db.table("drafts").add_column("drafted_account", str)
+
+    @migrations()
+    def m004_alert_key_spaces(db: Database) -> None:
+        # A random value per alert, mixed into its delivery keys: alert identifiers restart with a restored or
+        # copied log (and repeat across workspaces), so keys from them alone could make a platform take a new
+        # message for an old one. Alerts recorded before this keep the keys they were sent with.
+        db.table("alerts").add_column("key_space", str)
 
     return migrations
 
@@ -307,12 +315,18 @@ class Store:
                 "template": alert.template, "template_sha256": alert.template_sha256,
                 "variables": canonical_json(alert.variables), "alert": canonical_json(alert.to_dict()),
                 "sent_at": alert.sent, "sent_by": sent_by, "approved_by": approved_by,
+                "key_space": secrets.token_hex(16),
             })
             self.append_event("alert_issued", phase="warn", actor=sent_by, incident=alert.incidents,
                               alert=alert.identifier, description=alert.infos[0].headline if alert.infos else None,
                               details={"msg_type": alert.msg_type, "status": alert.status,
                                        "template": alert.template, "template_sha256": alert.template_sha256,
                                        "content_sha256": content_sha256(alert)})
+
+    def key_space(self, identifier: str) -> str:
+        """The alert's random part of every delivery key ('' for an alert recorded before there was one)."""
+        row = self.conn.execute("SELECT key_space FROM alerts WHERE identifier = ?", [identifier]).fetchone()
+        return (row[0] or "") if row else ""
 
     def alerts(self, incident: str | None = None) -> list[Alert]:
         """Alerts in the order they were recorded, optionally one incident's."""

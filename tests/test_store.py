@@ -15,7 +15,7 @@ def test_migrations_create_every_table_from_an_empty_file(tmp_path):
     store.close()
     # Opening again applies nothing twice.
     again = Store.open(tmp_path / "broadcast.db")
-    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 3  # m001, m002, m003
+    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 4  # m001 to m004
 
 
 def test_events_chain_and_verify_ok(tmp_path):

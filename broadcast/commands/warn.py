@@ -164,8 +164,10 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
         if planned.empty:
             if as_json:
                 click.echo(json.dumps({"alert": planned.alert.identifier, "left": 0,
-                                       "uncertain": sum(n for *_, n in planned.uncertain)}))
-            ctx.exit(SOME_FAILED if planned.uncertain else OK)
+                                       "uncertain": sum(n for *_, n in planned.uncertain),
+                                       "owed": [{"channel": o.channel, "language": o.language, "error": o.error}
+                                                for o in planned.owed]}))
+            ctx.exit(SOME_FAILED if planned.uncertain or planned.owed else OK)
         if dry_run:
             click.echo("Dry run: nothing was sent and nothing was logged.")
             return
@@ -191,11 +193,17 @@ def show_resend(planned: Resend) -> None:
     for name, language, number in planned.uncertain:
         click.echo(f"  {name} ({language})  {number:,} may have gone out already: left alone (check by hand, then "
                    f"--include-uncertain)")
+    owed = {o.channel for o in planned.owed}
     for name, why in planned.skipped:
-        click.echo(f"  {name}  skipped: {why}")
+        if name not in owed:
+            click.echo(f"  {name}  skipped: {why}")
+    for outcome in planned.owed:
+        click.echo(row(outcome))
+        click.echo(f"      hint: {outcome.hint}")
     if not planned.waiting:
-        click.echo(f"Nothing to resend: every delivery of {identifier} has gone out"
-                   + (", apart from the ones above to check by hand." if planned.uncertain else "."))
+        click.echo(f"Nothing to resend now for {identifier}"
+                   + (": the lines above are still to do." if planned.uncertain or planned.owed
+                      else ": every delivery has gone out."))
 
 
 def interactive() -> bool:

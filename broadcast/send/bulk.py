@@ -203,10 +203,10 @@ class Run:
         alert, name, rows = self.alert.identifier, self.channel.name, []
         sql = ("INSERT OR IGNORE INTO deliveries (alert, channel, language, recipient, recipient_masked, state, "
                "attempts, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)")
-        now = isoformat(utcnow())
+        now, space = isoformat(utcnow()), self.store.key_space(alert)
         for recipient in self._select(report, include_opted_out=False):
             rows.append((alert, name, recipient.language, recipient.key, recipient.masked,
-                         delivery_key(alert, name, recipient.language, recipient.key), now, now))
+                         delivery_key(alert, name, recipient.language, recipient.key, space), now, now))
             if len(rows) >= CHUNK:
                 with self.store.transaction() as conn:
                     conn.executemany(sql, rows)

@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 KEY_NAMESPACE = uuid.UUID("8f2b7c1e-4d6a-4f0e-9b3c-2a1d5e7f9c00")
 
 
-def delivery_key(alert: str, channel: str, language: str, recipient: str = "") -> str:
-    """Stable per (alert, channel, language, recipient): a resend carries the same key."""
-    return str(uuid.uuid5(KEY_NAMESPACE, f"{alert}/{channel}/{language}/{recipient}"))
+def delivery_key(alert: str, channel: str, language: str, recipient: str = "", space: str = "") -> str:
+    """Stable per (alert, channel, language, recipient), so a resend carries the same key; `space` is the alert's
+    random key space (Store.key_space), so the same identifier in a restored log or another workspace never
+    yields the same key."""
+    name = f"{space}/{alert}/{channel}/{language}/{recipient}" if space else f"{alert}/{channel}/{language}/{recipient}"
+    return str(uuid.uuid5(KEY_NAMESPACE, name))
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,12 @@ async def _deliver(
     outcome = Outcome(channel.name, post.language, "failed", attempts=int(delivery.get("attempts") or 0))
     loop = asyncio.get_running_loop()
     in_flight = False
+    last_error: ChannelError | None = None  # what the platform last said, for when the deadline ends the retries
 
     def retryable(exc: BaseException) -> bool:
+        nonlocal last_error
+        if isinstance(exc, ChannelError):
+            last_error = exc
         if not isinstance(exc, ChannelError) or not exc.transient:
             return False
         if exc.unknown_outcome and not channel.idempotent:
@@ -174,8 +181,12 @@ async def _deliver(
             in_flight = True
             try:
                 receipt = await _send(channel, post, client, delivery["idempotency_key"])
-            finally:
+            except asyncio.CancelledError:
+                raise  # cut by the deadline (or a stop) after the request went: it may have landed, so in flight
+            except BaseException:
                 in_flight = False
+                raise
+            in_flight = False
             outcome.latency_ms = int((loop.time() - started) * 1000)
             return receipt
 
@@ -203,9 +214,15 @@ async def _deliver(
     except TimeoutError:
         uncertain = in_flight and not channel.idempotent
         outcome.state = "uncertain" if uncertain else "failed"
-        outcome.error = f"{channel.name}: no answer before the deadline" + (" (request in flight)" if in_flight else "")
-        outcome.hint = ("check the platform by hand before resending" if uncertain
-                        else "resending is safe: broadcast resend")
+        if in_flight:
+            outcome.error = f"{channel.name}: no answer before the deadline, with the request sent: it may have landed"
+        elif last_error is not None:  # the deadline came between retries: what the platform said is the news
+            outcome.error = f"{last_error.message} (then the deadline passed before another try)"
+        else:
+            outcome.error = f"{channel.name}: no answer before the deadline"
+        outcome.hint = (f"check {channel.name} by hand: if it is not there, resend with --include-uncertain"
+                        if uncertain else (last_error.hint if last_error and last_error.hint else
+                                           "resending is safe: broadcast resend"))
         store.transition(delivery, outcome.state, "delivery_result", actor=actor, description=outcome.error,
                          details={"outcome": outcome.state, "attempt": outcome.attempts, "error": "deadline"},
                          last_error=outcome.error)

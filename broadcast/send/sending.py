@@ -208,9 +208,10 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
             store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
         from broadcast.send.audience import is_list_channel, record
 
+        space = store.key_space(identifier)
         store.add_deliveries(identifier, [
             {"channel": channel.name, "language": post.language,
-             "idempotency_key": delivery_key(identifier, channel.name, post.language)}
+             "idempotency_key": delivery_key(identifier, channel.name, post.language, space=space)}
             for channel, post in plan.posts if not is_list_channel(channel)  # list channels: a row per person
         ], actor=actor)
         record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
@@ -228,7 +229,8 @@ def _record_broken(store: Store, identifier: str, broken: list[BrokenChannel], *
     outcomes = []
     for channel in broken:
         rows = [{"channel": channel.name, "language": language,
-                 "idempotency_key": delivery_key(identifier, channel.name, language)} for language in channel.languages]
+                 "idempotency_key": delivery_key(identifier, channel.name, language, space=store.key_space(identifier))}
+                for language in channel.languages]
         store.add_deliveries(identifier, rows, actor=actor)
         error = channel.error
         for delivery in store.deliveries(identifier, ("pending",), recipients=False):
@@ -266,6 +268,7 @@ class Resend:
     uncertain: list[tuple[str, str, int]]  # left alone unless --include-uncertain: channel, language, count
     states: tuple[str, ...]
     new: list[tuple[str, str]] = field(default_factory=list)  # channels named with --only it never went to
+    owed: list[Outcome] = field(default_factory=list)  # still to deliver on channels this run skips
 
     @property
     def empty(self) -> bool:
@@ -305,7 +308,8 @@ def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tu
     new = [(config.name, language) for config, channel in usable if only and config.name not in known
            and not isinstance(channel, ListChannel) for language in config.languages]
     waiting += [(name, language, "not sent to it before", 1) for name, language in new]
-    return Resend(alert, channels, skipped, waiting, uncertain, states, new)
+    return Resend(alert, channels, skipped, waiting, uncertain, states, new,
+                  left_on_skipped(store, identifier, skipped))
 
 
 def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, only: tuple[str, ...] = (),
@@ -317,7 +321,8 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
     alert, channels = planned.alert, planned.channels
     settle_interrupted(store, identifier, channels, actor=actor)
     store.add_deliveries(identifier, [{"channel": name, "language": language, "idempotency_key":
-                                       delivery_key(identifier, name, language)} for name, language in planned.new],
+                                       delivery_key(identifier, name, language, space=store.key_space(identifier))}
+                                      for name, language in planned.new],
                          actor=actor)
     report = _run(workspace, store, alert, channels, states=planned.states, actor=actor, limits=limits,
                   on_outcome=on_outcome, skipped=planned.skipped, on_progress=on_progress)
@@ -327,7 +332,23 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
                                 f"{identifier} --only {d['channel']} --include-uncertain")
                         for d in store.deliveries(identifier, ("uncertain",), recipients=False) if not include_uncertain
                         and d["channel"] in channels]
+    report.outcomes += planned.owed
     return report
+
+
+def left_on_skipped(store: Store, identifier: str, skipped: list[tuple[str, str]]) -> list[Outcome]:
+    """Deliveries still to make on channels this run skips (switched off, off in the file, broken): not done, so
+    the exit code says so."""
+    reasons = dict(skipped)
+    outcomes = []
+    for name, language, number in store.conn.execute(
+            "SELECT channel, language, count(*) FROM deliveries WHERE alert = ? AND state IN ('pending', 'failed', "
+            "'sending') GROUP BY channel, language ORDER BY min(id)", [identifier]):
+        if name in reasons:
+            count = f" ({number:,} people)" if number > 1 else ""
+            outcomes.append(Outcome(name, language, "failed", error=f"not sent{count}: {reasons[name]}",
+                                    hint=f"when {name} can be used again: broadcast resend {identifier} --only {name}"))
+    return outcomes
 
 
 def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],

@@ -84,7 +84,7 @@ def test_switched_off_channel_is_skipped_by_warn_and_resend(live, sandbox):
     assert {r.target for r in sandbox.received("webhook")} == {"hook-a"}
     resent = invoke(live, "resend", "A-2026-0001", "--yes")
     assert resent.exit_code == 0 and "hook-b  skipped: switched off by duty-officer" in resent.output
-    assert "Nothing to resend: every delivery of A-2026-0001 has gone out." in resent.output
+    assert "Nothing to resend now for A-2026-0001: every delivery has gone out." in resent.output
     assert {r.target for r in sandbox.received("webhook")} == {"hook-a"}
     invoke(live, "channels", "enable", "hook-b")
     assert "hook-b" not in invoke(live, "channels", "list").output.split("partner")[0].split("\n")[-1]
@@ -174,3 +174,14 @@ def test_fanout_settings_are_checked(live, line, words):
     config.write_text(config.read_text(encoding="utf-8") + f"{line}\n", encoding="utf-8")
     result = invoke(live, "warn", "school-closure", *SETS, "--yes")
     assert result.exit_code == 2 and words in result.stderr
+
+
+def test_resend_says_what_a_switched_off_channel_still_owes_and_exits_1(live, sandbox):
+    sandbox.fault("hook-b", error_rate=1.0, status=500)
+    first = invoke(live, "warn", "school-closure", *SETS, "--yes")
+    assert first.exit_code == 1 and "FAIL  hook-b (en-GB)" in first.output
+    invoke(live, "channels", "disable", "hook-b", "--reason", "partner hub down")
+    resent = invoke(live, "resend", "A-2026-0001", "--yes")
+    assert resent.exit_code == 1, resent.output  # not 0: hook-b's messages are still not delivered
+    assert "FAIL  hook-b (en-GB)" in resent.output and "not sent: switched off by duty-officer" in resent.output
+    assert "hint: when hook-b can be used again: broadcast resend A-2026-0001 --only hook-b" in resent.output
