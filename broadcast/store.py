@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import uuid
@@ -215,6 +216,24 @@ class Store:
                 marker.write_text(canonical_json({"database": path.name, "created_at": isoformat(utcnow())}) + "\n",
                                   encoding="utf-8")
         return store
+
+    @classmethod
+    def open_readonly(cls, path: Path | str, *, copy: bool = False) -> Store:
+        """Open the log to read only: nothing is migrated or written. A `copy` (an evidence copy), or a log in a
+        folder that cannot be written, is opened as a file that cannot change (SQLite's `immutable`): not even
+        the -wal and -shm files are made beside it."""
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise StoreError(f"no log database at {path}",
+                             hint="give the path of a copy of broadcast.db, or run it from the workspace")
+        fixed = copy or not os.access(path.parent, os.W_OK)
+        try:
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro{'&immutable=1' if fixed else ''}",
+                                   uri=True, isolation_level=None, timeout=30)
+            conn.execute("SELECT count(*) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise unusable(exc, path) from exc
+        return cls(conn, path)
 
     @property
     def db(self) -> Database:

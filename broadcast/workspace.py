@@ -74,6 +74,16 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def within(root: Path, path: Path) -> Path:
+    """Refuse a workspace file that is a link (or in a linked folder) leading outside the workspace, as a ../ name
+    is refused: a template, channel, area, runbook or list is what the workspace holds, nothing else."""
+    target = path.resolve()
+    if target != path.absolute() and not target.is_relative_to(root.resolve()):
+        raise ConfigError(path, None, f"is a link to {target}, outside the workspace",
+                          "copy the file into the workspace instead of linking to it")
+    return path
+
+
 @dataclass(frozen=True)
 class Localized:
     """A piece of text given once, or once per language (keyed by primary tag)."""
@@ -253,6 +263,7 @@ class Workspace:
 
     def _channel(self, path: Path) -> ChannelConfig:
         check_name(str(path), path.stem)
+        within(self.root, path)
         raw = read_toml(path)
         check_keys(path, raw, CHANNEL_KEYS)
         kind = raw.get("kind")
@@ -292,6 +303,7 @@ class Workspace:
 
     def _area(self, path: Path) -> Area:
         check_name(str(path), path.stem)
+        within(self.root, path)
         hint = "export the area again as a GeoJSON Feature (WGS 84), e.g. from geojson.io"
         try:
             feature = json.loads(path.read_bytes().decode("utf-8"))

@@ -1,6 +1,7 @@
 import pytest
 
 from broadcast.errors import ConfigError
+from broadcast.prepare.templates import find_template
 from broadcast.workspace import Workspace, find_root
 
 
@@ -70,3 +71,21 @@ def test_found_from_flag_env_and_parent_folders(workspace_dir, monkeypatch):
     monkeypatch.delenv("BROADCAST_WORKSPACE")
     with pytest.raises(ConfigError, match="no broadcast.toml here or in any folder above"):
         find_root(start=workspace_dir.parent)
+
+
+def test_workspace_files_that_link_outside_it_are_refused(workspace_dir, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "passwd.md"
+    secret.write_text("+++\ntitle = \"x\"\n+++\n", encoding="utf-8")
+    (workspace_dir / "templates" / "sneaky.md").symlink_to(secret)
+    (outside / "hook.toml").write_text('kind = "webhook"\n', encoding="utf-8")
+    (workspace_dir / "channels" / "linked.toml").symlink_to(outside / "hook.toml")
+    workspace = Workspace(workspace_dir)
+    with pytest.raises(ConfigError) as raised:
+        find_template(workspace, "sneaky")
+    assert f"is a link to {secret.resolve()}, outside the workspace" in raised.value.message
+    assert "outside the workspace" in workspace.broken_channels["linked"].error.message
+    inside = workspace_dir / "templates" / "alias.md"  # a link within the workspace is the planner's business
+    inside.symlink_to(workspace_dir / "templates" / "school-closure.md")
+    assert find_template(workspace, "alias").title

@@ -49,11 +49,17 @@ def review() -> None:
 
 
 @contextlib.contextmanager
-def opened(ctx: click.Context) -> Iterator[tuple[Workspace, Store]]:
+def opened(ctx: click.Context, *, readonly: bool = False) -> Iterator[tuple[Workspace, Store]]:
+    """The workspace and its log; `readonly` for the commands that only read it (an evidence copy can be read-only,
+    and --database names one)."""
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path, create=False)
+    database = ctx.find_root().obj.get("database") if ctx.find_root().obj else None
+    if readonly:
+        store = Store.open_readonly(database or workspace.db_path, copy=database is not None)
+    else:
+        store = Store.open(workspace.db_path, create=False)
     try:
         yield workspace, store
     finally:
@@ -97,16 +103,21 @@ def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Pa
 
 @review.command("verify")
 @click.argument("incident", required=False)
+@click.option("--database", type=click.Path(dir_okay=False, path_type=Path),
+              help="Verify this copy of the log (opened read-only) instead of the workspace's.")
 @click.pass_context
-def review_verify(ctx: click.Context, incident: str | None) -> None:
+def review_verify(ctx: click.Context, incident: str | None, database: Path | None) -> None:
     """Walk the log's hash chain and report the first row that was changed; with INCIDENT, its events too.
+
+    It opens the log read-only, so an evidence copy on a read-only disk can be checked.
 
     Example: broadcast review verify snow-2026-11-23
     """
     from broadcast.errors import StoreError
     from broadcast.review.evidence import verify_incident
 
-    with opened(ctx) as (_, store):
+    ctx.find_root().obj["database"] = database
+    with opened(ctx, readonly=True) as (_, store):
         if incident:
             check = verify_incident(store, incident)
             result = check.chain

@@ -147,9 +147,10 @@ class RecipientKey:
 
 
 def list_path(workspace_root: Path, name: str) -> Path:
-    from broadcast.workspace import check_name
+    from broadcast.workspace import check_name, within
 
-    return workspace_root / "lists" / f"{check_name('list', name)}.csv"  # a name, never a path out of lists/
+    # A name, never a path out of lists/, nor a link out of the workspace.
+    return within(workspace_root, workspace_root / "lists" / f"{check_name('list', name)}.csv")
 
 
 def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check: bool = True) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcast.errors import BroadcastError, ConfigError, PolicyError
-from broadcast.workspace import check_name
+from broadcast.workspace import check_name, within
 
 if TYPE_CHECKING:
     from broadcast.store import Store
@@ -49,7 +49,7 @@ class Tick:
 
 def load_runbook(workspace: Workspace, name: str) -> Runbook:
     """Read runbooks/NAME.md: a title, then `- [ ] P1. text` steps (P, W, I, R, V: the phases)."""
-    path = workspace.runbooks_dir / f"{check_name('runbook', name)}.md"
+    path = within(workspace.root, workspace.runbooks_dir / f"{check_name('runbook', name)}.md")
     if not path.is_file():
         names = sorted(p.stem for p in workspace.runbooks_dir.glob("*.md") if p.name != "README.md")
         raise ConfigError(path, None, f"no runbook named '{name}'", f"runbooks: {', '.join(names) or 'none'}")

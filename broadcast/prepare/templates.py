@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import ConfigError, TemplateError, VariableError
 from broadcast.prepare.variables import OPTIONAL_END, OPTIONAL_START, Context, Variable, and_list, display, quote
-from broadcast.workspace import check_keys, check_name, primary_tag
+from broadcast.workspace import check_keys, check_name, primary_tag, within
 
 if TYPE_CHECKING:
     from jinja2 import Template as JinjaTemplate
@@ -129,7 +129,7 @@ class Rendering:
 
 def find_template(workspace: Workspace, name: str) -> Template:
     """Load the workspace's template `name`; the error lists the names there are."""
-    path = workspace.templates_dir / f"{check_name('template', name)}.md"
+    path = within(workspace.root, workspace.templates_dir / f"{check_name('template', name)}.md")
     if not path.is_file():
         names = workspace.template_names()
         near = difflib.get_close_matches(name, names, n=1)

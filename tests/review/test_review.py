@@ -199,3 +199,28 @@ def test_a_live_incident_end_to_end(run, workspace_dir, sandbox, sandbox_env, mo
     assert (metrics["sent"], metrics["deliveries"], metrics["retries"]) == (1, 2, 1)
     assert metrics["page_publish_lag_s"] is not None and metrics["time_to_first_warning_s"] < 60
     assert run("review", "verify", slug).exit_code == 0
+
+
+def test_a_read_only_evidence_copy_verifies_and_is_left_as_it_was(run, known, workspace_dir, tmp_path):
+    import hashlib
+    import os
+    import stat
+
+    source = Store.open(workspace_dir / "broadcast.db")
+    source.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    source.close()
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    copy = evidence / "broadcast-copy.db"
+    copy.write_bytes((workspace_dir / "broadcast.db").read_bytes())
+    copy.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    evidence.chmod(stat.S_IRUSR | stat.S_IXUSR)  # a read-only folder (root may still write: the bytes tell)
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+    try:
+        result = run("review", "verify", "--database", str(copy))
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("OK  ") and " events, head " in result.output
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+        assert sorted(os.listdir(evidence)) == ["broadcast-copy.db"]  # no -wal, -shm or -id written beside it
+    finally:
+        evidence.chmod(stat.S_IRWXU)
