@@ -149,6 +149,18 @@ def _migrations() -> Migrations:
     return migrations
 
 
+def lock_wait() -> float:
+    """Seconds to wait for another broadcast process to finish writing the log: $BROADCAST_LOCK_WAIT, else 30."""
+    raw = os.environ.get("BROADCAST_LOCK_WAIT", "").strip()
+    try:
+        wait = float(raw) if raw else 30.0
+    except ValueError:
+        raise StoreError(f"BROADCAST_LOCK_WAIT={raw!r} is not a number of seconds", hint="e.g. 30") from None
+    if not 0 < wait <= 3600:
+        raise StoreError(f"BROADCAST_LOCK_WAIT={raw!r} must be above 0 and at most 3600 seconds", hint="e.g. 30")
+    return wait
+
+
 def unusable(exc: sqlite3.DatabaseError, path: Path | str | None = None) -> StoreError:
     """What SQLite's complaint about the log means for the duty officer, and what to do about it."""
     where = f"the log database {path}" if path else "the log database"
@@ -199,8 +211,9 @@ class Store:
                 hint="run the command from the workspace that holds broadcast.db, or pass --workspace",
             )
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA busy_timeout = 30000")
+            wait = lock_wait()
+            conn = sqlite3.connect(path, isolation_level=None, timeout=wait)
+            conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             # WAL with NORMAL survives a killed process (what the outbox guards against); only a power cut can
             # lose the last commits, and fsync on every delivery would cost more than the fan-out itself.

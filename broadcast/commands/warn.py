@@ -320,8 +320,8 @@ def live_line(outcome: Outcome) -> None:
 
 
 def row(outcome: Outcome) -> str:
-    label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK", "stopped": "STOP"}.get(outcome.state,
-                                                                                        outcome.state.upper())
+    label = {"sent": "OK", "failed": "FAIL", "uncertain": "CHECK", "stopped": "STOP", "unrecorded": "CHECK"}.get(
+        outcome.state, outcome.state.upper())
     attempts = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
     detail = (outcome.receipt.url or outcome.receipt.note or "") if outcome.receipt else ""
     if outcome.state != "sent":  # a list channel's receipt holds its counts; its error says why, with them
@@ -359,9 +359,14 @@ def finish(ctx: click.Context, report: Report, as_json: bool, behind: list[Stale
     channels = {o.channel for o in report.outcomes}
     delivered = {o.channel for o in report.outcomes} - {o.channel for o in report.outcomes if o.state != "sent"}
     stopped = f"Stopped by {report.stopped_by}: " if report.stopped_by and delivered != channels else ""
+    if report.storage_error:
+        stopped = f"Stopped: the log could not be written ({report.storage_error}), so nothing more was sent: "
     click.echo(f"{stopped}{len(delivered)} of {len(channels)} channels delivered. Alert {identifier}"
                f"{', incident ' + report.alert.incidents if report.alert.incidents else ''}.")
-    if stopped:
+    if report.storage_error:
+        click.echo("Next: free space on the disk (or let the other program using broadcast.db finish), then: "
+                   f"broadcast resend {identifier}")
+    elif stopped:
         click.echo(f"Next: to finish the job: broadcast resend {identifier}")
     elif delivered != channels:
         click.echo(f"Next: fix what the hints say, then: broadcast resend {identifier}")
@@ -379,6 +384,8 @@ def report_json(report: Report) -> dict[str, object]:
                        for o in report.outcomes],
         "skipped": [{"channel": name, "reason": why} for name, why in report.skipped],
         "page": report.page,
+        "stopped_by": report.stopped_by,
+        "storage_error": report.storage_error,
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -104,16 +105,28 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
     slots = asyncio.Semaphore(limits.concurrency)
     from broadcast import __version__
 
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={
-            "User-Agent": f"broadcast/{__version__} (public warning and informing)"}) as session, \
-            Journal(store, alert=alert.identifier, actor=actor) as journal:
-        runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
-                    journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
-                    on_progress=on_progress, stop=stop) for name, selection in selections.items()]
-        results = await asyncio.gather(*(run.go() for run in runs))
+    runs: list[Run] = []
+    results: list[Any] = []
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={
+                "User-Agent": f"broadcast/{__version__} (public warning and informing)"}) as session, \
+                Journal(store, alert=alert.identifier, actor=actor) as journal:
+            runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
+                        journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
+                        on_progress=on_progress, stop=stop) for name, selection in selections.items()]
+            results = await asyncio.gather(*(run.go() for run in runs), return_exceptions=True)
+            for result in results:
+                if isinstance(result, sqlite3.Error) and stop:
+                    stop.fail(str(result))  # the log cannot be written: nobody more is sent to
+                elif isinstance(result, BaseException):
+                    raise result
+    except sqlite3.Error as exc:  # the last batch could not be written either
+        if stop is None:
+            raise
+        stop.fail(str(exc))
     outcomes = []
     for run, result in zip(runs, results, strict=True):
-        for outcome in result or run.outcomes():
+        for outcome in (result if isinstance(result, list) else None) or run.outcomes():
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
@@ -157,6 +170,7 @@ class Run:
         self.started = isoformat(utcnow())
         self.progress = Progress(channel.name, 0)
         self._shown = 0.0
+        self.error: sqlite3.Error | None = None  # the storage error that stopped this run
 
     @property
     def path(self) -> Any:
@@ -231,7 +245,14 @@ class Run:
 
         async def work() -> None:
             while (item := await queue.get()) is not None:
-                await self.deliver(*item)
+                if self.error is not None:
+                    continue  # drain, so the producer is never left waiting on a full queue
+                try:
+                    await self.deliver(*item)
+                except sqlite3.Error as exc:  # the log cannot be written: nobody more may be sent to
+                    self.error = exc
+                    if self.stop:
+                        self.stop.fail(str(exc))
 
         tasks = [asyncio.create_task(work()) for _ in range(workers)]
         try:
@@ -243,6 +264,8 @@ class Run:
             for task in tasks:
                 task.cancel()
         self._show(force=True)
+        if self.error is not None:
+            raise self.error
 
     async def produce(self, queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None]) -> None:
         """Stream the list again (the log has no numbers or addresses) and match each person to their row."""
@@ -250,7 +273,7 @@ class Run:
         chunk: list[Recipient] = []
         # Checked when queued: now a number is only normalised, and one that was bad matches no row.
         for recipient in self._select(report, include_opted_out=True, check=False):
-            if self.stop and self.stop.requested:
+            if (self.stop and self.stop.requested) or self.error is not None:
                 return
             chunk.append(recipient)
             if len(chunk) >= CHUNK:

@@ -114,10 +114,25 @@ async def fan_out(
         per_channel.setdefault(job.channel.name, asyncio.Semaphore(job.channel.concurrency))
 
     async def run(job: Job) -> Outcome:
-        outcome = await _deliver(store, job, client=client, actor=actor, limits=limits, sleep=sleep,
-                                 slots=(slots, per_channel[job.channel.name]), stop=stop,
-                                 deadline=min(loop.time() + limits.channel_deadline, overall_end))
-        if on_outcome and outcome.state != "stopped":
+        import sqlite3
+
+        requested: list[bool] = []  # appended to when the request goes out
+        try:
+            outcome = await _deliver(store, job, client=client, actor=actor, limits=limits, sleep=sleep,
+                                     slots=(slots, per_channel[job.channel.name]), stop=stop, requested=requested,
+                                     deadline=min(loop.time() + limits.channel_deadline, overall_end))
+        except sqlite3.Error as exc:  # the log cannot be written: what happened to this one is not recorded
+            if stop:
+                stop.fail(str(exc))
+            if requested:
+                outcome = Outcome(job.channel.name, job.post.language, "unrecorded", len(requested),
+                                  error=f"{job.channel.name}: the log could not be written ({exc}): it may have "
+                                  "gone out", hint="the log holds it as in flight; a resend once the log can be "
+                                  "written settles it, without posting twice where the platform can tell us")
+            else:  # it stopped at writing `sending`, before the request: nothing went
+                outcome = Outcome(job.channel.name, job.post.language, "stopped",
+                                  error=f"not sent: the log could not be written ({exc})")
+        if on_outcome and outcome.state != "stopped":  # a stopped one is reported with the rest at the end
             on_outcome(outcome)
         return outcome
 
@@ -127,6 +142,7 @@ async def fan_out(
 async def _deliver(
     store: Store, job: Job, *, client: httpx.AsyncClient, actor: str, limits: Limits, sleep: Sleep,
     slots: tuple[asyncio.Semaphore, asyncio.Semaphore], deadline: float, stop: Stop | None = None,
+    requested: list[bool] | None = None,
 ) -> Outcome:
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
@@ -179,6 +195,8 @@ async def _deliver(
                              attempts=outcome.attempts)
             started = loop.time()
             in_flight = True
+            if requested is not None:
+                requested.append(True)
             try:
                 receipt = await _send(channel, post, client, delivery["idempotency_key"])
             except asyncio.CancelledError:

@@ -33,7 +33,8 @@ class Stop:
 
     def __init__(self, grace: float = 5.0):
         self.grace = grace
-        self.by: str | None = None  # "Ctrl-C" or "SIGTERM" once asked
+        self.by: str | None = None  # "Ctrl-C" or "SIGTERM" once asked, or "a storage error"
+        self.failure: str | None = None  # why the log could not be written, when that is what stopped it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._task: asyncio.Future[Any] | None = None
@@ -68,13 +69,26 @@ class Stop:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._trip)
 
+    def fail(self, why: str) -> None:
+        """The log cannot be written (disk full, locked, I/O error): start nothing more, since nothing more could be
+        recorded. Called from within the running send."""
+        if self.by is not None:
+            return
+        self.by, self.failure = "a storage error", why
+        if self._loop is not None:
+            self._trip()
+
     def _trip(self) -> None:
         assert self._loop is not None and self._event is not None
         if self._event.is_set():
             return
         self._event.set()
-        os.write(2, f"\nStopping ({self.by}): nothing new will be sent; waiting up to {self.grace:g} s for the "
-                 f"requests in flight. Press Ctrl-C again to quit at once.\n".encode())
+        if self.failure:
+            os.write(2, f"\nStopping: the log cannot be written ({self.failure}), so nothing new will be sent.\n"
+                     .encode())
+        else:
+            os.write(2, f"\nStopping ({self.by}): nothing new will be sent; waiting up to {self.grace:g} s for the "
+                     f"requests in flight. Press Ctrl-C again to quit at once.\n".encode())
         self._loop.call_later(self.grace, self._give_up)
 
     def _give_up(self) -> None:

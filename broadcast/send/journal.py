@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from broadcast.store import isoformat, utcnow
@@ -26,6 +27,7 @@ class Journal:
         self.events: list[dict[str, Any]] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.written = 0
+        self.error: Exception | None = None  # the storage error that stopped the writing, once there is one
         self._task: asyncio.Task[None] | None = None
 
     def record(self, row: dict[str, Any], state: str, event: str, *, description: str,
@@ -42,6 +44,8 @@ class Journal:
         self.events.append({"type": event, "channel": channel, "description": description, "details": details})
 
     async def durable(self) -> None:
+        if self.error is not None:
+            raise self.error
         if not self.updates and not self.events:
             return
         future = asyncio.get_running_loop().create_future()
@@ -49,8 +53,24 @@ class Journal:
         await future
 
     def flush(self) -> None:
+        """Write what was recorded; a storage error is raised, and given to every worker waiting on durable()."""
+        if self.error is not None:
+            raise self.error
         updates, events, waiters = self.updates, self.events, self.waiters
         self.updates, self.events, self.waiters = [], [], []
+        try:
+            self._write(updates, events)
+        except Exception as exc:
+            self.error = exc
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _write(self, updates: list[tuple[dict[str, Any], int]], events: list[dict[str, Any]]) -> None:
         if updates or events:
             with self.store.transaction() as conn:
                 for fields, row_id in updates:
@@ -61,16 +81,14 @@ class Journal:
                                             incident=self.incident, channel=event["channel"],
                                             description=event["description"], details=event["details"])
             self.written += len(updates)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     async def __aenter__(self) -> Journal:
         async def tick() -> None:
-            while True:
+            while self.error is None:
                 await asyncio.sleep(self.interval)
                 if self.waiters or len(self.events) >= self.batch // 4:
-                    self.flush()
+                    with contextlib.suppress(Exception):  # kept in self.error, raised to the workers
+                        self.flush()
 
         self._task = asyncio.create_task(tick())
         return self
@@ -78,4 +96,5 @@ class Journal:
     async def __aexit__(self, *exc: object) -> None:
         if self._task:
             self._task.cancel()
-        self.flush()
+        if self.error is None:
+            self.flush()

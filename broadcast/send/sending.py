@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,13 +74,14 @@ class Report:
     skipped: list[tuple[str, str]]
     page: list[str] = field(default_factory=list)  # one line per page target, or why it failed
     stopped_by: str | None = None  # "Ctrl-C" or "SIGTERM" when a signal stopped the send before it finished
+    storage_error: str | None = None  # why the log could not be written, when that stopped the send
 
     @property
     def exit_code(self) -> int:
         sent = [o for o in self.outcomes if o.state == "sent"]
         if len(sent) == len(self.outcomes):
             return OK
-        if self.stopped_by:
+        if self.stopped_by and not self.storage_error:
             return INTERRUPTED
         return SOME_FAILED if sent else NOTHING_DELIVERED
 
@@ -374,12 +376,21 @@ def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, C
 
         outcomes = asyncio.run(stop.run(both()))
         if stop.requested:
-            settle_interrupted(store, alert.identifier, channels, actor=actor)
-            outcomes = outcomes_in_log(store, alert.identifier, channels)
-            report.stopped_by = stop.by
+            report.stopped_by, report.storage_error = stop.by, stop.failure
+            with contextlib.suppress(sqlite3.Error):  # the log may still not be writable: resend settles them
+                settle_interrupted(store, alert.identifier, channels, actor=actor)
+            with contextlib.suppress(sqlite3.Error):
+                outcomes = merge(outcomes or [], outcomes_in_log(store, alert.identifier, channels))
         report.outcomes = outcomes or []
         report.page = publish_page(workspace, store)
     return report
+
+
+def merge(known: list[Outcome], logged: list[Outcome]) -> list[Outcome]:
+    """After a stop, each channel's line from the log, except where the run itself knew more (a post that went
+    out but could not be recorded)."""
+    mine = {(o.channel, o.language): o for o in known if o.state in ("sent", "failed", "uncertain", "unrecorded")}
+    return [mine.get((o.channel, o.language), o) for o in logged]
 
 
 def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channel], *, actor: str) -> None:
@@ -423,6 +434,8 @@ def outcomes_in_log(store: Store, identifier: str, channels: dict[str, Channel])
             counts.setdefault((name, language), Counter())[state] = number
     outcomes = []
     for (name, language), count in counts.items():
+        if count["sending"] and not channels[name].idempotent:  # in flight when it stopped, on a platform that
+            count["uncertain"] += count.pop("sending")  # cannot tell us: it may have gone out
         left = count["pending"] + count["failed"] + count["sending"]
         state = "stopped" if left else "uncertain" if count["uncertain"] else "sent"
         total = sum(count.values())
@@ -466,6 +479,9 @@ def publish_page(workspace: Workspace, store: Store) -> list[str]:
         result: Any = publish_site(workspace, store)
     except BroadcastError as exc:
         return [f"FAIL page: {exc.message}"] + ([f"      hint: {exc.hint}"] if exc.hint else [])
+    except sqlite3.Error as exc:
+        return [f"FAIL page: not published: the log could not be written ({exc})",
+                "      hint: it is published again by the resend, or: broadcast page publish"]
     except Exception as exc:  # noqa: BLE001  whatever breaks the page must not stop the warning
         return [f"FAIL page: could not be built ({type(exc).__name__}: {exc})",
                 "      hint: the channels still went out; run broadcast --debug page publish to see why"]
