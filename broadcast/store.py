@@ -411,7 +411,8 @@ class Store:
             self.conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*changes.values(), delivery["id"]])
             self.append_event(event, phase="warn", actor=actor, alert=delivery["alert"], channel=delivery["channel"],
                               incident=self.incident_of(delivery["alert"]), description=description,
-                              details={"state": state, "language": delivery.get("language", ""), **(details or {})})
+                              details={"state": state, "language": delivery.get("language", ""),
+                                       "delivery": delivery["id"], **(details or {})})
 
     def incident_of(self, alert: str) -> str | None:
         """The incident an alert belongs to."""
@@ -443,7 +444,72 @@ class Store:
         row = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
-    def verify(self) -> Verification:
+    def anchor(self) -> tuple[int, str, str | None]:
+        """The chain head as the page publishes it: the last event that is not the page's own publishing (so
+        publishing twice with nothing new between gives the same page), as (count, hash, when)."""
+        row = self.conn.execute(
+            "SELECT id, hash, recorded_at FROM events WHERE type NOT IN ('fallback_published', 'fallback_failed', "
+            "'fallback_verified') ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+
+    def verify(self, head: tuple[int, str] | None = None) -> Verification:
+        """Walk the chain from the first event, then check the records everything reads (alerts, deliveries)
+        against it; report the first thing that does not fit. `head` (count, hash): a head published earlier,
+        which the chain must still pass through."""
+        result = self._verify_chain()
+        if not result.ok:
+            return result
+        if head is not None:
+            count, expected = head
+            row = self.conn.execute("SELECT hash FROM events WHERE id = ?", [count]).fetchone()
+            if row is None:
+                return Verification(False, result.count, result.head, count,
+                                    f"the published head is event {count}, but the log has only {result.count}")
+            if row[0] != expected:
+                return Verification(False, result.count, result.head, count,
+                                    f"event {count} does not have the published head hash {expected[:16]}...: the "
+                                    "log was rewritten since it was published")
+        problem = self.check_records()
+        if problem:
+            return Verification(False, result.count, result.head, problem[0], problem[1])
+        return result
+
+    def check_records(self) -> tuple[int | None, str] | None:
+        """The stored alerts must be what the chain says was issued, and each delivery's state what its last
+        logged event says; (event id or None, why) for the first that is not."""
+        issued: dict[str, tuple[int, str | None]] = {}
+        last: dict[int, tuple[int, str | None]] = {}
+        for event_id, kind, alert, details in self.conn.execute(
+                "SELECT id, type, alert, details FROM events WHERE alert IS NOT NULL ORDER BY id"):
+            data = json.loads(details) if details else {}
+            if kind == "alert_issued":
+                issued[alert] = (event_id, data.get("content_sha256"))
+            if isinstance(data.get("delivery"), int):
+                last[data["delivery"]] = (event_id, data.get("state"))
+            for number in data.get("deliveries_settled") or []:
+                last[number] = (event_id, data.get("state"))
+        from broadcast.alert import Alert
+
+        for identifier, text in self.conn.execute("SELECT identifier, alert FROM alerts ORDER BY rowid"):
+            if identifier not in issued:
+                return None, f"alert {identifier} is stored but the log never issued it"
+            event_id, digest = issued[identifier]
+            if digest != content_sha256(Alert.from_dict(json.loads(text))):
+                return event_id, (f"alert {identifier} as stored is not what was issued (event {event_id}): its "
+                                  "text was changed afterwards")
+        checked = {row[0] for row in self.conn.execute("SELECT identifier FROM alerts WHERE key_space IS NOT NULL")}
+        for number, alert, channel, state in self.conn.execute(
+                "SELECT id, alert, channel, state FROM deliveries ORDER BY id"):
+            if number in last:
+                event_id, logged = last[number]
+                if logged != state:
+                    return event_id, (f"delivery {number} ({alert}, {channel}) is stored as {state}, but its last "
+                                      f"logged change (event {event_id}) made it {logged}")
+            elif state != "pending" and alert in checked:  # older logs did not name deliveries in every event
+                return None, f"delivery {number} ({alert}, {channel}) is {state} with no change of it in the log"
+        return None
+
+    def _verify_chain(self) -> Verification:
         """Walk the chain from the first event; report the first row that does not fit."""
         problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
         if problems:

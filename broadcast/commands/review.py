@@ -105,8 +105,11 @@ def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Pa
 @click.argument("incident", required=False)
 @click.option("--database", type=click.Path(dir_okay=False, path_type=Path),
               help="Verify this copy of the log (opened read-only) instead of the workspace's.")
+@click.option("--head", "published", metavar="COUNT:HASH",
+              help="A chain head published earlier (status.json's log, the page's footer, an export): the log must "
+              "still pass through it.")
 @click.pass_context
-def review_verify(ctx: click.Context, incident: str | None, database: Path | None) -> None:
+def review_verify(ctx: click.Context, incident: str | None, database: Path | None, published: str | None) -> None:
     """Walk the log's hash chain and report the first row that was changed; with INCIDENT, its events too.
 
     It opens the log read-only, so an evidence copy on a read-only disk can be checked.
@@ -117,12 +120,13 @@ def review_verify(ctx: click.Context, incident: str | None, database: Path | Non
     from broadcast.review.evidence import verify_incident
 
     ctx.find_root().obj["database"] = database
+    head = parse_head(published) if published else None
     with opened(ctx, readonly=True) as (_, store):
         if incident:
             check = verify_incident(store, incident)
-            result = check.chain
+            result = check.chain if not check.chain.ok else store.verify(head)
         else:
-            check, result = None, store.verify()
+            check, result = None, store.verify(head)
     if not result.ok:
         raise StoreError(
             f"the log does not verify at event {result.broken_at}: {result.reason}. "
@@ -131,12 +135,25 @@ def review_verify(ctx: click.Context, incident: str | None, database: Path | Non
             "exported head hash",
             exit_code=1,
         )
-    click.echo(f"OK  {result.count} events, head {result.head}")
+    click.echo(f"OK  {result.count} events, head {result.head}" + (
+        f"; it passes through the published head (event {head[0]})" if head else "")
+        + "; the stored alerts and deliveries match it")
     if check is not None:
         d = check.digest
         click.echo(f"OK  {incident}: {d.count} events (chain ids {d.first_chain_id}..{d.last_chain_id}), "
                    f"digest {d.sha256}")
         click.echo("    Compare the digest with an export's events_digest, or anchor it: email it to the review owner.")
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """'1234:3f2a...' (as status.json's log.verify gives it) into (1234, '3f2a...')."""
+    from broadcast.errors import PolicyError
+
+    count, _, digest = text.replace(",", "").partition(":")
+    if not count.strip().isdigit() or len(digest.strip()) != 64:
+        raise PolicyError(f"--head {text!r} is not COUNT:HASH", hint="copy it from status.json (log.verify), e.g. "
+                          "--head 1234:3f2a... (the whole 64-character hash)")
+    return int(count), digest.strip().lower()
 
 
 @review.command("metrics")

@@ -178,6 +178,10 @@ def status_json(summary: Summary) -> bytes:
         "scheduled_maintenances": [],
         "schools": [{"name": s.name, "status": s.status, "updated_at": machine_time(s.updated, zone),
                      "incident": s.incident} for s in summary.schools],
+        # The log's chain head when this was built: a reviewer checks a log against it with the command below, so
+        # a log rewritten after this was published does not pass.
+        "log": {"events": summary.log[0], "head": summary.log[1], "recorded_at": summary.log[2],
+                "verify": f"broadcast review verify --head {summary.log[0]}:{summary.log[1]}"},
     }
     return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 

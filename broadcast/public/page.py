@@ -32,7 +32,7 @@ CSS = (
     ".tag{display:inline-block;padding:0 .3rem;font-weight:700;color:#fff;background:#505a5f}"
     ".current{background:#942514}.all-clear{background:#005a30}"
     ".marker,.note{color:#0b0c0c;background:#fd0;outline:2px dashed #0b0c0c}.note{padding:.5rem}"
-    "footer{border-top:1px solid #b1b4b6;margin-top:2rem;font-size:.9rem}"
+    "footer{border-top:1px solid #b1b4b6;margin-top:2rem;font-size:.9rem}.log{overflow-wrap:anywhere}"
     "@media print{.skip,nav{display:none}html{font-size:11pt}body{max-width:none}a{color:#0b0c0c}"
     ".tag{color:#0b0c0c;background:none;border:1px solid}}"
 )
@@ -111,6 +111,7 @@ def _context(summary: Summary, language: str, page: str) -> dict[str, Any]:
                        for other in workspace.languages if other != language],
         "org": org.name.get(language), "phone": org.phone, "about": about, "check_minutes": settings.check_minutes,
         "licence": settings.licence, "licence_name": settings.licence.name.get(language),
+        "log_count": f"{summary.log[0]:,}", "log_head": summary.log[1],
         "css": Markup(CSS), "say": say, "when": when, "clock": at, "link": _link,
         "info_of": lambda update: _info(update, language), "areas": _areas,
         "title_of": lambda incident: incident.title_in(language, workspace.languages[0]),

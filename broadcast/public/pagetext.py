@@ -54,6 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "contact": "To talk to us, call {phone}.",
         "licence": "You may republish this information under the {licence}.",
         "feeds": "The same alerts as a feed: {atom}, {rss}, {json}.",
+        "log": "Our record of these messages: entry {count}, fingerprint {head}.",
     },
     "cy": {
         "language_name": "Cymraeg",
@@ -99,6 +100,7 @@ WORDS: dict[str, dict[str, str]] = {
         "contact": "I siarad â ni, ffoniwch {phone}.",
         "licence": "Cewch ailgyhoeddi'r wybodaeth hon o dan delerau {licence}.",
         "feeds": "Yr un rhybuddion fel ffrwd: {atom}, {rss}, {json}.",
+        "log": "Ein cofnod o'r negeseuon hyn: cofnod {count}, ôl bys {head}.",
     },
 }
 

@@ -91,6 +91,7 @@ class Summary:
     current: tuple[Incident, ...]  # most severe, then newest, first
     ended: tuple[Incident, ...]  # ended within keep_ended_hours, newest first
     schools: tuple[School, ...]
+    log: tuple[int, str, str | None] = (0, "", None)  # the log's chain head this page anchors: count, hash, when
 
     @property
     def updates(self) -> list[Update]:
@@ -143,7 +144,8 @@ def summarise(
     since = now - timedelta(hours=settings.keep_ended_hours)
     ended = sorted((i for i in incidents if i.status != "current" and i.latest.sent >= since),
                    key=lambda i: i.latest.sent, reverse=True)
-    return Summary(now, workspace, settings, tuple(incidents), tuple(current), tuple(ended), _schools(current))
+    return Summary(now, workspace, settings, tuple(incidents), tuple(current), tuple(ended), _schools(current),
+                   store.anchor())
 
 
 def _group_by_references(alert: Alert, group_of: dict[str, str]) -> str:

@@ -407,10 +407,12 @@ def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channe
     for name, channel in channels.items():  # a list's people: one update and one event for each channel
         if not isinstance(channel, ListChannel) or channel.idempotent or channel.checkable:
             continue
-        rows = store.conn.execute("SELECT count(*) FROM deliveries WHERE alert = ? AND channel = ? AND recipient != "
-                                  "'' AND state = 'sending'", [identifier, name]).fetchone()[0]
-        if not rows:
+        ids = [row[0] for row in store.conn.execute(
+            "SELECT id FROM deliveries WHERE alert = ? AND channel = ? AND recipient != '' AND state = 'sending'",
+            [identifier, name])]
+        if not ids:
             continue
+        rows = len(ids)
         with store.transaction() as conn:
             conn.execute("UPDATE deliveries SET state = 'uncertain', updated_at = ? WHERE alert = ? AND channel = ? "
                          "AND recipient != '' AND state = 'sending'", [isoformat(utcnow()), identifier, name])
@@ -418,7 +420,7 @@ def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channe
                                incident=store.incident_of(identifier),
                                description=f"{name}: {rows:,} outcome{'s' if rows != 1 else ''} unknown after an "
                                "interrupted run", details={"outcome": "uncertain", "state": "uncertain",
-                                                            "deliveries": rows})
+                                                            "deliveries": rows, "deliveries_settled": ids})
 
 
 def outcomes_in_log(store: Store, identifier: str, channels: dict[str, Channel]) -> list[Outcome]:
