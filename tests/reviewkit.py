@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,14 @@ DECLARED = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)  # 01:20 BST
 ALERT_1 = "A-2026-0001"
 ALERT_2 = "A-2026-0002"  # corrects the first
 ALERT_3 = "A-2026-0003"  # the all-clear
-SHA = {"template": "1" * 64, "content": "2" * 64}
+RESPONSES = {ALERT_1: ("Alert", None, ["Prepare"]),
+             ALERT_2: ("Update", "Correction of A-2026-0001: school is Ysgol Bro Lliw, not Ysgol Y Bont", ["Prepare"]),
+             ALERT_3: ("Update", None, ["AllClear"])}
+STORED = {identifier: canonical_json({"identifier": identifier, "msg_type": kind, "status": "Actual", "note": note,
+                                      "infos": [{"language": "en-GB", "response_type": response}]})
+          for identifier, (kind, note, response) in RESPONSES.items()}
+CONTENT = {identifier: hashlib.sha256(text.encode("utf-8")).hexdigest() for identifier, text in STORED.items()}
+SHA = {"template": "1" * 64, "content": CONTENT[ALERT_1]}  # content: what verify checks the stored alert against
 
 
 def at(minutes: float) -> datetime:
@@ -38,17 +47,12 @@ def known_incident(path: Path) -> tuple[Store, dict[str, dict[str, Any]]]:
     store.db.table("incidents").insert({"slug": SLUG, "title": "Snow closes schools", "status": "closed",
                                         "exercise": 0, "opened_at": isoformat(DECLARED),
                                         "closed_at": isoformat(at(100))})
-    for identifier, minutes, msg_type, note, response in (
-            (ALERT_1, 12, "Alert", None, ["Prepare"]),
-            (ALERT_2, 50, "Update", "Correction of A-2026-0001: school is Ysgol Bro Lliw, not Ysgol Y Bont",
-             ["Prepare"]),
-            (ALERT_3, 90, "Update", None, ["AllClear"])):
-        alert = {"identifier": identifier, "msg_type": msg_type, "status": "Actual", "note": note,
-                 "infos": [{"language": "en-GB", "response_type": response}]}
+    for identifier, minutes in ((ALERT_1, 12), (ALERT_2, 50), (ALERT_3, 90)):
+        msg_type = RESPONSES[identifier][0]
         store.db.table("alerts").insert({
             "identifier": identifier, "incident": SLUG, "msg_type": msg_type, "status": "Actual", "references": "[]",
             "template": "school-closure", "template_sha256": SHA["template"], "variables": "{}",
-            "alert": canonical_json(alert), "sent_at": isoformat(at(minutes)), "sent_by": "duty-officer",
+            "alert": STORED[identifier], "sent_at": isoformat(at(minutes)), "sent_by": "duty-officer",
             "approved_by": "Sam Rees, Emergency Planning Manager" if identifier == ALERT_1 else None})
     store.db.table("drafts").insert({"id": 1, "created_at": isoformat(at(5)), "drafted_by": "duty-officer",
                                      "template": "school-closure", "state": "sent", "alert": ALERT_1,
@@ -99,7 +103,7 @@ def known_incident(path: Path) -> tuple[Store, dict[str, dict[str, Any]]]:
         pinned=True)
     log("issued 2", "alert_issued", 50, alert=ALERT_2, description="CORRECTION: Schools stay closed",
         details={"msg_type": "Update", "status": "Actual", "template": "school-closure",
-                 "template_sha256": SHA["template"], "content_sha256": "3" * 64})
+                 "template_sha256": SHA["template"], "content_sha256": CONTENT[ALERT_2]})
     log("sent mastodon 2", "delivery_result", 50 + 2 / 60, alert=ALERT_2, channel="mastodon-council",
         details={"outcome": "sent", "attempt": 1, "latency_ms": 600, "provider_ref": "1002", "language": "en-GB",
                  "state": "sent"})
@@ -114,7 +118,7 @@ def known_incident(path: Path) -> tuple[Store, dict[str, dict[str, Any]]]:
                  "state": "sent"})
     log("all clear", "alert_issued", 90, alert=ALERT_3, description="All clear: schools open tomorrow",
         details={"msg_type": "Update", "status": "Actual", "template": "all-clear", "template_sha256": "4" * 64,
-                 "content_sha256": "5" * 64})
+                 "content_sha256": CONTENT[ALERT_3]})
     log("closed", "incident_closed", 100, phase="recover", description="Incident closed")
     return store, e
 

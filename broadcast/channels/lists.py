@@ -118,8 +118,10 @@ class ListChannel(Channel):
     async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
         raise NotImplementedError
 
-    async def lookup(self, key: str, session: aiohttp.ClientSession) -> Receipt | None:
-        """The platform's record of the delivery with this key, if it has one (checkable channels only)."""
+    async def lookup(self, key: str, session: aiohttp.ClientSession, *, recipient: Recipient | None = None,
+                     post: Post | None = None, since: str | None = None) -> Receipt | None:
+        """The platform's record of this delivery, if it has one (checkable channels only): by our key where the
+        platform keeps it, else by recipient, text and time (`since`: the alert's sent time)."""
         return None
 
     async def send(self, post: Post, client: Any, key: str) -> Receipt:

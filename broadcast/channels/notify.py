@@ -108,7 +108,8 @@ class Notify(ListChannel):
                 raise self.error(response.status, text, "sending")
             return Receipt(remote_id=str(json.loads(text)["id"]))
 
-    async def lookup(self, key: str, session: aiohttp.ClientSession) -> Receipt | None:
+    async def lookup(self, key: str, session: aiohttp.ClientSession, *, recipient: Recipient | None = None,
+                     post: Post | None = None, since: str | None = None) -> Receipt | None:
         """Notify's notification with our reference, if one was made (a resend then sends nothing)."""
         async with session.get(f"{self.api}/v2/notifications", params={"reference": key},
                                headers=self._headers()) as response:

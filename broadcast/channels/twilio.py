@@ -38,7 +38,7 @@ class Twilio(ListChannel):
     variant = "short"
     unit = "SMS segments"
     media = ("sms",)
-    checkable = False  # no key of ours on a message: a request in flight at a kill is `uncertain`
+    checkable = True  # no key of ours on a message, but its list can be asked by recipient, day and text
     idempotent = False
     default_rate = 10.0  # segments a second per sender; set your senders' own figure in settings.rate
     default_max_segments = 10  # Body takes up to 1,600 characters
@@ -82,6 +82,30 @@ class Twilio(ListChannel):
             if response.status not in (200, 201):
                 raise self.error(response.status, text, "sending", response.headers.get("Retry-After"))
             return Receipt(remote_id=str(json.loads(text)["sid"]))
+
+    async def lookup(self, key: str, session: aiohttp.ClientSession, *, recipient: Recipient | None = None,
+                     post: Post | None = None, since: str | None = None) -> Receipt | None:
+        """A message Twilio made to this person with exactly this text since the alert was sent, if any
+        (GET Messages.json filtered by To and DateSent, as Twilio's list API allows)."""
+        from datetime import UTC, datetime, timedelta
+        from email.utils import parsedate_to_datetime
+
+        if recipient is None or post is None or since is None:
+            return None
+        start = datetime.fromisoformat(since) - timedelta(minutes=1)
+        params = {"To": recipient.contact, "DateSent>": f"{start.astimezone(UTC):%Y-%m-%d}", "PageSize": "50"}
+        async with session.get(f"{self._account()}/Messages.json", params=params, headers=self._auth) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise self.error(response.status, text, "looking up earlier messages",
+                                 response.headers.get("Retry-After"))
+            messages = json.loads(text).get("messages") or []
+        for message in messages:
+            created = message.get("date_created")
+            made = parsedate_to_datetime(created) if created else None
+            if message.get("body") == post.text and made is not None and made >= start:
+                return Receipt(remote_id=str(message["sid"]), note=f"already at Twilio ({message.get('status')})")
+        return None
 
     async def check(self, client: httpx.AsyncClient) -> str:
         response = await client.get(f"{self._account()}.json",

@@ -141,6 +141,9 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
             "SELECT alert, channel, state, count(*) FROM deliveries WHERE recipient != '' AND state IN "
             "('failed', 'uncertain', 'pending', 'sending') GROUP BY alert, channel, state ORDER BY alert"):
         fix = f"broadcast resend {alert} --only {channel}"
+        if state == "uncertain":  # a plain resend leaves these alone: say the command that sends them
+            fix = (f"check {channel}'s message log for them; those not there: {fix} --include-uncertain (it sends "
+                   "every uncertain one, so any that did arrive are sent twice)")
         problems.append(Problem(alert, channel, "", state, f"{number:,} recipients {state}", fix))
     count, head = store.head()
     waiting = store.conn.execute("SELECT count(*) FROM drafts WHERE state = 'waiting'").fetchone()[0]

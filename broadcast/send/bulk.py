@@ -337,7 +337,8 @@ class Run:
 
         async def attempt() -> Receipt:
             if state["maybe_sent"] and channel.checkable:
-                found = await self._call(channel.lookup(key, self.session), recipient)
+                found = await self._call(channel.lookup(key, self.session, recipient=recipient, post=post,
+                                                        since=self.alert.sent), recipient)
                 if found is not None:
                     return found
             await self.pace.take(channel.units(post, recipient.medium) if channel.paced_by_segment else 1)

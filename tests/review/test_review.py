@@ -115,7 +115,7 @@ def test_verify_with_an_incident_reports_its_digest(run, known, tmp_path):
     assert result.exit_code == 0
     count, head = store.head()
     lines = result.stdout.splitlines()
-    assert lines[0] == f"OK  {count} events, head {head}"
+    assert lines[0] == f"OK  {count} events, head {head}; the stored alerts and deliveries match it"
     header = json.loads(run("review", SLUG, "--format", "jsonl").stdout.splitlines()[0])
     assert lines[1] == (f"OK  {SLUG}: 22 events (chain ids 2..{count}), digest {header['events_digest']}")
 

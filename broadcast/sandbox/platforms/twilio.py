@@ -105,6 +105,20 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return error(404, 20404, "The requested resource was not found")
         return web.json_response(public(message))
 
+    async def listing(request: web.Request) -> web.Response:
+        """GET Messages.json: newest first, filtered by To and DateSent>= (a day) as Twilio's list API is."""
+        from email.utils import parsedate_to_datetime
+
+        refused = authorise(request)
+        if refused:
+            return refused
+        to, day = request.query.get("To"), request.query.get("DateSent>")
+        found = [m for m in state()["messages"].values() if (not to or m["to"] == to)
+                 and (not day or f"{parsedate_to_datetime(m['date_created']).date():%Y-%m-%d}" >= day)]
+        size = int(request.query.get("PageSize", "50"))
+        return web.json_response({"messages": [public(m) for m in reversed(found)][:size], "page_size": size,
+                                  "next_page_uri": None})
+
     async def account(request: web.Request) -> web.Response:
         refused = authorise(request)
         if refused:
@@ -113,5 +127,6 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
 
     base = "/twilio/2010-04-01/Accounts/{sid}"
     app.router.add_post(f"{base}/Messages.json", create, name="twilio:create")
+    app.router.add_get(f"{base}/Messages.json", listing, name="twilio:list")
     app.router.add_get(f"{base}/Messages/{{message}}.json", fetch, name="twilio:fetch")
     app.router.add_get(f"{base}.json", account, name="twilio:account")
