@@ -38,6 +38,9 @@ def marked(update: Update, language: str) -> str:
     return f"{words(language)['marker_' + update.marker]}: {headline}" if update.marker else headline
 
 
+LOG_NS = "urn:broadcast:log"  # the chain head a reviewer checks a log against: broadcast review verify --head
+
+
 def feed_updates(summary: Summary) -> list[Update]:
     return summary.updates[: summary.settings.feed_entries]
 
@@ -72,6 +75,9 @@ def atom(summary: Summary, language: str) -> bytes:
     _sub(author, a + "name", org.name.get(language))
     _sub(author, a + "uri", base)
     _sub(feed, a + "generator", "broadcast")
+    if summary.log[1]:  # the log's chain head this feed anchors (an Atom extension element, RFC 4287 section 6.4)
+        etree.SubElement(feed, f"{{{LOG_NS}}}head", {"events": str(summary.log[0]), "hash": summary.log[1]},
+                         nsmap={"log": LOG_NS})
     _fill(feed, [_atom_entry(summary, update, language) for update in updates])
     return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 

@@ -10,13 +10,13 @@ from faultkit import environment, full_workspace, warn_args
 from broadcast.sandbox.server import PLATFORMS
 from broadcast.store import Store
 
-# What the duty officer must see for each adapter. A platform that dedupes (or that we can ask) fails and says
-# resend; one that cannot tell us whether the post landed is CHECK: a blind resend could post it twice.
+# What the duty officer must see for each adapter. A platform that dedupes (or that we can ask: Notify by
+# reference, Twilio by its message list) fails and says resend; one that cannot tell us whether the post landed is CHECK: a blind resend could post it twice.
 # Webhooks and Teams workflows acknowledge with any 2xx and no body we rely on, so for them a 200 is delivered.
 EXPECTED = {
-    "mastodon-council": "FAIL", "bluesky-council": "FAIL", "sms-residents": "FAIL",
+    "mastodon-council": "FAIL", "bluesky-council": "FAIL", "sms-residents": "FAIL", "sms-twilio": "FAIL",
     "facebook-page": "CHECK", "slack-duty": "CHECK", "telegram-alerts": "CHECK", "x-council": "CHECK",
-    "sms-twilio": "CHECK", "teams-lrf": "OK", "hook-00": "OK", "hook-01": "OK",
+    "teams-lrf": "OK", "hook-00": "OK", "hook-01": "OK",
 }
 SAID = ("could not be read", "answered HTTP 200")
 
@@ -61,9 +61,10 @@ def test_garbage_answers_give_a_clear_error_per_adapter_and_a_safe_resend(tmp_pa
     after = outcome_lines(again.output)
     assert {name for name, label in EXPECTED.items() if label == "CHECK"} == set(after), again.output
     accepted = sandbox.received(accepted=True)
-    assert sorted(r.platform for r in accepted) == ["bluesky", "mastodon", "notify", "notify", "notify"]
+    assert sorted(r.platform for r in accepted) == ["bluesky", "mastodon", "notify", "notify", "notify", "twilio",
+                                                     "twilio", "twilio"]  # Twilio asked first: none there yet
     store = Store.open(root / "broadcast.db")
     assert {d["state"] for d in store.deliveries("A-2026-0001") if d["channel"] in ("sms-residents",
-            "mastodon-council", "bluesky-council")} == {"sent"}
+            "sms-twilio", "mastodon-council", "bluesky-council")} == {"sent"}
     assert store.verify().ok
     store.close()

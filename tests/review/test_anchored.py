@@ -25,6 +25,11 @@ def test_the_page_and_status_json_carry_the_head_and_publishing_again_changes_no
     assert f"Our record of these messages: entry {int(count):,}, fingerprint {digest}." in index
     welsh = (live / "site" / "cy" / "index.html").read_text(encoding="utf-8")
     assert "fingerprint" not in welsh and "ôl bys" in welsh and digest in welsh
+    from lxml import etree
+
+    feed = etree.parse(str(live / "site" / "feed.atom"))
+    [anchor] = feed.getroot().findall("{urn:broadcast:log}head")
+    assert f"{anchor.get('events')}:{anchor.get('hash')}" == head
     again = invoke(live, "page", "publish")
     assert again.exit_code == 0 and " 0 of " in again.output  # the same head: no file changes
     assert published_head(live) == head
