@@ -59,6 +59,12 @@ class Mastodon(Channel):
         if response.status_code != 200:
             raise self._error(response, "posting")
         status = response.json()
+        if not same_words(str(status.get("content") or post.text), post.text):
+            # An Idempotency-Key seen before, for another text: Mastodon handed back that earlier post.
+            raise ChannelError(f"{self.name}: Mastodon answered with an earlier, different post for this message's "
+                               f"key ({status.get('url')}); nothing new was posted", transient=False,
+                               hint="the key was used before (a log restored from a copy?): check the account, "
+                               "then send the message again as a new warning")
         return Receipt(remote_id=str(status["id"]), url=status.get("url"))
 
     async def retract(self, receipt: Receipt, client: httpx.AsyncClient) -> None:
@@ -83,3 +89,12 @@ class Mastodon(Channel):
                 error.retry_after = max(0.0, datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
                                         - time.time())
         return error
+
+
+def same_words(content: str, text: str) -> bool:
+    """Whether a status's content (HTML: paragraphs, line breaks, links split into spans) says `text`."""
+    import html
+    import re
+
+    plain = html.unescape(re.sub(r"<[^>]+>", "", content))
+    return re.sub(r"\s+", "", plain) == re.sub(r"\s+", "", text)

@@ -116,3 +116,29 @@ def test_check_with_a_wrong_token_says_how_to_renew(mastodon, monkeypatch):
     with pytest.raises(ChannelError) as raised:
         asyncio.run(go())
     assert raised.value.status == 401 and "write:statuses" in raised.value.hint
+
+
+def test_a_key_used_before_for_another_text_is_a_fail_never_ok(mastodon, sandbox):
+    workspace, channel = mastodon
+    first = channel.prepare(make_alert(workspace), "en-GB")
+    other = channel.prepare(make_alert(workspace, values={"school": "Ysgol Bro Lliw"}), "en-GB")
+
+    async def collide():
+        async with httpx.AsyncClient() as client:
+            await channel.send(first, client, "reused-key")
+            await channel.send(other, client, "reused-key")
+
+    with pytest.raises(ChannelError) as raised:
+        asyncio.run(collide())
+    assert "answered with an earlier, different post for this message's key" in raised.value.message
+    assert not raised.value.transient and "restored from a copy" in raised.value.hint
+    assert len(sandbox.received("mastodon", accepted=True)) == 1
+
+
+def test_html_content_with_split_links_reads_as_the_text_sent():
+    from broadcast.channels.mastodon import same_words
+
+    text = "Hillside is closed.\nMore: https://alerts.testshire.example/x"
+    content = ('<p>Hillside is closed.<br />More: <a href="https://alerts.testshire.example/x"><span class="invisible">'
+               'https://</span><span class="">alerts.testshire.example/x</span></a></p>')
+    assert same_words(content, text) and not same_words(content, text.replace("closed", "open"))
