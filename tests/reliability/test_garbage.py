@@ -11,7 +11,8 @@ from broadcast.sandbox.server import PLATFORMS
 from broadcast.store import Store
 
 # What the duty officer must see for each adapter. A platform that dedupes (or that we can ask: Notify by
-# reference, Twilio by its message list) fails and says resend; one that cannot tell us whether the post landed is CHECK: a blind resend could post it twice.
+# reference, Twilio by its message list) fails and says resend; one that cannot tell us whether the post landed
+# is CHECK: a blind resend could post it twice.
 # Webhooks and Teams workflows acknowledge with any 2xx and no body we rely on, so for them a 200 is delivered.
 EXPECTED = {
     "mastodon-council": "FAIL", "bluesky-council": "FAIL", "sms-residents": "FAIL", "sms-twilio": "FAIL",
