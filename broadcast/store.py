@@ -173,6 +173,27 @@ def unusable(exc: sqlite3.DatabaseError, path: Path | str | None = None) -> Stor
                       "latest copy (docs/evidence.md), check it with: broadcast review verify, then run this again")
 
 
+def _marker(marker: Path) -> dict[str, Any]:
+    """The marker file's record ({} when it is missing or unreadable)."""
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(marker: Path, data: dict[str, Any]) -> None:
+    """Replace the marker; issued numbers only ever go up (another process may have written a higher one)."""
+    now = _marker(marker).get("issued") or {}
+    issued = dict(data.get("issued") or {})
+    for year, number in now.items():
+        issued[year] = max(int(issued.get(year, 0)), int(number))
+    data = {**data, "issued": issued}
+    staged = marker.with_name(f"{marker.name}.{os.getpid()}.new")
+    staged.write_text(canonical_json(data) + "\n", encoding="utf-8")
+    staged.replace(marker)
+
+
 def _started(marker: Path) -> str:
     try:
         return str(json.loads(marker.read_text(encoding="utf-8"))["created_at"])[:16].replace("T", " ") + "Z"
@@ -187,6 +208,7 @@ class Store:
         self.conn = conn
         self.path = path
         self._db: Database | None = None
+        self._issued: tuple[Path, dict[str, Any]] | None = None  # the marker's record, once the alert commits
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Store:
@@ -270,9 +292,15 @@ class Store:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._issued = None
             raise
         else:
             self.conn.execute("COMMIT")
+            if self._issued is not None:
+                marker, data = self._issued
+                self._issued = None
+                with contextlib.suppress(OSError):  # a read-only folder: the log alone decides, as before
+                    _write_marker(marker, data)
 
     def append_event(
         self,
@@ -425,6 +453,13 @@ class Store:
         row = self.conn.execute("SELECT identifier FROM alerts WHERE identifier LIKE ? "
                                 "ORDER BY length(identifier) DESC, identifier DESC LIMIT 1", [prefix + "%"]).fetchone()
         number = int(row[0].removeprefix(prefix)) + 1 if row else 1
+        # The marker beside the log remembers the highest number issued: a log restored from an older copy goes
+        # on from there, so no identifier is issued twice (CAP: unique per sender; aggregators key on it).
+        marker = self.path.with_name(self.path.name + MARKER_SUFFIX)
+        seen = _marker(marker)
+        number = max(number, int((seen.get("issued") or {}).get(str(year), 0)) + 1)
+        if seen:  # written once the transaction commits: an alert that was never saved leaves no gap
+            self._issued = (marker, {**seen, "issued": {**(seen.get("issued") or {}), str(year): number}})
         return f"{prefix}{number:04d}"
 
     def events(self, incident: str | None = None) -> Iterator[dict[str, Any]]:

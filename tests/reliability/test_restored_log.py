@@ -30,10 +30,27 @@ def test_a_new_warning_after_restoring_an_older_log_reaches_every_channel(tmp_pa
     no_traceback(third)
     assert third.returncode == 0, third.stdout + third.stderr
     store = Store.open(database)
-    assert [a.identifier for a in store.alerts()] == ["A-2026-0001", "A-2026-0002"]  # the identifier again
+    # The marker beside the log remembers A-2026-0002 went out: the restored log goes on from there.
+    assert [a.identifier for a in store.alerts()] == ["A-2026-0001", "A-2026-0003"]
     store.close()
     posted = accepted_by_target(sandbox, "Third School")
     kinds = {name: text.split('"')[1] for name, text in PLATFORMS.items()}
     for name, kind in kinds.items():  # every platform took it as a new post, the ones that dedupe by key included
         assert posted[kind] >= 1, (name, posted)
     assert posted["hook-00"] == 2 and posted["hook-01"] == 2, posted  # the partner hubs: en and cy, as new
+
+
+@pytest.mark.real_clock
+def test_a_second_workspace_on_the_same_accounts_is_never_taken_for_the_first(tmp_path, sandbox):
+    env = environment(sandbox.url)
+    first = full_workspace(tmp_path / "north", sandbox.url, channels=9)
+    second = full_workspace(tmp_path / "south", sandbox.url, channels=9)  # the same accounts and partner hubs
+    assert run(first, env, *warn_args("North School")).returncode == 0
+    south = run(second, env, *warn_args("South School"))  # its own A-2026-0001
+    no_traceback(south)
+    assert south.returncode == 0, south.stdout + south.stderr
+    posted = accepted_by_target(sandbox, "South School")
+    kinds = {name: text.split('"')[1] for name, text in PLATFORMS.items()}
+    for name, kind in kinds.items():
+        assert posted[kind] >= 1, (name, posted)  # Mastodon and Bluesky dedupe by key: the keys differ
+    assert posted["hook-00"] == 2 and posted["hook-01"] == 2, posted
