@@ -333,6 +333,7 @@ def finish(ctx: click.Context, report: Report, as_json: bool, behind: list[Stale
     """The table, a summary, the next command; exit 0, 1 or 3 as STYLE.md says. `behind`: channels the message
     did not reach that still show an earlier one of the incident."""
     behind = behind or []
+    BAR.clear()  # a list's bar left half-drawn by a stop
     if as_json:
         data = report_json(report)
         data["behind"] = [{"channel": b.channel, "shows": b.shows, "url": b.url} for b in behind]
