@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -20,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from broadcast.errors import BroadcastError
 
 if TYPE_CHECKING:
+    from broadcast.prepare.lint import Finding
     from broadcast.sandbox.server import Sandbox
     from broadcast.send.sending import Report
+    from broadcast.store import Store
     from broadcast.workspace import ChannelConfig, Workspace
 
 ACTOR = "drill (exercise)"
@@ -74,7 +77,7 @@ def run_drill(source: Workspace, *, into: Path | None = None, faults: bool = Tru
     report = DrillReport(root, url)
     saved = dict(os.environ)
     try:
-        point_at_sandbox(Workspace(root), url, mail_port)
+        os.environ.update(point_at_sandbox(Workspace(root), url, mail_port))
         workspace = Workspace(root)
         echo(f"Drill in {root} (a copy of {source.root}); every channel goes to the sandbox at {url}/")
         _exercise(workspace, sandbox, report, faults, echo)
@@ -109,10 +112,24 @@ def copy_workspace(source: Path, into: Path | None) -> Path:
     if "show_exercises" not in config:
         config = config.replace("[page]\n", "[page]\nshow_exercises = true\n") if "[page]" in config else (
             config + "\n[page]\nshow_exercises = true\n")
+    config = local_page(config)
     if "[fanout]" not in config:
         config += "\n[fanout]\nfirst_backoff = 0.2\nmax_backoff = 1.0\nchannel_deadline = 20\noverall_deadline = 40\n"
     (root / "broadcast.toml").write_text(config, encoding="utf-8")
     return root
+
+
+def local_page(config: str) -> str:
+    """broadcast.toml with its page published to the copy's own site/ only: a rehearsal must never reach the real
+    bucket or server (every [[page.targets]] block is dropped, one directory target added)."""
+    kept, skipping = [], False
+    for line in config.splitlines():
+        header = line.strip()
+        if header.startswith("["):
+            skipping = header == "[[page.targets]]"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + '\n\n[[page.targets]]\nname = "site"\nkind = "directory"\npath = "site"\n'
 
 
 def sandbox_settings(config: ChannelConfig, url: str, mail_port: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
@@ -164,10 +181,16 @@ def sandbox_settings(config: ChannelConfig, url: str, mail_port: int = 0) -> tup
     return settings, values
 
 
-def point_at_sandbox(workspace: Workspace, url: str, mail_port: int) -> None:
-    """Rewrite each channel file of the copy: sandbox addresses, exercise allowed, secrets set in this process."""
+REHEARSAL = ".broadcast/rehearsal"  # marks a copy whose channels point at a sandbox: only such a copy is re-pointed
+ENV_FILE = "sandbox.env"  # in a rehearsal copy: the sandbox's credentials, as the exports a shell sources
+
+
+def point_at_sandbox(workspace: Workspace, url: str, mail_port: int) -> dict[str, str]:
+    """Rewrite each channel file of the copy: sandbox addresses, exercise allowed; return the environment its
+    secrets need (the sandbox's credentials, never a real one), and mark the copy as a rehearsal."""
     from broadcast.channels import KINDS
 
+    environment: dict[str, str] = {}
     for config in workspace.channels.values():
         if config.kind not in KINDS:
             continue  # the page is published to the copy's site/; kinds without an adapter stay as they are
@@ -175,9 +198,22 @@ def point_at_sandbox(workspace: Workspace, url: str, mail_port: int) -> None:
         for key, value in values.items():
             ref = config.secrets.get(key)
             if ref:
-                os.environ[ref.removeprefix("env:")] = value
+                environment[ref.removeprefix("env:")] = value
         secrets = {} if config.kind == "smtp" else config.secrets  # the sandbox's mail server takes no login
         config.path.write_text(channel_toml(config, settings, secrets), encoding="utf-8")
+    marker = workspace.root / REHEARSAL
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(f"{url}\n", encoding="utf-8")
+    (workspace.root / ENV_FILE).write_text(
+        "# The sandbox's credentials for this rehearsal copy (not secrets: they work only on the sandbox).\n"
+        "# Load them in the shell that sends: . ./sandbox.env\n"
+        + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(environment.items())),
+        encoding="utf-8")
+    return environment
+
+
+def is_rehearsal(root: Path) -> bool:
+    return (root / REHEARSAL).is_file()
 
 
 def channel_toml(config: ChannelConfig, settings: dict[str, Any], secrets: dict[str, str]) -> str:
@@ -193,8 +229,6 @@ def channel_toml(config: ChannelConfig, settings: dict[str, Any], secrets: dict[
 def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, faults: bool,
               echo: Callable[[str], None]) -> None:
     from broadcast.channels.checks import check_channels
-    from broadcast.prepare.approvals import approval_state, approve, read_approvals
-    from broadcast.prepare.lint import lint_workspace
     from broadcast.prepare.templates import find_template
     from broadcast.send.lifecycle import close_incident, plan_correction, plan_update, retract
     from broadcast.send.sending import Issue, plan_warning, send_warning
@@ -207,13 +241,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         echo(f"{name:9} {line}")
 
     try:
-        findings = lint_workspace(workspace)
-        errors = [f for f in findings if f.level == "error"]
-        approvals = read_approvals(workspace)
-        for name in workspace.template_names():
-            loaded = find_template(workspace, name)
-            if not approval_state(loaded, approvals).approved and not any(f.template == name for f in errors):
-                approve(workspace, loaded, "Drill, automatic sign-off (exercise copy only)", store)
+        errors = sign_off_copy(workspace, store, "Drill, automatic sign-off (exercise copy only)")
         checks = check_channels(workspace)
         step("prepare", f"{'FAIL ' if errors else ''}{len(workspace.template_names())} templates linted "
              f"({len(errors)} {'error' if len(errors) == 1 else 'errors'}); "
@@ -257,6 +285,22 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
              f"{result.head[:16]}...")
     finally:
         store.close()
+
+
+def sign_off_copy(workspace: Workspace, store: Store, by: str) -> list[Finding]:
+    """Approve, in a copy that only reaches the sandbox, every template that lints without errors; return the
+    errors (those templates stay unapproved, as they would in the real workspace)."""
+    from broadcast.prepare.approvals import approval_state, approve, read_approvals
+    from broadcast.prepare.lint import lint_workspace
+    from broadcast.prepare.templates import find_template
+
+    errors = [f for f in lint_workspace(workspace) if f.level == "error"]
+    approvals = read_approvals(workspace)
+    for name in workspace.template_names():
+        loaded = find_template(workspace, name)
+        if not approval_state(loaded, approvals).approved and not any(f.template == name for f in errors):
+            approve(workspace, loaded, by, store)
+    return errors
 
 
 def summary(name: str, sent: Report, report: DrillReport, step: Callable[[str, str], None]) -> None:

@@ -42,3 +42,17 @@ def test_drill_runs_the_whole_exercise_against_the_sandbox(example_dir, tmp_path
     # The drill's sandbox credentials never outlive it, and the original workspace is untouched.
     assert {k: v for k, v in __import__("os").environ.items() if k.startswith("BRYNGWYN_")} == secrets_before
     assert not (example_dir / "broadcast.db").exists()
+
+
+def test_a_drill_without_keep_leaves_nothing_behind(example_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.delenv("BROADCAST_WORKSPACE", raising=False)
+    result = CliRunner().invoke(cli, ["--workspace", str(example_dir), "drill", "--no-faults"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "OK: the log verifies" in result.output and "the copy is removed; --keep DIR keeps it" in result.output
+    assert list(scratch.iterdir()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase
@@ -291,19 +293,81 @@ def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> N
 
 @phase("prepare")
 @click.command()
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1.")
-def sandbox(port: int) -> None:
-    """Emulate every platform on 127.0.0.1, for drills and training.
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@click.option("--mail-port", type=click.IntRange(1, 65535), help="The SMTP server's port (default: --port + 1).")
+@click.option("--rehearse", "into", type=click.Path(file_okay=False, path_type=Path),
+              help="Copy this workspace into DIR (new) with every channel pointed at this sandbox, then serve.")
+@click.option("--env", "show_env", is_flag=True, help="Print the exports a rehearsal copy needs, and exit.")
+@click.pass_context
+def sandbox(ctx: click.Context, port: int, mail_port: int | None, into: Path | None, show_env: bool) -> None:
+    """Emulate every platform, and an SMTP server, on 127.0.0.1 for drills and training.
 
-    Point a channel at it (e.g. instance = "http://127.0.0.1:8025/mastodon") and open
+    With --rehearse DIR, a copy of this workspace (templates, channels, approvals; the fictional example lists,
+    never yours) has every channel pointed here; run from a rehearsal copy, it points it here again. Open
     http://127.0.0.1:8025/ to see what each platform received.
 
-    Example: broadcast sandbox --port 8025
+    Example: broadcast sandbox --rehearse ../rehearsal, then in another terminal:
+    cd ../rehearsal && . ./sandbox.env && broadcast warn ...
     """
-    from broadcast.sandbox.server import serve
+    from broadcast.drill import ENV_FILE, copy_workspace, is_rehearsal, point_at_sandbox
+    from broadcast.sandbox.mail import start_mail
+    from broadcast.sandbox.server import Sandbox, serve
+    from broadcast.workspace import Workspace, find_root
 
-    click.echo(f"Sandbox on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
-    serve(port=port)
+    mail = mail_port or port + 1
+    try:
+        here: Path | None = find_root(explicit=ctx.find_root().obj.get("workspace"))
+    except ConfigError:
+        here = None
+    target = None
+    if into is not None:
+        if here is None:
+            from broadcast.prepare.scaffold import EXAMPLE
+
+            here = EXAMPLE
+        target = copy_workspace(here, into)
+    elif here is not None and is_rehearsal(here):
+        target = here
+    if show_env:
+        if target is None or not (target / ENV_FILE).is_file():
+            raise ConfigError(here or Path.cwd(), None, "this is not a rehearsal copy",
+                              "make one: broadcast sandbox --rehearse DIR (it writes DIR/sandbox.env)")
+        click.echo((target / ENV_FILE).read_text(encoding="utf-8"), nl=False)
+        return
+    check_free(port, "--port")
+    check_free(mail, "--mail-port")
+    url = f"http://127.0.0.1:{port}"
+    if target is not None:
+        from broadcast.drill import sign_off_copy
+        from broadcast.store import Store
+
+        point_at_sandbox(Workspace(target), url, mail)
+        store = Store.open(target / "broadcast.db")
+        try:
+            sign_off_copy(Workspace(target), store, "Rehearsal, automatic sign-off (rehearsal copy only)")
+        finally:
+            store.close()
+        click.echo(f"Rehearsal copy: {target} (every channel points here; nothing reaches a real account)")
+        click.echo(f"In another terminal: cd {target} && . ./{ENV_FILE} && broadcast warn TEMPLATE --set ...")
+    click.echo(f"Sandbox on {url}/ (what each platform received), SMTP on 127.0.0.1:{mail}. Ctrl-C to stop.")
+    emulated = Sandbox()
+    mail_server, _ = start_mail(emulated, port=mail)  # email lands in the same log the web page shows
+    try:
+        serve(port=port, sandbox=emulated)
+    finally:
+        mail_server.stop()
+
+
+def check_free(port: int, option: str) -> None:
+    """Refuse a port already taken, in one line, before anything starts."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(f"{option} {port}", None, "the port is already in use (another sandbox?)",
+                              f"stop it, or choose another: {option} {port + 10}") from None
 
 
 @phase("prepare")
@@ -333,10 +397,18 @@ def drill(ctx: click.Context, keep: str | None, no_faults: bool) -> None:
         source = Workspace(EXAMPLE)
     report = run_drill(source, into=Path(keep) if keep else None, faults=not no_faults, echo=click.echo)
     click.echo()
-    click.echo(f"Page:  {report.root / 'site' / 'index.html'}")
-    click.echo(f"Log:   {report.root / 'broadcast.db'} ({report.events} events, head {report.head[:16]}...)")
     click.echo(f"Sandbox received {report.posts} posts; the drill took {report.seconds:.1f} s.")
-    click.echo(f"Next: open the page, then read the timeline: broadcast -w {report.root} review verify")
+    if keep:
+        click.echo(f"Page:  {report.root / 'site' / 'index.html'}")
+        click.echo(f"Log:   {report.root / 'broadcast.db'} ({report.events} events, head {report.head[:16]}...)")
+        click.echo(f"Next: open the page, read the timeline (broadcast -w {report.root} review verify), or send more "
+                   f"to it: broadcast -w {report.root} sandbox")
+    else:
+        import shutil
+
+        shutil.rmtree(report.root, ignore_errors=True)  # a drill leaves nothing behind unless asked to
+        click.echo(f"Log:   {report.events} events, head {report.head[:16]}... (the copy is removed; --keep DIR "
+                   "keeps it, with its page and log)")
     if not report.ok:
         ctx.exit(SOME_FAILED)
 

@@ -18,6 +18,8 @@ site/
 # Recipient lists hold personal data; .broadcast/ holds the key that hashes their numbers and addresses.
 lists/
 .broadcast/
+# Fictional people (drama-range numbers, example.org) for `broadcast drill` and rehearsals.
+examples/lists/
 # Secrets never live in the workspace.
 *.secrets
 .env
@@ -42,5 +44,7 @@ def create_workspace(root: Path) -> Path:
         source = EXAMPLE / folder
         if source.is_dir():
             shutil.copytree(source, root / folder, dirs_exist_ok=True)
+    if (EXAMPLE / "lists").is_dir():  # for drills and rehearsals: fictional, never the workspace's own lists/
+        shutil.copytree(EXAMPLE / "lists", root / "examples" / "lists")
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     return root.resolve()

@@ -279,7 +279,9 @@ def error_response(platform: str, status: int, headers: dict[str, str], retry_af
     return web.json_response(body, status=status, headers=headers)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8025, seed: int = 0) -> None:
-    """Run the sandbox in the foreground until interrupted (the `broadcast sandbox` command)."""
-    sandbox = Sandbox(seed=seed)
+def serve(host: str = "127.0.0.1", port: int = 8025, seed: int = 0, sandbox: Sandbox | None = None) -> None:
+    """Run the sandbox in the foreground until interrupted (the `broadcast sandbox` command); pass `sandbox` to serve
+    one whose log another server (the mail server) also writes to."""
+    sandbox = sandbox or Sandbox(seed=seed)
+    sandbox.url = f"http://{host}:{port}"
     web.run_app(sandbox.app(), host=host, port=port, print=None, access_log=None)
