@@ -22,6 +22,17 @@ def cap_time(moment: datetime, zone: str) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S") + sign_offset
 
 
+def shown_time(moment: datetime | str, zone: str, *, date: bool = False) -> str:
+    """A time as the duty officer reads it: their zone, named ('06:42 GMT', '06:42 BST'); with `date`,
+    'Mon 23 Nov 06:42 GMT'. Machines get ISO 8601 instead (cap_time, or isoformat with Z)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    local = moment.astimezone(ZoneInfo(zone))
+    return local.strftime("%a %d %b %H:%M %Z" if date else "%H:%M %Z")
+
+
 def degrees(value: float) -> str:
     """A coordinate as CAP wants it: plain decimal, at most 6 places (never 1e-05)."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")

@@ -54,16 +54,19 @@ def drafts(ctx: click.Context, show_all: bool) -> None:
 
     Example: broadcast drafts
     """
+    from broadcast.alert import shown_time
     from broadcast.send.drafts import drafts as waiting
     from broadcast.store import Store
 
-    store = Store.open(open_workspace(ctx).db_path)
+    workspace = open_workspace(ctx)
+    zone = workspace.timezone
+    store = Store.open(workspace.db_path)
     try:
         rows = waiting(store, None if show_all else "waiting")
     finally:
         store.close()
     for row in rows:
-        click.echo(f"{row['id']:>4}  {row['state']:8} {row['created_at'][:16].replace('T', ' ')}Z  "
+        click.echo(f"{row['id']:>4}  {row['state']:8} {shown_time(row['created_at'], zone, date=True)}  "
                    f"{row['template']:18} by {row['drafted_by']}" + (f"  -> {row['alert']}" if row["alert"] else ""))
     click.echo(f"{len(rows)} drafts." + ("" if rows or show_all else " Nothing is waiting."))
 
@@ -137,10 +140,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
+    from broadcast.alert import shown_time
     from broadcast.review.status import status as current
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
+    zone = workspace.timezone
     store = Store.open(workspace.db_path)
     try:
         now = current(workspace, store)
@@ -155,18 +160,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.secho(f"{counted(len(now.incidents), 'open incident')}", bold=True)
     for item in now.incidents:
         flag = " EXERCISE" if item.exercise else ""
-        click.echo(f"  {item.slug}  {item.status}{flag}  {item.alerts} messages, last {item.last_alert} at "
-                   f"{(item.last_sent or '')[11:16]}: {item.last_headline}")
+        click.echo(f"  {item.slug}  {item.status}{flag}  {counted(item.alerts, "message")}, last {item.last_alert} at "
+                   f"{shown_time(item.last_sent, zone) if item.last_sent else ''}: {item.last_headline}")
         if item.overdue_minutes:
-            click.secho(f"    OVERDUE: the next update was promised for {(item.next_update_due or '')[11:16]} "
+            click.secho(f"    OVERDUE: the next update was promised for {shown_time(item.next_update_due or '', zone)} "
                         f"({item.overdue_minutes} minutes ago). Send it now: broadcast update {item.slug} ...",
                         fg="red", bold=True)
         elif item.next_update_due:
-            click.echo(f"    next update due at {item.next_update_due[11:16]}")
+            click.echo(f"    next update due at {shown_time(item.next_update_due, zone)}")
     if now.channels:
         click.secho("Last message on each channel", bold=True)
         for channel, last in sorted(now.channels.items()):
-            click.echo(f"  {channel:20} {last['alert']} at {last['at'][11:16]}Z  {last['url'] or ''}")
+            click.echo(f"  {channel:20} {last['alert']} at {shown_time(last['at'], zone)}  {last['url'] or ''}")
     if now.problems:
         click.secho(f"{counted(len(now.problems), 'delivery', 'deliveries')} "
                     f"{'needs' if len(now.problems) == 1 else 'need'} attention", bold=True, fg="red")

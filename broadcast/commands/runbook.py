@@ -83,6 +83,8 @@ def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> 
         rows = ticks(store, slug, book)
     finally:
         store.close()
+    from broadcast.alert import shown_time
+
     click.secho(f"{book.title} ({slug})", bold=True)
     phase_now = ""
     for row in rows:
@@ -90,7 +92,7 @@ def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> 
             phase_now = row.step.phase
             click.echo(f"\n{phase_now.capitalize()}")
         mark = "[x]" if row.at else "[ ]"
-        when = f"  ({row.at[11:16]}Z, {row.actor})" if row.at else ""
+        when = f"  ({shown_time(row.at, workspace.timezone)}, {row.actor})" if row.at else ""
         click.echo(f"  {mark} {row.step.id}. {row.step.text}{when}")
     left = [r.step.id for r in rows if not r.at]
     click.echo(f"\n{len(rows) - len(left)} of {len(rows)} done." + (f" Next: {left[0]}." if left else ""))

@@ -262,7 +262,7 @@ def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] |
     approval = state.status + (f" ({state.approval.by}, {state.approval.at[:10]})" if state.approval else "")
     click.secho(f"template  {approval}", fg="green" if state.approved else "yellow")
     info = plan.alert.infos[0]
-    click.echo(f"alert     {plan.alert.status} {plan.alert.msg_type}, expires {info.expires}")
+    click.echo(f"alert     {plan.alert.status} {plan.alert.msg_type}, expires {expiry(info.expires, plan)}")
     click.echo(f"area      {'; '.join(a.desc for a in info.areas)}")
     click.echo()
     if dry_run:
@@ -291,6 +291,13 @@ def show_plan(plan: Plan, *, dry_run: bool, before: dict[tuple[str, str], str] |
         click.echo(f"Dry run: nothing was sent and nothing was logged.{would}")
         if verdict:
             click.secho(verdict, fg="yellow", bold=True)
+
+
+def expiry(expires: str, plan: Plan) -> str:
+    """The CAP expiry as the duty officer reads it: 'Tue 24 Nov 01:12 GMT' in the workspace's zone."""
+    from broadcast.alert import shown_time
+
+    return shown_time(expires, plan.zone, date=True) if plan.zone else expires
 
 
 def show_posts(plan: Plan, before: dict[tuple[str, str], str] | None) -> None:

@@ -65,6 +65,7 @@ class Plan:
     issue: Issue = Issue()
     audience: Audience | None = None  # who the list channels reach (recipients, segments, cost)
     broken: list[BrokenChannel] = field(default_factory=list)  # channel files that cannot be used: each fails alone
+    zone: str = ""  # the workspace's time zone, for showing times
 
 
 @dataclass
@@ -95,7 +96,7 @@ def switched_off(store: Store) -> dict[str, str]:
     ):
         kind, channel, actor, at, why = event
         if kind == "channel_disabled":
-            state[channel] = f"switched off by {actor} at {at[:16].replace('T', ' ')}Z: {why}"
+            state[channel] = f"switched off by {actor} at {at[:16].replace('T', ' ')} UTC: {why}"
         else:
             state.pop(channel, None)
     return state
@@ -162,7 +163,7 @@ def plan_rendering(workspace: Workspace, rendering: Rendering, approval: Approva
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
              for language in config.languages]
     broken = [b for name, b in workspace.broken_channels.items() if not only or name in only]
-    return Plan(rendering, alert, approval, posts, skipped, issue, audience, broken)
+    return Plan(rendering, alert, approval, posts, skipped, issue, audience, broken, workspace.timezone)
 
 
 async def _configure(channels: list[Channel]) -> None:
