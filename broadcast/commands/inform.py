@@ -160,7 +160,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.secho(f"{counted(len(now.incidents), 'open incident')}", bold=True)
     for item in now.incidents:
         flag = " EXERCISE" if item.exercise else ""
-        click.echo(f"  {item.slug}  {item.status}{flag}  {counted(item.alerts, "message")}, last {item.last_alert} at "
+        click.echo(f"  {item.slug}  {item.status}{flag}  {counted(item.alerts, 'message')}, last {item.last_alert} at "
                    f"{shown_time(item.last_sent, zone) if item.last_sent else ''}: {item.last_headline}")
         if item.overdue_minutes:
             click.secho(f"    OVERDUE: the next update was promised for {shown_time(item.next_update_due or '', zone)} "
