@@ -17,6 +17,20 @@ def counted(number: int, word: str, plural: str | None = None) -> str:
     return f"{number:,} {word if number == 1 else plural or word + 's'}"
 
 
+JSON_VERSION = 1  # every --json output: {"schema": "broadcast.<name>", "version": 1, ...}; fields are only added
+
+
+def emit(schema: str, data: dict[str, Any]) -> None:
+    """Print a --json result: one object, its schema named and versioned (docs/json.md lists each)."""
+    import json
+
+    click.echo(json.dumps({"schema": f"broadcast.{schema}", "version": JSON_VERSION, **data}, ensure_ascii=False,
+                          indent=2))
+
+
+JSON_HELP = "Print the result as JSON (its schema key names the shape; see docs/json.md)."
+
+
 def phase(name: str) -> Any:
     """Mark a command with the phase it is listed under in --help."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, counted, open_workspace, phase
+from broadcast.commands import JSON_HELP, SET_HELP, collect_sets, counted, emit, open_workspace, phase
 
 
 @phase("warn")
@@ -48,8 +48,9 @@ def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, .
 @phase("warn")
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also drafts already approved, sent or rejected.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def drafts(ctx: click.Context, show_all: bool) -> None:
+def drafts(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """List drafts waiting for a second person.
 
     Example: broadcast drafts
@@ -65,6 +66,10 @@ def drafts(ctx: click.Context, show_all: bool) -> None:
         rows = waiting(store, None if show_all else "waiting")
     finally:
         store.close()
+    if as_json:
+        keys = ("id", "state", "created_at", "template", "drafted_by", "decided_by", "decided_at", "reason", "alert")
+        emit("drafts", {"drafts": [{k: row[k] for k in keys} for row in rows]})
+        return
     for row in rows:
         click.echo(f"{row['id']:>4}  {row['state']:8} {shown_time(row['created_at'], zone, date=True)}  "
                    f"{row['template']:18} by {row['drafted_by']}" + (f"  -> {row['alert']}" if row["alert"] else ""))
@@ -138,7 +143,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Example: broadcast status
     """
-    import json
 
     from broadcast.alert import shown_time
     from broadcast.review.status import status as current
@@ -155,7 +159,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     code = SOME_FAILED if now.needs_attention else OK
     if as_json:
-        click.echo(json.dumps(now.to_dict(), ensure_ascii=False, indent=2))
+        emit("status", now.to_dict())
         ctx.exit(code)
     click.secho(f"{counted(len(now.incidents), 'open incident')}", bold=True)
     for item in now.incidents:

@@ -123,18 +123,23 @@ def lists_group() -> None:
 
 @lists_group.command("check")
 @click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (its schema key names the shape).")
 @click.pass_context
-def check(ctx: click.Context, names: tuple[str, ...]) -> None:
+def check(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Check lists row by row: bad rows with their line numbers, duplicates, opt-outs.
 
     Example: broadcast lists check residents
     """
-    from broadcast.commands import open_workspace
-    from broadcast.prepare.recipients import OPT_OUT, check_list
+    from broadcast.commands import emit, open_workspace
+    from broadcast.prepare.recipients import OPT_OUT, check_list, describe
 
     workspace = open_workspace(ctx)
     folder = workspace.root / "lists"
-    for name in names or tuple(sorted(p.stem for p in folder.glob("*.csv") if p.stem != OPT_OUT)):
+    chosen = names or tuple(sorted(p.stem for p in folder.glob("*.csv") if p.stem != OPT_OUT))
+    if as_json:  # counts and line numbers only: never a number or an address
+        emit("lists-check", {"lists": [{"name": name, **describe(check_list(workspace, name))} for name in chosen]})
+        return
+    for name in chosen:
         report = check_list(workspace, name)
         click.secho(f"lists/{name}.csv: {report.summary()}", bold=True)
         for problem in report.problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import open_workspace, phase
+from broadcast.commands import JSON_HELP, emit, open_workspace, phase
 
 
 @phase("warn")
@@ -16,8 +16,9 @@ def page() -> None:
 @page.command("build")
 @click.option("--output", "-o", type=click.Path(file_okay=False), metavar="DIR",
               help="Folder to write (default: the first directory target in [page], else site/).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def page_build(ctx: click.Context, output: str | None) -> None:
+def page_build(ctx: click.Context, output: str | None, as_json: bool) -> None:
     """Build the site from the log into a local folder, without publishing it anywhere.
 
     Example: broadcast page build
@@ -35,6 +36,12 @@ def page_build(ctx: click.Context, output: str | None) -> None:
     finally:
         store.close()
     summary, files = built.site.summary, built.site.files
+    if as_json:
+        emit("page-build", {"directory": str(built.directory), "files": len(files), "bytes": built.site.size,
+                            "changed": len(built.written.written), "current_alerts": len(summary.current),
+                            "incidents": len(summary.incidents), "log": {"events": summary.log[0],
+                                                                          "head": summary.log[1]}})
+        return
     click.echo(f"Built {len(files)} files ({built.site.size:,} bytes) in {built.directory}: "
                f"{count_text('en', len(summary.current)).lower()}, {len(summary.incidents)} incident "
                f"page{'' if len(summary.incidents) == 1 else 's'} in each language, {len(built.written.written)} "
@@ -44,8 +51,9 @@ def page_build(ctx: click.Context, output: str | None) -> None:
 
 
 @page.command("publish")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def page_publish(ctx: click.Context) -> None:
+def page_publish(ctx: click.Context, as_json: bool) -> None:
     """Build the site and publish it to every target in [page], reading each one back.
 
     Exits 0 when every target was published and verified, 1 when some failed, 3 when all failed.
@@ -63,14 +71,21 @@ def page_publish(ctx: click.Context) -> None:
         report = publish_site(workspace, store)
     finally:
         store.close()
+    good = len(report.results) - len(report.failed)
+    code = 0 if not report.failed else NOTHING_DELIVERED if not good else SOME_FAILED
+    if as_json:
+        from dataclasses import asdict
+
+        emit("page-publish", {"targets": [asdict(r) for r in report.results], "published": good,
+                              "current_alerts": len(report.site.summary.current)})
+        ctx.exit(code)
     for line in report.lines():
         click.secho(line, fg="red" if line.startswith("FAIL") else None)
-    good = len(report.results) - len(report.failed)
     click.echo(f"{good} of {len(report.results)} targets published "
                f"({count_text('en', len(report.site.summary.current)).lower()}).")
     if report.failed:
         click.echo("Fix the failed target, then run: broadcast page publish")
-        ctx.exit(NOTHING_DELIVERED if not good else SOME_FAILED)
+        ctx.exit(code)
 
 
 @page.command("serve")

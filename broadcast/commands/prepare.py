@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase
+from broadcast.commands import JSON_HELP, SET_HELP, collect_sets, counted, echo_rendering, emit, open_workspace, phase
 from broadcast.errors import ConfigError
 
 
@@ -34,8 +34,9 @@ def templates() -> None:
 
 
 @templates.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def templates_list(ctx: click.Context) -> None:
+def templates_list(ctx: click.Context, as_json: bool) -> None:
     """List templates with their approval state.
 
     Example: broadcast templates list
@@ -44,6 +45,14 @@ def templates_list(ctx: click.Context) -> None:
     from broadcast.prepare.approvals import approval_states
 
     rows = approval_states(open_workspace(ctx))
+    if as_json:
+        emit("templates", {"templates": [
+            {"name": r.name, "title": r.title, "state": r.state.status if r.state else "broken",
+             "approved": bool(r.state and r.state.approved),
+             "approved_by": r.state.approval.by if r.state and r.state.approval else None,
+             "approved_at": r.state.approval.at if r.state and r.state.approval else None,
+             "error": r.error.message if r.error else None} for r in rows]})
+        ctx.exit(SOME_FAILED if any(r.error for r in rows) else 0)
     width = max((len(r.name) for r in rows), default=0)
     for row in rows:
         if row.error or not row.state:
@@ -125,8 +134,9 @@ def templates_preview(ctx: click.Context, name: str, pairs: tuple[str, ...]) -> 
 
 @templates.command("lint")
 @click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def templates_lint(ctx: click.Context, names: tuple[str, ...]) -> None:
+def templates_lint(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Check templates: syntax, variables, variants and the message checklist.
 
     Exits 2 if any template has an error; warnings alone exit 0.
@@ -142,6 +152,10 @@ def templates_lint(ctx: click.Context, names: tuple[str, ...]) -> None:
         findings = [f for n in names for f in lint_template(find_template(workspace, n), workspace)]
     else:
         findings = lint_workspace(workspace)
+    if as_json:
+        emit("lint", {"findings": [{"template": f.template, "level": f.level, "message": f.message,
+                                    "blocks_approval": f.blocking} for f in findings]})
+        ctx.exit(REFUSED if any(f.level == "error" for f in findings) else 0)
     for finding in findings:
         click.secho(str(finding), fg="red" if finding.level == "error" else "yellow")
     errors = sum(f.level == "error" for f in findings)
@@ -196,8 +210,9 @@ def channels() -> None:
 
 
 @channels.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def channels_list(ctx: click.Context) -> None:
+def channels_list(ctx: click.Context, as_json: bool) -> None:
     """List channel accounts: kind, languages and whether each is on.
 
     Example: broadcast channels list
@@ -213,6 +228,14 @@ def channels_list(ctx: click.Context) -> None:
         killed = switched_off(store)
         store.close()
     broken = workspace.broken_channels
+    if as_json:
+        emit("channels", {"channels": [
+            {"name": c.name, "kind": c.kind, "on": c.enabled and c.name not in killed, "enabled": c.enabled,
+             "switched_off": killed.get(c.name), "languages": list(c.languages), "exercise": c.exercise,
+             "description": c.description, "error": None} for c in rows] + [
+            {"name": name, "kind": None, "on": False, "enabled": None, "switched_off": None, "languages": [],
+             "exercise": None, "description": "", "error": fault.error.message} for name, fault in broken.items()]})
+        return
     width = max([len(c.name) for c in rows] + [len(name) for name in broken], default=0)
     for name, fault in broken.items():
         click.secho(f"{name:{width}}  {'?':13} BROKEN  {fault.error.message}", fg="red")
@@ -229,8 +252,9 @@ def channels_list(ctx: click.Context) -> None:
 
 @channels.command("check")
 @click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def channels_check(ctx: click.Context, names: tuple[str, ...]) -> None:
+def channels_check(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Verify each channel's credentials without posting anything.
 
     Exits 1 if any channel fails its check.
@@ -241,6 +265,11 @@ def channels_check(ctx: click.Context, names: tuple[str, ...]) -> None:
     from broadcast.errors import SOME_FAILED
 
     results = check_channels(open_workspace(ctx), names)
+    if as_json:
+        from dataclasses import asdict
+
+        emit("channel-checks", {"checks": [asdict(r) for r in results]})
+        ctx.exit(0 if all(r.ok for r in results) else SOME_FAILED)
     width = max((len(r.channel) for r in results), default=0)
     for result in results:
         click.secho(f"{'OK' if result.ok else 'FAIL':5} {result.channel:{width}}  {result.detail}",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from broadcast.commands import open_workspace, phase
+from broadcast.commands import JSON_HELP, emit, open_workspace, phase
 
 if TYPE_CHECKING:
     from broadcast.store import Store
@@ -108,8 +108,10 @@ def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Pa
 @click.option("--head", "published", metavar="COUNT:HASH",
               help="A chain head published earlier (status.json's log, the page's footer, an export): the log must "
               "still pass through it.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def review_verify(ctx: click.Context, incident: str | None, database: Path | None, published: str | None) -> None:
+def review_verify(ctx: click.Context, incident: str | None, database: Path | None, published: str | None,
+                  as_json: bool) -> None:
     """Walk the log's hash chain and report the first row that was changed; with INCIDENT, its events too.
 
     It opens the log read-only, so an evidence copy on a read-only disk can be checked.
@@ -127,6 +129,12 @@ def review_verify(ctx: click.Context, incident: str | None, database: Path | Non
             result = check.chain if not check.chain.ok else store.verify(head)
         else:
             check, result = None, store.verify(head)
+    if as_json:
+        emit("verify", {"ok": result.ok, "events": result.count, "head": result.head, "broken_at": result.broken_at,
+                        "reason": result.reason, "published_head": list(head) if head else None,
+                        "incident": {"slug": incident, "events": check.digest.count, "digest": check.digest.sha256}
+                        if check is not None else None})
+        ctx.exit(0 if result.ok else 1)
     if not result.ok:
         raise StoreError(
             f"the log does not verify at event {result.broken_at}: {result.reason}. "
@@ -173,7 +181,12 @@ def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | N
     with opened(ctx) as (workspace, store):
         display = zone(tz or workspace.timezone)
         m = measure(store, incident)
-    click.echo(to_json(m) if as_json else metrics_text(m, display))
+    if as_json:
+        import json
+
+        emit("metrics", json.loads(to_json(m)))
+        return
+    click.echo(metrics_text(m, display))
 
 
 def _entry_options(command: Any) -> Any:
@@ -291,14 +304,13 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 
     Example: broadcast review list
     """
-    import json
 
     from broadcast.review.timeline import incidents_table
 
     with opened(ctx) as (_, store):
         rows = list(incidents_table(store))
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        emit("incidents", {"incidents": rows})
         return
     if not rows:
         click.echo("No incidents in the log.")
@@ -322,7 +334,6 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
 
     Example: broadcast review summary --since 2026-04-01 --until 2027-04-01
     """
-    import json
 
     from broadcast.review.metrics import duration, percent, summarise
 
@@ -331,7 +342,7 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
         result = summarise(store, _day(since, zone_name, "--since"), _day(until, zone_name, "--until")
                            if until else None)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        emit("summary", result.to_dict())
         return
     exercises = sum(i["exercise"] for i in result.incidents)
     click.echo(f"{len(result.incidents)} incidents from {since}" + (f" to {until}" if until else "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import open_workspace, phase
+from broadcast.commands import JSON_HELP, emit, open_workspace, phase
 
 
 @phase("prepare")
@@ -67,8 +67,9 @@ def runbook_tick(ctx: click.Context, step: str, incident: str | None, name: str 
 @runbook.command("show")
 @click.option("--incident", metavar="SLUG", help="The incident (needed when more than one has a runbook).")
 @click.option("--runbook", "name", metavar="NAME", help="The runbook (default: the latest started).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> None:
+def runbook_show(ctx: click.Context, incident: str | None, name: str | None, as_json: bool) -> None:
     """Show the runbook's steps: which are done, when and by whom.
 
     Example: broadcast runbook show --incident snow-2026-11-23
@@ -85,6 +86,11 @@ def runbook_show(ctx: click.Context, incident: str | None, name: str | None) -> 
         store.close()
     from broadcast.alert import shown_time
 
+    if as_json:
+        emit("runbook", {"incident": slug, "title": book.title, "steps": [
+            {"id": r.step.id, "phase": r.step.phase, "text": r.step.text, "done_at": r.at, "by": r.actor}
+            for r in rows]})
+        return
     click.secho(f"{book.title} ({slug})", bold=True)
     phase_now = ""
     for row in rows:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, open_workspace, phase, word_diff
+from broadcast.commands import SET_HELP, collect_sets, counted, echo_rendering, emit, open_workspace, phase, word_diff
 from broadcast.commands.lists import BAR, lists_group, reach, show_audience
 from broadcast.errors import OK, SOME_FAILED
 
@@ -163,10 +162,10 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
             show_resend(planned)
         if planned.empty:
             if as_json:
-                click.echo(json.dumps({"alert": planned.alert.identifier, "left": 0,
-                                       "uncertain": sum(n for *_, n in planned.uncertain),
-                                       "owed": [{"channel": o.channel, "language": o.language, "error": o.error}
-                                                for o in planned.owed]}))
+                emit("resend", {"alert": planned.alert.identifier, "left": 0,
+                                "uncertain": sum(n for *_, n in planned.uncertain),
+                                "owed": [{"channel": o.channel, "language": o.language, "error": o.error}
+                                         for o in planned.owed]})
             ctx.exit(SOME_FAILED if planned.uncertain or planned.owed else OK)
         if dry_run:
             click.echo("Dry run: nothing was sent and nothing was logged.")
@@ -344,7 +343,7 @@ def finish(ctx: click.Context, report: Report, as_json: bool, behind: list[Stale
     if as_json:
         data = report_json(report)
         data["behind"] = [{"channel": b.channel, "shows": b.shows, "url": b.url} for b in behind]
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        emit("send", data)
         ctx.exit(report.exit_code)
     identifier = report.alert.identifier
     click.echo()

@@ -173,7 +173,7 @@ def test_no_secret_in_any_byte_written(tmp_path, sandbox, monkeypatch, relay, s3
     run("cancel", identifier, "--reason", "sent for the wrong school", "--yes")
     run("page", "build")
     run("page", "publish")
-    incident = json.loads(run("review", "list", "--json"))[0]["slug"]
+    incident = json.loads(run("review", "list", "--json"))["incidents"][0]["slug"]
     exports = root / "exports"
     exports.mkdir()
     for fmt in ("csv", "jsonl", "md", "html"):

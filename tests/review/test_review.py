@@ -152,7 +152,7 @@ def test_list_and_summary(run, known):
     listed = run("review", "list")
     assert listed.exit_code == 0
     assert listed.stdout.splitlines()[1].split()[:5] == [SLUG, "closed", "2026-10-25", "00:20", "3"]
-    assert json.loads(run("review", "list", "--json").stdout)[0]["events"] == 19
+    assert json.loads(run("review", "list", "--json").stdout)["incidents"][0]["events"] == 19
     summary = run("review", "summary", "--since", "2026-10-01", "--until", "2026-11-01")
     assert summary.exit_code == 0
     out = summary.stdout
@@ -180,7 +180,7 @@ def test_a_live_incident_end_to_end(run, workspace_dir, sandbox, sandbox_env, mo
     sandbox.fault("hook-b", fail_next=9, status=500)
     sent = run("warn", "school-closure", *[f"--set={k}={v}" for k, v in VALUES.items()], "--yes")
     assert sent.exit_code == 1, sent.output
-    slug = json.loads(run("review", "list", "--json").stdout)[0]["slug"]
+    slug = json.loads(run("review", "list", "--json").stdout)["incidents"][0]["slug"]
     path = tmp_path / "live.jsonl"
     assert run("review", slug, "-o", str(path)).exit_code == 0  # the format from the suffix
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
