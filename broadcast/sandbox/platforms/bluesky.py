@@ -21,6 +21,8 @@ MAX_GRAPHEMES, MAX_BYTES = 300, 3000
 SESSION_LIMIT, SESSION_WINDOW = 30, 300.0  # createSession: 30 every 5 minutes per handle
 ACCESS_TTL = 7200.0  # the access token's life; a test shortens it through sandbox.store("bluesky")["access_ttl"]
 RKEY_RE = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
+JWT_KEY = "sandbox-pds-signing-key-not-a-secret"  # the sandbox's own; a token it issues works on it alone
+TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
 TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 
 
@@ -35,8 +37,16 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         return "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
 
     def issue(did: str, handle: str) -> dict[str, Any]:
-        access, refresh = f"sandbox-access-{secrets.token_hex(8)}", f"sandbox-refresh-{secrets.token_hex(8)}"
+        import jwt
+
+        # JWTs as a PDS issues them (clients read `exp` to know when to refresh), signed with the sandbox's key.
         ttl = float(store().get("access_ttl", ACCESS_TTL))
+        now = int(time.time())
+        access = jwt.encode({"scope": "com.atproto.access", "sub": did, "aud": "did:web:sandbox.invalid", "iat": now,
+                             "exp": now + max(int(ttl), 1), "jti": secrets.token_hex(8)}, JWT_KEY, algorithm="HS256")
+        refresh = jwt.encode({"scope": "com.atproto.refresh", "sub": did, "aud": "did:web:sandbox.invalid",
+                              "iat": now, "exp": now + 90 * 86400, "jti": secrets.token_hex(8)}, JWT_KEY,
+                             algorithm="HS256")
         store().setdefault("access", {})[access] = {"did": did, "handle": handle, "expires": time.time() + ttl}
         store().setdefault("refresh", {})[refresh] = {"did": did, "handle": handle}
         return {"did": did, "handle": handle, "accessJwt": access, "refreshJwt": refresh, "active": True}
@@ -90,7 +100,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         if isinstance(found, web.Response):
             return found
         data = body(request)
-        record, rkey = data.get("record"), str(data.get("rkey", ""))
+        record, rkey = data.get("record"), str(data.get("rkey") or tid())  # no rkey: the PDS makes a TID
         if data.get("repo") not in (found["did"], found["handle"]):
             return error(401, "AuthRequired", "Input/repo must be the authenticated account")
         if data.get("collection") != COLLECTION or not isinstance(record, dict):
@@ -132,6 +142,17 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
                                               None)
         return web.json_response({"commit": {"cid": "bafyreideleted", "rev": "sandbox"}})
 
+    async def get_profile(request: web.Request) -> web.Response:
+        found = session(request)
+        if isinstance(found, web.Response):
+            return found
+        actor = request.query.get("actor", "")
+        if actor not in (found["did"], found["handle"]):
+            return error(400, "InvalidRequest", "Profile not found")
+        return web.json_response({"did": found["did"], "handle": found["handle"], "displayName": "Sandbox council",
+                                  "followersCount": 0, "followsCount": 0, "postsCount": len(store().get("records",
+                                                                                                       {}))})
+
     prefix = "/bluesky/xrpc/"
     app.router.add_post(prefix + "com.atproto.server.createSession", create_session, name="bluesky:createSession")
     app.router.add_post(prefix + "com.atproto.server.refreshSession", refresh_session, name="bluesky:refreshSession")
@@ -139,6 +160,7 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
     app.router.add_post(prefix + "com.atproto.repo.createRecord", create_record, name="bluesky:createRecord")
     app.router.add_get(prefix + "com.atproto.repo.getRecord", get_record, name="bluesky:getRecord")
     app.router.add_post(prefix + "com.atproto.repo.deleteRecord", delete_record, name="bluesky:deleteRecord")
+    app.router.add_get(prefix + "app.bsky.actor.getProfile", get_profile, name="bluesky:getProfile")
 
 
 def invalid_post(record: dict[str, Any]) -> str | None:
@@ -160,3 +182,13 @@ def invalid_post(record: dict[str, Any]) -> str | None:
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
             return "Record/facets/index must have integer byteStart and byteEnd"
     return None
+
+
+def tid() -> str:
+    """A record key as a PDS makes one: microseconds since 1970 and a clock id, 13 sortable base-32 characters."""
+    number = (time.time_ns() // 1000) << 10 | secrets.randbelow(1024)
+    chars = []
+    for _ in range(13):
+        chars.append(TID_CHARS[number & 31])
+        number >>= 5
+    return "".join(reversed(chars))

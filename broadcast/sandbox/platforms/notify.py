@@ -202,8 +202,11 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         found = TEMPLATES.get(request.match_info["id"])
         return web.json_response(found) if found else error(404, "NoResultFound", "No result found")
 
-    app.router.add_post("/notify/v2/notifications/sms", send_sms, name="notify:sms")
-    app.router.add_post("/notify/v2/notifications/email", send_email, name="notify:email")
-    app.router.add_get("/notify/v2/notifications", find, name="notify:find")
-    app.router.add_get("/notify/v2/notifications/{id}", one, name="notify:one")
-    app.router.add_get("/notify/v2/template/{id}", template, name="notify:template")
+    # Under /notify/ (the adapter's api setting) and at the root too, where notifications-python-client looks (it
+    # takes a base URL but drops any path after the host).
+    for root, suffix in (("/notify", ""), ("", "-root")):
+        app.router.add_post(f"{root}/v2/notifications/sms", send_sms, name="notify:sms" + suffix)
+        app.router.add_post(f"{root}/v2/notifications/email", send_email, name="notify:email" + suffix)
+        app.router.add_get(f"{root}/v2/notifications", find, name="notify:find" + suffix)
+        app.router.add_get(f"{root}/v2/notifications/{{id}}", one, name="notify:one" + suffix)
+        app.router.add_get(f"{root}/v2/template/{{id}}", template, name="notify:template" + suffix)

@@ -1,0 +1,72 @@
+"""The sandbox speaks each platform's real contract: the platforms' own client libraries work against it, as they
+would against the real thing (only the base URL differs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broadcast.sandbox.server import CREDENTIALS
+
+
+@pytest.mark.real_clock  # the clients read their tokens' expiry against the real clock
+def test_atproto_logs_in_and_posts_as_on_bluesky(sandbox):
+    import atproto
+
+    client = atproto.Client(base_url=f"{sandbox.url}/bluesky/xrpc")
+    profile = client.login("alerts.testshire.example", CREDENTIALS["bluesky"])
+    assert profile.handle == "alerts.testshire.example"
+    posted = client.send_post(text="Hillside Primary School is closed today.")  # no record key: the PDS makes one
+    assert posted.uri.startswith("at://did:plc:") and "/app.bsky.feed.post/" in posted.uri
+    [record] = sandbox.store("bluesky")["records"].values()
+    assert record["value"]["text"] == "Hillside Primary School is closed today."
+    client.delete_post(posted.uri)
+    assert sandbox.store("bluesky")["records"] == {}
+
+
+def test_notifications_python_client_sends_and_finds_by_reference(sandbox):
+    from notifications_python_client.notifications import NotificationsAPIClient
+
+    from broadcast.sandbox.platforms.notify import API_KEY, SMS_TEMPLATE
+
+    client = NotificationsAPIClient(API_KEY, base_url=sandbox.url)
+    sent = client.send_sms_notification(phone_number="07700900001", template_id=SMS_TEMPLATE,
+                                        personalisation={"message": "Hillside is closed today."},
+                                        reference="drill-ref-1")
+    assert sent["content"]["body"] == "Hillside is closed today." and sent["reference"] == "drill-ref-1"
+    found = client.get_all_notifications(reference="drill-ref-1")["notifications"]
+    assert [n["id"] for n in found] == [sent["id"]]
+    assert client.get_notification_by_id(sent["id"])["phone_number"]
+    assert len(sandbox.received("notify", accepted=True)) == 1
+
+
+def test_mastodon_py_posts_with_an_idempotency_key_and_deletes(sandbox):
+    from mastodon import Mastodon
+
+    client = Mastodon(access_token=CREDENTIALS["mastodon"], api_base_url=f"{sandbox.url}/mastodon",
+                      version_check_mode="none")
+    first = client.status_post("Hillside is closed today.", idempotency_key="drill-key-1")
+    again = client.status_post("Hillside is closed today.", idempotency_key="drill-key-1")
+    assert first["id"] == again["id"] and str(first["url"]).startswith(sandbox.url + "/")  # absolute, as real ones
+    assert len(sandbox.received("mastodon", accepted=True)) == 1
+    client.status_delete(first["id"])
+    assert sandbox.store("mastodon")["statuses"] == {}
+
+
+def test_slack_sdk_webhook_client_posts(sandbox):
+    from slack_sdk.webhook import WebhookClient
+
+    hook = WebhookClient(f"{sandbox.url}/slack/services/T0001/B0001/{CREDENTIALS['slack']}")
+    answer = hook.send(text="Hillside is closed today.")
+    assert answer.status_code == 200 and answer.body == "ok"
+    assert len(sandbox.received("slack", accepted=True)) == 1
+
+
+def test_pytelegrambotapi_sends_and_deletes(sandbox, monkeypatch):
+    import telebot
+    from telebot import apihelper
+
+    monkeypatch.setattr(apihelper, "API_URL", f"{sandbox.url}/telegram/bot{{0}}/{{1}}")
+    bot = telebot.TeleBot(CREDENTIALS["telegram"])
+    message = bot.send_message("@TestshireAlerts", "Hillside is closed today.")
+    assert message.text == "Hillside is closed today." and message.message_id
+    assert bot.delete_message("@TestshireAlerts", message.message_id) is True
