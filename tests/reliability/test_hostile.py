@@ -153,7 +153,8 @@ def test_a_port_out_of_range_is_a_usage_error(live, args):
     """Each ended in OverflowError from bind() before the option had a range."""
     result = cli(live, *args)
     ends_cleanly(result)
-    assert result.exit_code == 2 and "is not in the range 0<=x<=65535" in result.stderr, result.output
+    lowest = "1" if args[0] == "sandbox" else "0"  # the sandbox's port is fixed (its SMTP server takes the next one)
+    assert result.exit_code == 2 and f"is not in the range {lowest}<=x<=65535" in result.stderr, result.output
 
 
 OPTIONS = [
