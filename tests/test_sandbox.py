@@ -18,7 +18,7 @@ def test_faults_set_over_http_and_the_listing_page(sandbox):
     assert (first.status_code, first.headers["retry-after"]) == (429, "3")
     assert second.status_code == 429 and third.status_code == 200
     page = httpx.get(f"{sandbox.url}/").text
-    assert "1 posts accepted, 3 requests." in page and "Road closed 2" in page
+    assert "1 post, 0 texts and 0 emails accepted; 3 requests in all." in page and "Road closed 2" in page
     received = httpx.get(f"{sandbox.url}/_sandbox/received", params={"platform": "mastodon"}).json()
     assert [r["status"] for r in received] == [429, 429, 200]
     httpx.post(f"{sandbox.url}/_sandbox/reset")

@@ -7,7 +7,6 @@ set per target (a platform name, or a webhook endpoint name) through `/_sandbox/
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import json
 import random
@@ -165,19 +164,11 @@ class Sandbox:
         return None
 
     async def _index(self, request: web.Request) -> web.Response:
-        rows = "".join(
-            f"<tr><td>{html.escape(r.platform)}</td><td>{html.escape(r.target)}</td><td>{r.method} "
-            f"{html.escape(r.path)}</td><td>{r.status}</td><td>{'new post' if r.accepted else ''}</td>"
-            f"<td><pre>{html.escape(json.dumps(r.body, ensure_ascii=False)[:600])}</pre></td></tr>"
-            for r in reversed(self.received())
-        )
-        page = ("<!doctype html><html lang='en'><meta charset='utf-8'><title>broadcast sandbox</title>"
-                "<style>body{font-family:sans-serif}td{border-top:1px solid #ccc;vertical-align:top}"
-                "pre{white-space:pre-wrap;margin:0}</style><h1>broadcast sandbox: what each platform received</h1>"
-                f"<p>{len(self.received(accepted=True))} posts accepted, {len(self.log)} requests.</p>"
-                "<table><tr><th>platform</th><th>target</th><th>request</th><th>status</th><th></th><th>body</th></tr>"
-                f"{rows}</table></html>")
-        return web.Response(text=page, content_type="text/html")
+        from broadcast.sandbox.view import render
+
+        asked = request.query.get("refresh", "")
+        refresh = min(max(int(asked), 2), 3600) if asked.isdigit() else None
+        return web.Response(text=render(self.received(), len(self.log), refresh), content_type="text/html")
 
     async def _received(self, request: web.Request) -> web.Response:
         platform = request.query.get("platform")
