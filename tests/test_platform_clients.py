@@ -70,3 +70,30 @@ def test_pytelegrambotapi_sends_and_deletes(sandbox, monkeypatch):
     message = bot.send_message("@TestshireAlerts", "Hillside is closed today.")
     assert message.text == "Hillside is closed today." and message.message_id
     assert bot.delete_message("@TestshireAlerts", message.message_id) is True
+
+
+def test_twilio_python_sends_lists_and_fetches(sandbox):
+    from twilio.rest import Client
+
+    from broadcast.sandbox.platforms import twilio
+
+    client = Client(twilio.ACCOUNT_SID, twilio.AUTH_TOKEN)
+    client.api.base_url = f"{sandbox.url}/twilio"  # the library's one place for the API's address
+    message = client.messages.create(to="+447700900001", messaging_service_sid=twilio.MESSAGING_SERVICE_SID,
+                                     body="Hillside is closed today.")
+    assert message.sid.startswith("SM") and message.status == "accepted"
+    assert [m.sid for m in client.messages.list(to="+447700900001", limit=5)] == [message.sid]  # what we ask after
+    assert client.messages(message.sid).fetch().body == "Hillside is closed today."          # a crash
+
+
+def test_the_graph_api_over_requests_posts_to_a_page_and_deletes(sandbox):
+    import requests
+
+    graph = f"{sandbox.url}/facebook/v21.0"
+    token = {"access_token": CREDENTIALS["facebook"]}
+    me = requests.get(f"{graph}/me", params={**token, "fields": "id,name"}, timeout=5).json()
+    posted = requests.post(f"{graph}/{me['id']}/feed", data={**token, "message": "Hillside is closed today."},
+                           timeout=5)
+    assert posted.status_code == 200 and "_" in posted.json()["id"]  # PAGEID_POSTID, as the Graph API answers
+    gone = requests.delete(f"{graph}/{posted.json()['id']}", params=token, timeout=5)
+    assert gone.status_code == 200 and gone.json() == {"success": True}
