@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import BroadcastError
+from broadcast.words import counted
 
 if TYPE_CHECKING:
     from broadcast.prepare.lint import Finding
@@ -243,8 +244,8 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
     try:
         errors = sign_off_copy(workspace, store, "Drill, automatic sign-off (exercise copy only)")
         checks = check_channels(workspace)
-        step("prepare", f"{'FAIL ' if errors else ''}{len(workspace.template_names())} templates linted "
-             f"({len(errors)} {'error' if len(errors) == 1 else 'errors'}); "
+        step("prepare", f"{'FAIL ' if errors else ''}{counted(len(workspace.template_names()), 'template')} linted "
+             f"({counted(len(errors), 'error')}); "
              f"{sum(c.ok for c in checks)} of {len(checks)} channel accounts checked OK")
         if faults:
             for target, fault in FAULTS.items():
@@ -281,7 +282,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
 
         result = store.verify()
         report.verified, report.events, report.head = result.ok, result.count, result.head
-        step("review", f"{'OK' if result.ok else 'FAIL'}: the log verifies, {result.count} events, head "
+        step("review", f"{'OK' if result.ok else 'FAIL'}: the log verifies, {counted(result.count, 'event')}, head "
              f"{result.head[:16]}...")
     finally:
         store.close()

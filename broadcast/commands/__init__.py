@@ -7,15 +7,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from broadcast.errors import VariableError
+from broadcast.words import counted  # noqa: F401  (re-exported: the commands say counts with it)
 
 if TYPE_CHECKING:
     from broadcast.prepare.templates import Rendering, Template
     from broadcast.workspace import Workspace
-
-def counted(number: int, word: str, plural: str | None = None) -> str:
-    """'1 error', '2 errors', '1,204 templates': a count as people write it."""
-    return f"{number:,} {word if number == 1 else plural or word + 's'}"
-
 
 JSON_VERSION = 1  # every --json output: {"schema": "broadcast.<name>", "version": 1, ...}; fields are only added
 

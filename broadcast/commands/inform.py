@@ -73,7 +73,7 @@ def drafts(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     for row in rows:
         click.echo(f"{row['id']:>4}  {row['state']:8} {shown_time(row['created_at'], zone, date=True)}  "
                    f"{row['template']:18} by {row['drafted_by']}" + (f"  -> {row['alert']}" if row["alert"] else ""))
-    click.echo(f"{len(rows)} drafts." + ("" if rows or show_all else " Nothing is waiting."))
+    click.echo(f"{counted(len(rows), 'draft')}." + ("" if rows or show_all else " Nothing is waiting."))
 
 
 @phase("warn")

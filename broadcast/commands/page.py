@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import JSON_HELP, emit, open_workspace, phase
+from broadcast.commands import JSON_HELP, counted, emit, open_workspace, phase
 
 
 @phase("warn")
@@ -42,7 +42,7 @@ def page_build(ctx: click.Context, output: str | None, as_json: bool) -> None:
                             "incidents": len(summary.incidents), "log": {"events": summary.log[0],
                                                                           "head": summary.log[1]}})
         return
-    click.echo(f"Built {len(files)} files ({built.site.size:,} bytes) in {built.directory}: "
+    click.echo(f"Built {counted(len(files), 'file')} ({built.site.size:,} bytes) in {built.directory}: "
                f"{count_text('en', len(summary.current)).lower()}, {len(summary.incidents)} incident "
                f"page{'' if len(summary.incidents) == 1 else 's'} in each language, {len(built.written.written)} "
                f"files changed.")
@@ -81,7 +81,7 @@ def page_publish(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(code)
     for line in report.lines():
         click.secho(line, fg="red" if line.startswith("FAIL") else None)
-    click.echo(f"{good} of {len(report.results)} targets published "
+    click.echo(f"{good} of {counted(len(report.results), 'target')} published "
                f"({count_text('en', len(report.site.summary.current)).lower()}).")
     if report.failed:
         click.echo("Fix the failed target, then run: broadcast page publish")

@@ -426,7 +426,7 @@ def drill(ctx: click.Context, keep: str | None, no_faults: bool) -> None:
         source = Workspace(EXAMPLE)
     report = run_drill(source, into=Path(keep) if keep else None, faults=not no_faults, echo=click.echo)
     click.echo()
-    click.echo(f"Sandbox received {report.posts} posts; the drill took {report.seconds:.1f} s.")
+    click.echo(f"Sandbox received {counted(report.posts, 'post')}; the drill took {report.seconds:.1f} s.")
     if keep:
         click.echo(f"Page:  {report.root / 'site' / 'index.html'}")
         click.echo(f"Log:   {report.root / 'broadcast.db'} ({report.events} events, head {report.head[:16]}...)")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from broadcast.commands import JSON_HELP, emit, open_workspace, phase
+from broadcast.commands import JSON_HELP, counted, emit, open_workspace, phase
 
 if TYPE_CHECKING:
     from broadcast.store import Store
@@ -138,17 +138,17 @@ def review_verify(ctx: click.Context, incident: str | None, database: Path | Non
     if not result.ok:
         raise StoreError(
             f"the log does not verify at event {result.broken_at}: {result.reason}. "
-            f"The {result.count} events before it verify (head {result.head}).",
+            f"The {counted(result.count, 'event')} before it verify (head {result.head}).",
             hint="the log was changed outside broadcast; keep this file as evidence and compare it with your last "
             "exported head hash",
             exit_code=1,
         )
-    click.echo(f"OK  {result.count} events, head {result.head}" + (
+    click.echo(f"OK  {counted(result.count, 'event')}, head {result.head}" + (
         f"; it passes through the published head (event {head[0]})" if head else "")
         + "; the stored alerts and deliveries match it")
     if check is not None:
         d = check.digest
-        click.echo(f"OK  {incident}: {d.count} events (chain ids {d.first_chain_id}..{d.last_chain_id}), "
+        click.echo(f"OK  {incident}: {counted(d.count, 'event')} (chain ids {d.first_chain_id}..{d.last_chain_id}), "
                    f"digest {d.sha256}")
         click.echo("    Compare the digest with an export's events_digest, or anchor it: email it to the review owner.")
 
@@ -345,8 +345,8 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
         emit("summary", result.to_dict())
         return
     exercises = sum(i["exercise"] for i in result.incidents)
-    click.echo(f"{len(result.incidents)} incidents from {since}" + (f" to {until}" if until else "")
-               + f" ({exercises} exercises)")
+    click.echo(f"{counted(len(result.incidents), 'incident')} from {since}" + (f" to {until}" if until else "")
+               + f" ({counted(exercises, 'exercise')})")
     for i in result.incidents:
         click.echo(f"  {i['opened_at'][:10]}  {i['slug']}  {i['alerts']} alerts, first warning after "
                    f"{duration(i['time_to_first_warning_s'])}" + ("  [exercise]" if i["exercise"] else ""))

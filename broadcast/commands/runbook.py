@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broadcast.commands import JSON_HELP, emit, open_workspace, phase
+from broadcast.commands import JSON_HELP, counted, emit, open_workspace, phase
 
 
 @phase("prepare")
@@ -33,7 +33,7 @@ def runbook_start(ctx: click.Context, name: str, incident: str) -> None:
         book = start(workspace, store, name, incident, actor=identify(workspace, operator()))
     finally:
         store.close()
-    click.echo(f"Started {book.title} for {incident}: {len(book.steps)} steps. First: {book.steps[0].id}. "
+    click.echo(f"Started {book.title} for {incident}: {counted(len(book.steps), 'step')}. First: {book.steps[0].id}. "
                f"{book.steps[0].text}")
     click.echo(f"Tick each step as it is done: broadcast runbook tick {book.steps[0].id}")
 

@@ -11,6 +11,8 @@ import html
 import json
 from typing import Any
 
+from broadcast.words import counted
+
 REFRESH_SECONDS = 5
 
 
@@ -32,10 +34,6 @@ def post_text(platform: str, body: Any) -> str:
         if body.get(key):
             return str(body[key])
     return json.dumps(body, ensure_ascii=False)[:300]
-
-
-def many(number: int, word: str) -> str:
-    return f"{number:,} {word}{'' if number == 1 else 's'}"
 
 
 def kind_of(platform: str, body: Any) -> str:
@@ -89,8 +87,8 @@ def render(received: list[Any], requests: int, refresh: int | None = None) -> st
         "table{border-collapse:collapse}td,th{border-top:1px solid #ccc;vertical-align:top;padding:.25rem;"
         "text-align:left}pre{white-space:pre-wrap;margin:0}</style></head><body><main>"
         "<h1>broadcast sandbox: what each platform received</h1>"
-        f"<p>{many(len(social), 'post')}, {many(len(texts), 'text')} and {many(len(mail), 'email')} accepted; "
-        f"{many(requests, 'request')} in all."
+        f"<p>{counted(len(social), 'post')}, {counted(len(texts), 'text')} and {counted(len(mail), 'email')} accepted; "
+        f"{counted(requests, 'request')} in all."
         " Nothing here left this computer. "
         + ("<a href='/'>Stop refreshing</a>" if refresh else
            f"<a href='/?refresh={REFRESH_SECONDS}'>Refresh every {REFRESH_SECONDS} seconds</a>") + "</p>"

@@ -156,7 +156,7 @@ def test_list_and_summary(run, known):
     summary = run("review", "summary", "--since", "2026-10-01", "--until", "2026-11-01")
     assert summary.exit_code == 0
     out = summary.stdout
-    assert "1 incidents from 2026-10-01 to 2026-11-01 (0 exercises)" in out
+    assert "1 incident from 2026-10-01 to 2026-11-01 (0 exercises)" in out
     assert f"2026-10-25  {SLUG}  3 alerts, first warning after 12m 01s" in out
     assert "hook-c" in out and "0 of      1 sent    0.0%" in out
     assert run("review", "summary", "--since", "1 October").exit_code == 2
