@@ -97,3 +97,24 @@ def test_the_graph_api_over_requests_posts_to_a_page_and_deletes(sandbox):
     assert posted.status_code == 200 and "_" in posted.json()["id"]  # PAGEID_POSTID, as the Graph API answers
     gone = requests.delete(f"{graph}/{posted.json()['id']}", params=token, timeout=5)
     assert gone.status_code == 200 and gone.json() == {"success": True}
+
+
+def test_tweepy_posts_and_deletes_with_oauth1(sandbox):
+    import requests.adapters
+    import tweepy
+
+    class ToTheSandbox(requests.adapters.HTTPAdapter):
+        """tweepy's host is fixed: send what it signed for api.twitter.com to the sandbox instead."""
+
+        def send(self, request, **kwargs):  # type: ignore[override]
+            request.url = request.url.replace("https://api.twitter.com", f"{sandbox.url}/x", 1)
+            return super().send(request, **kwargs)
+
+    client = tweepy.Client(consumer_key=CREDENTIALS["x_consumer_key"], consumer_secret=CREDENTIALS["x_consumer_secret"],
+                           access_token=CREDENTIALS["x_access_token"], access_token_secret=CREDENTIALS["x_access_secret"])
+    client.session.mount("https://api.twitter.com", ToTheSandbox())
+    posted = client.create_tweet(text="Hillside is closed today.")
+    assert posted.data["text"] == "Hillside is closed today." and posted.data["id"]
+    with pytest.raises(tweepy.Forbidden):  # X refuses the same text twice, and so does the sandbox
+        client.create_tweet(text="Hillside is closed today.")
+    assert client.delete_tweet(posted.data["id"]).data == {"deleted": True}

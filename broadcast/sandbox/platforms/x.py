@@ -18,6 +18,9 @@ TIMESTAMP_WINDOW = 300  # seconds either side of the server's clock
 USERNAME = "TestshireCC"
 
 
+X_HOSTS = ("api.x.com", "api.twitter.com")
+
+
 def register(sandbox: Sandbox, app: web.Application) -> None:
     def store() -> dict[str, Any]:
         return sandbox.store("x")
@@ -55,11 +58,17 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return False
         nonces.add(oauth.get("oauth_nonce"))
         # A JSON body is not signed; only the query and the OAuth parameters are (RFC 5849 3.4.1.3).
-        signed = Request(str(request.url), request.method, headers={"Authorization": header})
-        signed.params = [(name, value) for name, value in params if name != "oauth_signature"]
-        signed.signature = oauth.get("oauth_signature", "")
-        return bool(signature.verify_hmac_sha1(signed, CREDENTIALS["x_consumer_secret"],
-                                               CREDENTIALS["x_access_secret"]))
+        # Signed over the address it reached: the sandbox's own, or X's (for a client whose host is fixed and whose
+        # requests a test forwards here, as tweepy's is).
+        path = request.url.path.removeprefix("/x")
+        query = f"?{request.url.raw_query_string}" if request.url.raw_query_string else ""
+        for url in (str(request.url), *(f"https://{host}{path}{query}" for host in X_HOSTS)):
+            signed = Request(url, request.method, headers={"Authorization": header})
+            signed.params = [(name, value) for name, value in params if name != "oauth_signature"]
+            signed.signature = oauth.get("oauth_signature", "")
+            if signature.verify_hmac_sha1(signed, CREDENTIALS["x_consumer_secret"], CREDENTIALS["x_access_secret"]):
+                return True
+        return False
 
     def tweets() -> dict[str, dict[str, Any]]:
         return store().setdefault("tweets", {})
