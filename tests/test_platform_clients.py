@@ -110,8 +110,9 @@ def test_tweepy_posts_and_deletes_with_oauth1(sandbox):
             request.url = request.url.replace("https://api.twitter.com", f"{sandbox.url}/x", 1)
             return super().send(request, **kwargs)
 
-    client = tweepy.Client(consumer_key=CREDENTIALS["x_consumer_key"], consumer_secret=CREDENTIALS["x_consumer_secret"],
-                           access_token=CREDENTIALS["x_access_token"], access_token_secret=CREDENTIALS["x_access_secret"])
+    client = tweepy.Client(
+        consumer_key=CREDENTIALS["x_consumer_key"], consumer_secret=CREDENTIALS["x_consumer_secret"],
+        access_token=CREDENTIALS["x_access_token"], access_token_secret=CREDENTIALS["x_access_secret"])
     client.session.mount("https://api.twitter.com", ToTheSandbox())
     posted = client.create_tweet(text="Hillside is closed today.")
     assert posted.data["text"] == "Hillside is closed today." and posted.data["id"]
