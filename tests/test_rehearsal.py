@@ -85,6 +85,16 @@ def test_rehearse_an_init_workspace_against_a_running_sandbox(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+    # Later, from the copy itself (as from a `drill --keep` folder): pointed at the new sandbox, wherever it runs.
+    port = free_port()
+    again = subprocess.Popen([*BROADCAST, "-w", str(copy), "sandbox", "--port", str(port)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert again.stdout.readline().startswith(f"Rehearsal copy: {copy}")
+        assert f"127.0.0.1:{port}/mastodon" in (copy / "channels" / "mastodon-council.toml").read_text(encoding="utf-8")
+    finally:
+        again.terminate()
+        again.wait(10)
     # The planner's own workspace is untouched: its channels still point at the real platforms.
     assert "127.0.0.1" not in "".join(p.read_text(encoding="utf-8") for p in (workspace / "channels").glob("*.toml"))
     assert (workspace / "examples" / "lists").is_dir() and not (workspace / "broadcast.db").exists()
