@@ -124,6 +124,12 @@ class ListChannel(Channel):
         platform keeps it, else by recipient, text and time (`since`: the alert's sent time)."""
         return None
 
+    receipts: ClassVar[bool] = False  # the platform reports what became of each message (delivered, failed)
+
+    async def receipt(self, remote_id: str, session: aiohttp.ClientSession) -> tuple[str, str | None]:
+        """What became of one message: ('delivered' | 'failed' | 'pending', the platform's reason or status)."""
+        raise ChannelError(f"{self.name}: {self.kind} reports no delivery receipts", transient=False)
+
     async def send(self, post: Post, client: Any, key: str) -> Receipt:
         raise ChannelError(f"{self.name}: a list channel is sent per recipient", transient=False,
                            hint="send it with broadcast warn or broadcast resend")

@@ -121,6 +121,22 @@ class Notify(ListChannel):
             return None
         return Receipt(remote_id=str(found[0]["id"]), note=f"already at Notify ({found[0].get('status')})")
 
+    receipts = True
+    # Notify's statuses (docs.notifications.service.gov.uk, "Get the status of one message").
+    FAILED = ("permanent-failure", "temporary-failure", "technical-failure", "validation-failed",
+              "virus-scan-failed")
+
+    async def receipt(self, remote_id: str, session: aiohttp.ClientSession) -> tuple[str, str | None]:
+        """GET /v2/notifications/{id}: delivered, one of the failures (with its name as the reason), or pending."""
+        async with session.get(f"{self.api}/v2/notifications/{remote_id}", headers=self._headers()) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise self.error(response.status, text, "reading a message's status")
+            status = str(json.loads(text).get("status", ""))
+        if status == "delivered":
+            return "delivered", None
+        return ("failed", status) if status in self.FAILED else ("pending", status or None)
+
     async def check(self, client: httpx.AsyncClient) -> str:
         service, _ = self._key()
         names = []

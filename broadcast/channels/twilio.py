@@ -107,6 +107,24 @@ class Twilio(ListChannel):
                 return Receipt(remote_id=str(message["sid"]), note=f"already at Twilio ({message.get('status')})")
         return None
 
+    receipts = True
+
+    async def receipt(self, remote_id: str, session: aiohttp.ClientSession) -> tuple[str, str | None]:
+        """GET Messages/{sid}.json: delivered, undelivered or failed (with Twilio's error code), or still on its way."""
+        async with session.get(f"{self._account()}/Messages/{remote_id}.json", headers=self._auth) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise self.error(response.status, text, "reading a message's status",
+                                 response.headers.get("Retry-After"))
+            message = json.loads(text)
+        status = str(message.get("status", ""))
+        if status == "delivered":
+            return "delivered", None
+        if status in ("undelivered", "failed"):
+            code = message.get("error_code")
+            return "failed", f"{status} (error {code})" if code else status
+        return "pending", status or None
+
     async def check(self, client: httpx.AsyncClient) -> str:
         response = await client.get(f"{self._account()}.json",
                                     auth=(self.secret("account_sid"), self.secret("auth_token")))

@@ -181,12 +181,59 @@ def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | N
     with opened(ctx) as (workspace, store):
         display = zone(tz or workspace.timezone)
         m = measure(store, incident)
+    from broadcast.review.receipts import latest
+
+    with opened(ctx, readonly=True) as (_, store):
+        receipts = latest(store, incident)
     if as_json:
         import json
 
-        emit("metrics", json.loads(to_json(m)))
+        emit("metrics", {**json.loads(to_json(m)), "receipts": receipts})
         return
     click.echo(metrics_text(m, display))
+    for row in receipts:  # what the platforms said became of the texts and emails (broadcast review collect)
+        click.echo(receipt_line(row))
+
+
+@review.command("collect")
+@click.argument("incident", required=False)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_context
+def review_collect(ctx: click.Context, incident: str | None, as_json: bool) -> None:
+    """Ask the SMS and email platforms what became of each message (delivered, failed and why, on its way).
+
+    Each answer is kept in the log as a snapshot, so the review shows how delivery grew. Without INCIDENT: every
+    open incident.
+
+    Example: broadcast review collect snow-2026-11-23
+    """
+    from broadcast.prepare.approvals import operator
+    from broadcast.review.receipts import collect
+
+    with opened(ctx) as (workspace, store):
+        slugs = [incident] if incident else [row["slug"] for row in store.incidents() if row["status"] != "closed"]
+        found = [r for slug in slugs for r in collect(workspace, store, slug, actor=operator())]
+    if as_json:
+        emit("receipts", {"incidents": slugs, "receipts": [r.to_dict() for r in found]})
+        return
+    if not found:
+        click.echo("No texts or emails to ask about" + (f" in {incident}." if incident else " in the open incidents."))
+    for r in found:
+        click.echo(receipt_line({**r.to_dict(), "channel": f"{r.alert} {r.channel}"}))
+
+
+def receipt_line(row: dict[str, Any]) -> str:
+    """'sms-residents (en-GB)  1,204 delivered, 3 failed (permanent-failure 2, ...), 10 on their way'."""
+    parts = [f"{row['delivered']:,} delivered"]
+    if row["failed"]:
+        why = ", ".join(f"{reason} {count:,}" for reason, count in row["reasons"].items())
+        parts.append(f"{row['failed']:,} failed ({why})")
+    if row["pending"]:
+        parts.append(f"{row['pending']:,} on their way")
+    if row["unknown"]:
+        parts.append(f"{row['unknown']:,} unknown")
+    note = f"; {row['note']}" if row.get("note") else ""
+    return f"{row['channel']} ({row['language']})  {', '.join(parts)}{note}"
 
 
 def _entry_options(command: Any) -> Any:

@@ -1,0 +1,70 @@
+"""After the send, `review collect` asks Notify and Twilio what became of each text and email, keeps the answer in
+the log, and the metrics report it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+from conftest import SETS
+from listkit import ENV, approved, list_workspace, notify_channel, twilio_channel
+
+from broadcast.cli import cli
+from broadcast.sandbox.mail import start_mail
+from broadcast.store import Store
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("BROADCAST_RECIPIENT_KEY", raising=False)
+    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
+
+
+def invoke(root, *args):
+    return CliRunner().invoke(cli, ["--workspace", str(root), *args], catch_exceptions=False)
+
+
+def test_collect_reports_delivered_and_failed_with_the_platforms_reasons(tmp_path, sandbox, env):
+    root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url, email=True), twilio_channel(sandbox.url)])
+    mail, port = start_mail(sandbox)
+    (root / "channels" / "mail.toml").write_text(
+        f'kind = "smtp"\n[settings]\nlist = "residents"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        'from = "alerts@testshire.example"\n', encoding="utf-8")
+    approved(root)
+    try:
+        sent = invoke(root, "warn", "school-closure", *SETS, "--yes")
+    finally:
+        mail.stop()
+    assert sent.exit_code == 0, sent.output
+    incident = Store.open(root / "broadcast.db").incidents()[0]["slug"]
+    time.sleep(0.3)  # the sandbox's receipts arrive a moment after the send, as real ones do
+
+    collected = invoke(root, "review", "collect", incident)
+    assert collected.exit_code == 0, collected.output
+    # Notify: Bryn's number ends 002 (a permanent failure in the sandbox), Carys's 003 (temporary); the emails arrive.
+    assert collected.output.splitlines() == [
+        "A-2026-0001 mail (en-GB)  0 delivered, 4 unknown; smtp reports no delivery receipts",
+        "A-2026-0001 sms-residents (en-GB)  4 delivered",  # Ann's text, and Ann's, Dai's and Gwen's emails
+        "A-2026-0001 sms-residents (cy-GB)  1 delivered, 2 failed (permanent-failure 1, temporary-failure 1)",
+        "A-2026-0001 sms-twilio (en-GB)  3 delivered"]
+    data = json.loads(invoke(root, "review", "metrics", incident, "--json").stdout)
+    receipts = {(r["channel"], r["language"]): r for r in data["receipts"]}
+    assert receipts["sms-residents", "cy-GB"]["failed"] == 2
+    assert receipts["sms-residents", "cy-GB"]["reasons"] == {"permanent-failure": 1, "temporary-failure": 1}
+    assert receipts["sms-residents", "en-GB"]["delivered"] >= 1
+    asked = [r for r in sandbox.received(accepted=True) if r.platform != "smtp"]
+    assert sum(r["delivered"] + r["failed"] for r in data["receipts"]) == len(asked)
+
+    store = Store.open(root / "broadcast.db")
+    snapshots = [e for e in store.events() if e["type"] == "receipts_collected"]
+    assert snapshots and all("07700" not in e["details"] and "@" not in e["details"] for e in snapshots)
+    assert store.verify().ok
+    store.close()
+    again = invoke(root, "review", "collect", incident, "--json")  # a second snapshot, appended
+    assert json.loads(again.stdout)["schema"] == "broadcast.receipts"
+    assert len([e for e in Store.open(root / "broadcast.db").events() if e["type"] == "receipts_collected"]) \
+        == 2 * len(snapshots)
