@@ -276,6 +276,12 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         values.update({k: v.example for k, v in known.items() if k not in values})
         plan = plan_update(workspace, store, report.incident, template, values, all_clear=True)
         summary("recover", send_warning(workspace, store, plan, actor=ACTOR), report, step)
+        from broadcast.review.receipts import collect
+
+        found = collect(workspace, store, report.incident, actor=ACTOR)
+        step("collect", f"texts and emails: {sum(r.delivered for r in found):,} delivered, "
+             f"{sum(r.failed for r in found):,} failed, {sum(r.pending for r in found):,} on their way, "
+             f"{sum(r.unknown for r in found):,} without receipts (SMTP)")
         close_incident(store, report.incident, actor=ACTOR, state="recovering")
         close_incident(store, report.incident, actor=ACTOR)
         step("close", f"incident {report.incident} closed")
