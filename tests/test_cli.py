@@ -131,7 +131,7 @@ def test_review_verify_ok_and_tampered(run, workspace_dir):
     result = run("review", "verify")
     assert result.exit_code == 1
     assert "Error: the log does not verify at event 2: content does not match its hash" in result.stderr
-    assert "The 1 events before it verify" in result.stderr
+    assert "The 1 event before it verifies" in result.stderr
 
 
 def test_warn_dry_run_previews_channels_and_logs_nothing(run, workspace_dir):

@@ -138,7 +138,8 @@ def review_verify(ctx: click.Context, incident: str | None, database: Path | Non
     if not result.ok:
         raise StoreError(
             f"the log does not verify at event {result.broken_at}: {result.reason}. "
-            f"The {counted(result.count, 'event')} before it verify (head {result.head}).",
+            f"The {counted(result.count, 'event')} before it {'verifies' if result.count == 1 else 'verify'} "
+            f"(head {result.head}).",
             hint="the log was changed outside broadcast; keep this file as evidence and compare it with your last "
             "exported head hash",
             exit_code=1,
