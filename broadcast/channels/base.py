@@ -50,6 +50,17 @@ class Receipt:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class Engagement:
+    """What the public did with a post, as the platform reports it; None where it reports nothing."""
+
+    replies: int | None = None
+    reposts: int | None = None  # boosts, reposts, shares
+    likes: int | None = None  # favourites, likes, reactions
+    views: int | None = None
+    said: tuple[tuple[str, str, str], ...] = ()  # the replies: (text, link, time); never who wrote them
+
+
 class Channel:
     """Base adapter. Subclasses set the class attributes and implement send (and retract, check)."""
 
@@ -114,6 +125,10 @@ class Channel:
     async def check(self, client: httpx.AsyncClient) -> str:
         """Verify the credentials without posting; return who we are posting as."""
         raise NotImplementedError
+
+    async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
+        """The post's public counts and replies, where the platform reports them (None: it reports nothing)."""
+        return None
 
 
 def http_error(channel: str, response: httpx.Response, what: str, hint: str | None = None) -> ChannelError:

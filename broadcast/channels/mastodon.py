@@ -6,7 +6,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error
 from broadcast.channels.textfit import mastodon_length
 from broadcast.workspace import primary_tag
 
@@ -72,6 +72,24 @@ class Mastodon(Channel):
         if response.status_code not in (200, 404):  # 404: already gone
             raise self._error(response, "deleting")
 
+    async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
+        """GET /api/v1/statuses/:id (replies_count, reblogs_count, favourites_count) and its context's replies."""
+        if not receipt.remote_id:
+            return None
+        base = f"{self.instance}/api/v1/statuses/{receipt.remote_id}"
+        response = await client.get(base, headers=self._auth())
+        if response.status_code == 404:
+            raise ChannelError(f"{self.name}: the post is no longer on Mastodon (deleted?)", transient=False)
+        if response.status_code != 200:
+            raise self._error(response, "reading a post")
+        status = response.json()
+        thread = await client.get(f"{base}/context", headers=self._auth())
+        replies = thread.json().get("descendants", []) if thread.status_code == 200 else []
+        said = tuple((html_text(str(r.get("content") or "")), str(r.get("url") or ""), str(r.get("created_at") or ""))
+                     for r in replies if str(r.get("in_reply_to_id") or "") == str(receipt.remote_id))
+        return Engagement(replies=int(status.get("replies_count") or 0), reposts=int(status.get("reblogs_count") or 0),
+                          likes=int(status.get("favourites_count") or 0), said=said)
+
     async def check(self, client: httpx.AsyncClient) -> str:
         response = await client.get(f"{self.instance}/api/v1/accounts/verify_credentials", headers=self._auth())
         if response.status_code != 200:
@@ -89,6 +107,15 @@ class Mastodon(Channel):
                 error.retry_after = max(0.0, datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
                                         - time.time())
         return error
+
+
+def html_text(content: str) -> str:
+    """A status's HTML content as plain text (paragraphs and line breaks as new lines)."""
+    import html
+    import re
+
+    text = re.sub(r"<br\s*/?>|</p>\s*<p>", "\n", content)
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
 def same_words(content: str, text: str) -> bool:

@@ -182,14 +182,14 @@ def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | N
     with opened(ctx) as (workspace, store):
         display = zone(tz or workspace.timezone)
         m = measure(store, incident)
-    from broadcast.review.receipts import latest
+    from broadcast.review.receipts import latest, latest_reach
 
     with opened(ctx, readonly=True) as (_, store):
-        receipts = latest(store, incident)
+        receipts, engagement = latest(store, incident), latest_reach(store, incident)
     if as_json:
         import json
 
-        emit("metrics", {**json.loads(to_json(m)), "receipts": receipts})
+        emit("metrics", {**json.loads(to_json(m)), "receipts": receipts, "engagement": engagement})
         return
     click.echo(metrics_text(m, display))
     for row in receipts:  # what the platforms said became of the texts and emails (broadcast review collect)
@@ -209,18 +209,27 @@ def review_collect(ctx: click.Context, incident: str | None, as_json: bool) -> N
     Example: broadcast review collect snow-2026-11-23
     """
     from broadcast.prepare.approvals import operator
-    from broadcast.review.receipts import collect
+    from broadcast.review.receipts import collect, collect_reach
 
     with opened(ctx) as (workspace, store):
         slugs = [incident] if incident else [row["slug"] for row in store.incidents() if row["status"] != "closed"]
         found = [r for slug in slugs for r in collect(workspace, store, slug, actor=operator())]
+        reach = [r for slug in slugs for r in collect_reach(workspace, store, slug, actor=operator())]
     if as_json:
-        emit("receipts", {"incidents": slugs, "receipts": [r.to_dict() for r in found]})
+        emit("receipts", {"incidents": slugs, "receipts": [r.to_dict() for r in found],
+                          "engagement": [r.to_dict() for r in reach]})
         return
-    if not found:
-        click.echo("No texts or emails to ask about" + (f" in {incident}." if incident else " in the open incidents."))
+    if not found and not reach:
+        click.echo("Nothing to ask about" + (f" in {incident}." if incident else " in the open incidents."))
     for r in found:
         click.echo(receipt_line({**r.to_dict(), "channel": f"{r.alert} {r.channel}"}))
+    for p in reach:
+        counts = p.note or ", ".join(f"{counted(n, word)}" for n, word in ((p.replies, "reply"), (p.reposts, "repost"),
+                                                                           (p.likes, "like"), (p.views, "view"))
+                                     if n is not None)
+        click.echo(f"{p.alert} {p.channel} ({p.language})  {counts}")
+        for reply in p.said[:5]:
+            click.echo(f"    reply {reply['at'][:16].replace('T', ' ')}: {reply['text'][:100]}  {reply['link']}")
 
 
 def receipt_line(row: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from broadcast.channels.base import ChannelError
 from broadcast.errors import BroadcastError
 
 if TYPE_CHECKING:
+    from broadcast.channels.base import Channel
     from broadcast.channels.lists import ListChannel
     from broadcast.store import Store
     from broadcast.workspace import Workspace
@@ -45,6 +46,79 @@ class Receipts:
         return {"alert": self.alert, "channel": self.channel, "language": self.language, "delivered": self.delivered,
                 "failed": self.failed, "pending": self.pending, "unknown": self.unknown,
                 "reasons": dict(self.reasons.most_common()), "note": self.note}
+
+
+@dataclass
+class Reach:
+    """One post's public counts and replies, as its platform reports them now (None: not reported)."""
+
+    alert: str
+    channel: str
+    language: str
+    url: str | None
+    replies: int | None = None
+    reposts: int | None = None
+    likes: int | None = None
+    views: int | None = None
+    said: list[dict[str, str]] = field(default_factory=list)  # text, link, time: never who wrote it
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alert": self.alert, "channel": self.channel, "language": self.language, "url": self.url,
+                "replies": self.replies, "reposts": self.reposts, "likes": self.likes, "views": self.views,
+                "said": self.said, "note": self.note}
+
+
+def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: str) -> list[Reach]:
+    """Ask each social platform about every post of the incident still up; log one snapshot per post."""
+    from broadcast.send.audience import is_list_channel
+    from broadcast.send.sending import usable_channels
+
+    found: list[Reach] = []
+    for alert in store.alerts(incident):
+        usable, skipped = usable_channels(workspace, store, (), alert.status)
+        channels = {c.name: c for _, c in usable if not is_list_channel(c)}
+        posts = store.conn.execute(
+            "SELECT channel, language, remote_id, remote_url FROM deliveries WHERE alert = ? AND recipient = '' "
+            "AND state = 'sent' ORDER BY id", [alert.identifier]).fetchall()
+
+        for reach in asyncio.run(_reach_all(posts, alert.identifier, channels, dict(skipped))) if posts else []:
+            found.append(reach)
+            store.append_event("engagement_collected", phase="review", actor=actor, incident=incident,
+                               alert=alert.identifier, channel=reach.channel,
+                               description=f"{reach.channel} ({reach.language}): " + (reach.note or (
+                                   f"{reach.replies} replies, {reach.reposts} reposts, {reach.likes} likes")),
+                               details=reach.to_dict())
+    return found
+
+
+async def _reach_all(rows: list[tuple[str, str, str | None, str | None]], alert: str, channels: dict[str, Channel],
+                     reasons: dict[str, str]) -> list[Reach]:
+    import httpx
+
+    from broadcast.channels.base import Receipt
+
+    async def one(row: tuple[str, str, str | None, str | None], client: httpx.AsyncClient) -> Reach:
+        name, language, remote_id, url = row
+        reach = Reach(alert, name, language, url)
+        channel = channels.get(name)
+        if channel is None:
+            reach.note = f"not asked: {reasons.get(name, 'the channel is not configured')}"
+            return reach
+        try:
+            got = await channel.engagement(Receipt(remote_id, url), client)
+        except (BroadcastError, httpx.HTTPError, ValueError) as exc:
+            reach.note = exc.message if isinstance(exc, BroadcastError) else type(exc).__name__
+            return reach
+        if got is None:
+            reach.note = f"{channel.kind}: not available (its API reports nothing about a post)"
+            return reach
+        reach.replies, reach.reposts, reach.likes, reach.views = got.replies, got.reposts, got.likes, got.views
+        reach.said = [{"text": text, "link": link, "at": at} for text, link, at in got.said]
+        return reach
+
+    async with httpx.AsyncClient(timeout=20) as client:
+        return list(await asyncio.gather(*(one(row, client) for row in rows)))
 
 
 def collect(workspace: Workspace, store: Store, incident: str, *, actor: str) -> list[Receipts]:
@@ -117,6 +191,18 @@ async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts) -> 
     if errors:
         message, times = errors.most_common(1)[0]
         found.note = f"{times:,} could not be asked: {message}"
+
+
+def latest_reach(store: Store, incident: str) -> list[dict[str, Any]]:
+    """The last snapshot of each post (alert, channel, language): what the metrics report as engagement."""
+    import json
+
+    last: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for details in store.conn.execute(
+            "SELECT details FROM events WHERE incident = ? AND type = 'engagement_collected' ORDER BY id", [incident]):
+        data = json.loads(details[0])
+        last[(data["alert"], data["channel"], data["language"])] = data
+    return list(last.values())
 
 
 def latest(store: Store, incident: str) -> list[dict[str, Any]]:

@@ -68,3 +68,38 @@ def test_collect_reports_delivered_and_failed_with_the_platforms_reasons(tmp_pat
     assert json.loads(again.stdout)["schema"] == "broadcast.receipts"
     assert len([e for e in Store.open(root / "broadcast.db").events() if e["type"] == "receipts_collected"]) \
         == 2 * len(snapshots)
+
+
+def test_collect_brings_back_a_posts_counts_and_replies_without_who_wrote_them(live, sandbox):
+    import httpx
+    from conftest import invoke as run_in
+
+    from broadcast.sandbox.server import CREDENTIALS
+
+    assert run_in(live, "warn", "school-closure", *SETS, "--yes").exit_code == 0
+    [status] = sandbox.store("mastodon")["statuses"].values()
+    status["reblogs_count"], status["favourites_count"] = 12, 40
+    reply = httpx.post(f"{sandbox.url}/mastodon/api/v1/statuses", timeout=5,
+                       headers={"Authorization": f"Bearer {CREDENTIALS['mastodon']}"},
+                       json={"status": "Is the school bus running?", "in_reply_to_id": status["id"]})
+    assert reply.status_code == 200
+    incident = Store.open(live / "broadcast.db").incidents()[0]["slug"]
+
+    collected = run_in(live, "review", "collect", incident)
+    assert collected.exit_code == 0, collected.output
+    assert "A-2026-0001 mastodon-council (en-GB)  1 reply, 12 reposts, 40 likes" in collected.output
+    assert "Is the school bus running?" in collected.output and reply.json()["url"] in collected.output
+    assert "A-2026-0001 hook-a (en-GB)  webhook: not available" in collected.output
+    data = json.loads(run_in(live, "review", "metrics", incident, "--json").stdout)
+    [mastodon] = [e for e in data["engagement"] if e["channel"] == "mastodon-council"]
+    assert (mastodon["replies"], mastodon["reposts"], mastodon["likes"]) == (1, 12, 40)
+    assert mastodon["said"] == [{"text": "Is the school bus running?", "link": reply.json()["url"],
+                                 "at": reply.json()["created_at"]}]
+    store = Store.open(live / "broadcast.db")
+    [event] = [e for e in store.events() if e["type"] == "engagement_collected" and e["channel"] == "mastodon-council"]
+    assert "acct" not in event["details"] and "council" not in json.loads(event["details"])["said"][0]["text"]
+    store.close()
+
+    sandbox.store("mastodon")["statuses"].pop(status["id"])  # removed on the platform since
+    gone = run_in(live, "review", "collect", incident)
+    assert "mastodon-council (en-GB)  mastodon-council: the post is no longer on Mastodon (deleted?)" in gone.output

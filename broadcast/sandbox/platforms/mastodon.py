@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -43,8 +44,14 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return web.json_response(statuses[keys[key]])  # the same status again, not a second post
         status_id = sandbox.next_id()
         status = {"id": status_id, "url": f"{sandbox.url}/@council/{status_id}", "content": text,
-                  "visibility": record.body.get("visibility"), "language": record.body.get("language")}
+                  "visibility": record.body.get("visibility"), "language": record.body.get("language"),
+                  "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                  "in_reply_to_id": record.body.get("in_reply_to_id"), "replies_count": 0, "reblogs_count": 0,
+                  "favourites_count": 0, "account": {"id": "1", "acct": "council"}}
         statuses[status_id] = status
+        parent = statuses.get(str(status["in_reply_to_id"] or ""))
+        if parent is not None:
+            parent["replies_count"] += 1
         if key:
             keys[key] = status_id
         record.accepted = True
@@ -58,6 +65,24 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             return web.json_response({"error": "Record not found"}, status=404)
         return web.json_response({**status, "text": status["content"]})
 
+    async def get_status(request: web.Request) -> web.Response:
+        status = sandbox.store("mastodon").setdefault("statuses", {}).get(request.match_info["id"])
+        if status is None:
+            return web.json_response({"error": "Record not found"}, status=404)
+        return web.json_response(status)
+
+    async def context(request: web.Request) -> web.Response:
+        """GET /api/v1/statuses/:id/context: the replies below it (descendants), oldest first."""
+        statuses = sandbox.store("mastodon").setdefault("statuses", {})
+        if request.match_info["id"] not in statuses:
+            return web.json_response({"error": "Record not found"}, status=404)
+        below, frontier = [], {request.match_info["id"]}
+        for status in statuses.values():  # kept in posting order
+            if str(status.get("in_reply_to_id") or "") in frontier:
+                below.append(status)
+                frontier.add(status["id"])
+        return web.json_response({"ancestors": [], "descendants": below})
+
     async def verify(request: web.Request) -> web.Response:
         if not authorised(request):
             return unauthorised()
@@ -66,4 +91,6 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
     app.router.add_get("/mastodon/api/v2/instance", instance, name="mastodon:instance")
     app.router.add_post("/mastodon/api/v1/statuses", post_status, name="mastodon:post")
     app.router.add_delete("/mastodon/api/v1/statuses/{id}", delete_status, name="mastodon:delete")
+    app.router.add_get("/mastodon/api/v1/statuses/{id}", get_status, name="mastodon:status")
+    app.router.add_get("/mastodon/api/v1/statuses/{id}/context", context, name="mastodon:context")
     app.router.add_get("/mastodon/api/v1/accounts/verify_credentials", verify, name="mastodon:verify")
