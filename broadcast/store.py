@@ -9,7 +9,7 @@ import os
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,26 @@ def event_hash(row: dict[str, Any]) -> str:
 def content_sha256(alert: Alert) -> str:
     """Hash of the alert as sent, so what was said can be proved later."""
     return hashlib.sha256(canonical_json(alert.to_dict()).encode("utf-8")).hexdigest()
+
+
+class LoggedRecords:
+    """What the chain says of the stored records, gathered event by event: each alert's issued content hash, and
+    each delivery's last logged state."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, tuple[int, str | None]] = {}
+        self.last: dict[int, tuple[int, str | None]] = {}
+
+    def see(self, row: dict[str, Any]) -> None:
+        if row.get("alert") is None or not row.get("details"):
+            return
+        data = json.loads(row["details"])
+        if row["type"] == "alert_issued":
+            self.issued[row["alert"]] = (row["id"], data.get("content_sha256"))
+        if isinstance(data.get("delivery"), int):
+            self.last[data["delivery"]] = (row["id"], data.get("state"))
+        for number in data.get("deliveries_settled") or []:
+            self.last[number] = (row["id"], data.get("state"))
 
 
 @dataclass(frozen=True)
@@ -491,7 +511,8 @@ class Store:
         """Walk the chain from the first event, then check the records everything reads (alerts, deliveries)
         against it; report the first thing that does not fit. `head` (count, hash): a head published earlier,
         which the chain must still pass through."""
-        result = self._verify_chain()
+        logged = LoggedRecords()
+        result = self._verify_chain(logged.see)
         if not result.ok:
             return result
         if head is not None:
@@ -504,25 +525,20 @@ class Store:
                 return Verification(False, result.count, result.head, count,
                                     f"event {count} does not have the published head hash {expected[:16]}...: the "
                                     "log was rewritten since it was published")
-        problem = self.check_records()
+        problem = self.check_records(logged)
         if problem:
             return Verification(False, result.count, result.head, problem[0], problem[1])
         return result
 
-    def check_records(self) -> tuple[int | None, str] | None:
+    def check_records(self, logged: LoggedRecords | None = None) -> tuple[int | None, str] | None:
         """The stored alerts must be what the chain says was issued, and each delivery's state what its last
-        logged event says; (event id or None, why) for the first that is not."""
-        issued: dict[str, tuple[int, str | None]] = {}
-        last: dict[int, tuple[int, str | None]] = {}
-        for event_id, kind, alert, details in self.conn.execute(
-                "SELECT id, type, alert, details FROM events WHERE alert IS NOT NULL ORDER BY id"):
-            data = json.loads(details) if details else {}
-            if kind == "alert_issued":
-                issued[alert] = (event_id, data.get("content_sha256"))
-            if isinstance(data.get("delivery"), int):
-                last[data["delivery"]] = (event_id, data.get("state"))
-            for number in data.get("deliveries_settled") or []:
-                last[number] = (event_id, data.get("state"))
+        logged event says; (event id or None, why) for the first that is not. `logged`: gathered during the chain
+        walk, so verify reads the events once."""
+        if logged is None:
+            logged = LoggedRecords()
+            for row in self.events():
+                logged.see(row)
+        issued, last = logged.issued, logged.last
         for identifier, text in self.conn.execute("SELECT identifier, alert FROM alerts ORDER BY rowid"):
             if identifier not in issued:
                 return None, f"alert {identifier} is stored but the log never issued it"
@@ -535,16 +551,16 @@ class Store:
         for number, alert, channel, state in self.conn.execute(
                 "SELECT id, alert, channel, state FROM deliveries ORDER BY id"):
             if number in last:
-                event_id, logged = last[number]
-                if logged != state:
+                event_id, logged_state = last[number]
+                if logged_state != state:
                     return event_id, (f"delivery {number} ({alert}, {channel}) is stored as {state}, but its last "
-                                      f"logged change (event {event_id}) made it {logged}")
+                                      f"logged change (event {event_id}) made it {logged_state}")
             elif state != "pending" and alert in checked:  # older logs did not name deliveries in every event
                 return None, f"delivery {number} ({alert}, {channel}) is {state} with no change of it in the log"
         return None
 
-    def _verify_chain(self) -> Verification:
-        """Walk the chain from the first event; report the first row that does not fit."""
+    def _verify_chain(self, see: Callable[[dict[str, Any]], None] | None = None) -> Verification:
+        """Walk the chain from the first event; report the first row that does not fit. `see` is shown each row."""
         problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
         if problems:
             return Verification(False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}")
@@ -558,4 +574,6 @@ class Store:
             if event_hash(row) != row["hash"]:
                 return Verification(False, count - 1, prev, row["id"], "content does not match its hash")
             prev = row["hash"]
+            if see is not None:
+                see(row)
         return Verification(True, count, prev)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import make_workspace
 
 from broadcast.prepare.templates import find_template
@@ -26,6 +27,15 @@ not a number,,Eve,parents:hillside-primary,town,en
 """
 CLEAR = ("07700 900001", "07700900001", "+447700900001", "447700900001", "7700900001", "+447700900002",
          "7700900002", "7700900003", "ann@example.org", "carys@example.org", "dai@example.org", "gwen@example.org")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's Notify and Twilio credentials, a fresh recipient key, and a duty officer at the keyboard."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("BROADCAST_RECIPIENT_KEY", raising=False)
+    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
 
 
 def notify_channel(url: str, *, rate: float = 0, email: bool = False, name: str = "sms-residents",

@@ -115,6 +115,11 @@ class Channel:
                      limit=self.limit, channel=self.name, unit=self.unit)
         return Post(self.name, language, fitted.text, fitted.count, fitted.limit, self.unit, fitted.shortened, {})
 
+    @property
+    def resend_is_safe(self) -> bool:
+        """Whether a delivery that may have landed can be sent again without reaching anyone twice."""
+        return self.idempotent
+
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         raise NotImplementedError
 

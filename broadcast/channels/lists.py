@@ -52,6 +52,10 @@ class ListChannel(Channel):
         self.price: float | None = self._number(price, 0.0) if price in self.settings else None
         self.currency = str(self.settings.get("currency", "£"))
 
+    @property
+    def resend_is_safe(self) -> bool:
+        return self.idempotent or self.checkable  # a checkable platform is asked before anything is sent again
+
     def _number(self, key: str, default: float, *, whole: bool = False) -> Any:
         value = self.settings.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (whole and value < 1):

@@ -11,7 +11,9 @@ from broadcast.commands import SET_HELP, collect_sets, open_workspace, phase
 if TYPE_CHECKING:
     from broadcast.alert import Alert
     from broadcast.send.lifecycle import Retraction
+    from broadcast.send.sending import Plan
     from broadcast.store import Store
+    from broadcast.workspace import Workspace
 
 
 @phase("recover")
@@ -31,11 +33,8 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
 
     Example: broadcast correct A-2026-0007 --set date=2026-11-24
     """
-    from broadcast.commands.warn import confirm, send_planned, show_plan
-    from broadcast.prepare.approvals import operator
     from broadcast.prepare.templates import find_template
-    from broadcast.send.lifecycle import plan_correction, public_now, retract
-    from broadcast.send.policy import identify
+    from broadcast.send.lifecycle import plan_correction
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
@@ -44,15 +43,8 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
         original = resolve_template(store, alert)
         changes = collect_sets(find_template(workspace, original), pairs)
         superseded, plan = plan_correction(workspace, store, alert, changes, only=only)
-        before = public_now(store, plan)
-        if dry_run:
-            show_plan(plan, dry_run=True, before=before)
-            return
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(superseded)}'s posts where possible and ",
-                before=before)
-        show_retractions(retract(workspace, store, superseded, actor=identify(workspace, operator()), only=only))
-        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=changes, only=only,
-                     confirmed=True)
+        withdraw_then_send(ctx, workspace, store, plan, superseded, dry_run=dry_run, yes=yes, as_json=as_json,
+                           only=only, values=changes)
     finally:
         store.close()
 
@@ -74,24 +66,15 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], d
 
     Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
     """
-    from broadcast.commands.warn import confirm, send_planned, show_plan
-    from broadcast.prepare.approvals import operator
-    from broadcast.send.lifecycle import plan_cancel, public_now, retract
-    from broadcast.send.policy import identify
+    from broadcast.send.lifecycle import plan_cancel
     from broadcast.store import Store
 
     workspace = open_workspace(ctx)
     store = Store.open(workspace.db_path)
     try:
         cancelled, plan = plan_cancel(workspace, store, alert, reason, only=only)
-        before = public_now(store, plan)
-        if dry_run:
-            show_plan(plan, dry_run=True, before=before)
-            return
-        confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(cancelled)}'s posts where possible and ",
-                before=before)
-        show_retractions(retract(workspace, store, cancelled, actor=identify(workspace, operator()), only=only))
-        send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, only=only, confirmed=True)
+        withdraw_then_send(ctx, workspace, store, plan, cancelled, dry_run=dry_run, yes=yes, as_json=as_json,
+                           only=only)
     finally:
         store.close()
 
@@ -161,6 +144,26 @@ def close(ctx: click.Context, incident: str) -> None:
     finally:
         store.close()
     click.echo(f"Incident {incident} closed. Review it with: broadcast review verify")
+
+
+def withdraw_then_send(ctx: click.Context, workspace: Workspace, store: Store, plan: Plan, withdrawn: list[Alert], *,
+                       dry_run: bool, yes: bool, as_json: bool, only: tuple[str, ...],
+                       values: dict[str, str] | None = None) -> None:
+    """A correction or a cancellation: show what changes on each channel, ask, delete the withdrawn alerts' posts
+    where the platform allows, then send the plan."""
+    from broadcast.commands.warn import confirm, send_planned, show_plan
+    from broadcast.prepare.approvals import operator
+    from broadcast.send.lifecycle import public_now, retract
+    from broadcast.send.policy import identify
+
+    before = public_now(store, plan)
+    if dry_run:
+        show_plan(plan, dry_run=True, before=before)
+        return
+    confirm(plan, yes=yes, as_json=as_json, extra=f"Delete {names(withdrawn)}'s posts where possible and ",
+            before=before)
+    show_retractions(retract(workspace, store, withdrawn, actor=identify(workspace, operator()), only=only))
+    send_planned(ctx, workspace, store, plan, yes=yes, as_json=as_json, values=values, only=only, confirmed=True)
 
 
 def resolve_template(store: Store, alert: str) -> str:

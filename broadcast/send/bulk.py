@@ -319,7 +319,7 @@ class Run:
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, ChannelError) or not exc.transient:
                 return False
-            if exc.unknown_outcome and not (channel.idempotent or channel.checkable):
+            if exc.unknown_outcome and not channel.resend_is_safe:
                 return False
             return exc.retry_after is None or exc.retry_after <= self.limits.max_retry_after
 
@@ -368,13 +368,13 @@ class Run:
         except NotStarted:
             return  # stopped (Ctrl-C): the row stays as it was, for a resend
         except ChannelError as exc:
-            self._fail(row, recipient, exc, exc.unknown_outcome and not (channel.idempotent or channel.checkable))
+            self._fail(row, recipient, exc, exc.unknown_outcome and not channel.resend_is_safe)
             return
         except TimeoutError:
             error = ChannelError(f"{channel.name}: no answer before the deadline"
                                  + (" (request in flight)" if state["in_flight"] else ""), transient=True,
                                  hint="resend later: broadcast resend")
-            self._fail(row, recipient, error, state["in_flight"] and not (channel.idempotent or channel.checkable))
+            self._fail(row, recipient, error, state["in_flight"] and not channel.resend_is_safe)
             return
         journal.record(row, "sent", "delivery_result", description=f"{channel.name}: delivered to {masked}",
                        details={"outcome": "sent", "attempt": state["attempts"], "provider_ref": receipt.remote_id,

@@ -139,7 +139,7 @@ def public_now(store: Store, plan: Plan) -> dict[tuple[str, str], str]:
     superseded = {ref.split(",")[1] if "," in ref else ref for ref in plan.issue.references}
     if not superseded:
         return {}
-    alerts = {a.identifier: a for a in store.alerts() if a.identifier in superseded}
+    alerts = {a.identifier: a for a in store.alerts(plan.issue.incident) if a.identifier in superseded}
     marks = ", ".join("?" for _ in alerts)
     shown: dict[tuple[str, str], str] = {}
     for channel, post in plan.posts if alerts else []:

@@ -211,12 +211,8 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
             store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
         from broadcast.send.audience import is_list_channel, record
 
-        space = store.key_space(identifier)
-        store.add_deliveries(identifier, [
-            {"channel": channel.name, "language": post.language,
-             "idempotency_key": delivery_key(identifier, channel.name, post.language, space=space)}
-            for channel, post in plan.posts if not is_list_channel(channel)  # list channels: a row per person
-        ], actor=actor)
+        queue_posts(store, identifier, [(channel.name, post.language) for channel, post in plan.posts
+                                        if not is_list_channel(channel)], actor=actor)  # lists: a row per person
         record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
                workspace=workspace)
     failed = _record_broken(store, identifier, plan.broken, actor=actor)
@@ -227,14 +223,19 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
     return report
 
 
+def queue_posts(store: Store, identifier: str, posts: list[tuple[str, str]], *, actor: str) -> None:
+    """Write a pending delivery for each (channel, language) post, keyed in the alert's own key space."""
+    space = store.key_space(identifier)
+    store.add_deliveries(identifier, [{"channel": channel, "language": language,
+                                       "idempotency_key": delivery_key(identifier, channel, language, space=space)}
+                                      for channel, language in posts], actor=actor)
+
+
 def _record_broken(store: Store, identifier: str, broken: list[BrokenChannel], *, actor: str) -> list[Outcome]:
     """A channel whose file is broken fails alone, in the log as in the report: fixed, a resend sends it."""
     outcomes = []
     for channel in broken:
-        rows = [{"channel": channel.name, "language": language,
-                 "idempotency_key": delivery_key(identifier, channel.name, language, space=store.key_space(identifier))}
-                for language in channel.languages]
-        store.add_deliveries(identifier, rows, actor=actor)
+        queue_posts(store, identifier, [(channel.name, language) for language in channel.languages], actor=actor)
         error = channel.error
         for delivery in store.deliveries(identifier, ("pending",), recipients=False):
             if delivery["channel"] == channel.name:
@@ -299,8 +300,7 @@ def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tu
         channel = channels.get(name)
         if channel is None:
             continue
-        settles = not channel.idempotent and not (isinstance(channel, ListChannel) and channel.checkable)
-        if state == "uncertain" or (state == "sending" and settles):  # what settle_interrupted makes of it
+        if state == "uncertain" or (state == "sending" and not channel.resend_is_safe):  # as settle_interrupted has it
             (waiting.append((name, language, "uncertain", number)) if include_uncertain
              else uncertain.append((name, language, number)))
         else:
@@ -323,10 +323,7 @@ def resend(workspace: Workspace, store: Store, identifier: str, *, actor: str, o
     planned = plan_resend(workspace, store, identifier, only=only, include_uncertain=include_uncertain)
     alert, channels = planned.alert, planned.channels
     settle_interrupted(store, identifier, channels, actor=actor)
-    store.add_deliveries(identifier, [{"channel": name, "language": language, "idempotency_key":
-                                       delivery_key(identifier, name, language, space=store.key_space(identifier))}
-                                      for name, language in planned.new],
-                         actor=actor)
+    queue_posts(store, identifier, planned.new, actor=actor)
     report = _run(workspace, store, alert, channels, states=planned.states, actor=actor, limits=limits,
                   on_outcome=on_outcome, skipped=planned.skipped, on_progress=on_progress)
     report.outcomes += [Outcome(d["channel"], d["language"], "uncertain", d["attempts"],
@@ -401,12 +398,12 @@ def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channe
 
     for delivery in store.deliveries(identifier, ("sending",), recipients=False):
         channel = channels.get(delivery["channel"])
-        if channel is not None and not channel.idempotent:
+        if channel is not None and not channel.resend_is_safe:
             store.transition(delivery, "uncertain", "delivery_result", actor=actor,
                              description=f"{delivery['channel']}: outcome unknown after an interrupted run",
                              details={"outcome": "uncertain"})
     for name, channel in channels.items():  # a list's people: one update and one event for each channel
-        if not isinstance(channel, ListChannel) or channel.idempotent or channel.checkable:
+        if not isinstance(channel, ListChannel) or channel.resend_is_safe:
             continue
         ids = [row[0] for row in store.conn.execute(
             "SELECT id FROM deliveries WHERE alert = ? AND channel = ? AND recipient != '' AND state = 'sending'",
@@ -437,8 +434,8 @@ def outcomes_in_log(store: Store, identifier: str, channels: dict[str, Channel])
             counts.setdefault((name, language), Counter())[state] = number
     outcomes = []
     for (name, language), count in counts.items():
-        if count["sending"] and not channels[name].idempotent:  # in flight when it stopped, on a platform that
-            count["uncertain"] += count.pop("sending")  # cannot tell us: it may have gone out
+        if count["sending"] and not channels[name].resend_is_safe:  # in flight when it stopped, on a platform
+            count["uncertain"] += count.pop("sending")  # that cannot tell us: it may have gone out
         left = count["pending"] + count["failed"] + count["sending"]
         state = "stopped" if left else "uncertain" if count["uncertain"] else "sent"
         total = sum(count.values())

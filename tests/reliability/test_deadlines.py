@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import only_identifier
 from faultkit import environment, full_workspace, no_traceback, run, warn_args
 
 
@@ -27,7 +28,7 @@ def test_a_post_that_lands_after_its_deadline_is_not_posted_again(tmp_path, sand
     assert len(sandbox.received("telegram", accepted=True)) == 1
 
     sandbox.fault("telegram", latency=0.0)
-    resent = run(root, env, "resend", "A-2026-0001", "--yes")
+    resent = run(root, env, "resend", only_identifier(root / "broadcast.db"), "--yes")
     no_traceback(resent)
     assert resent.returncode == 1 and "CHECK telegram-alerts (en-GB)" in resent.stdout  # left alone, to check
     texts = [r.body["text"] for r in sandbox.received("telegram", accepted=True)]

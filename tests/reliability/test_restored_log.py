@@ -31,7 +31,7 @@ def test_a_new_warning_after_restoring_an_older_log_reaches_every_channel(tmp_pa
     assert third.returncode == 0, third.stdout + third.stderr
     store = Store.open(database)
     # The marker beside the log remembers A-2026-0002 went out: the restored log goes on from there.
-    assert [a.identifier for a in store.alerts()] == ["A-2026-0001", "A-2026-0003"]
+    assert [a.identifier.rsplit("-", 1)[1] for a in store.alerts()] == ["0001", "0003"]
     store.close()
     posted = accepted_by_target(sandbox, "Third School")
     kinds = {name: text.split('"')[1] for name, text in PLATFORMS.items()}

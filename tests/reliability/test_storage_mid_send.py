@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import pytest
+from conftest import only_identifier
 from faultkit import IDEMPOTENT, PLATFORMS, command, environment, full_workspace, no_traceback, run, warn_args
 
 from broadcast.store import Store
@@ -42,13 +43,14 @@ def test_a_disk_filling_mid_send_is_reported_truthfully_and_resend_completes(tmp
     assert full.returncode in (1, 3), out
     assert "refused before anything was sent" not in out and "cannot use the log database" not in out, out
     assert "Stopped: the log could not be written (" in full.stdout, out
-    assert "then: broadcast resend A-2026-0001" in full.stdout, out
+    identifier = only_identifier(database)
+    assert f"then: broadcast resend {identifier}" in full.stdout, out
     assert any(line.startswith(("OK    ", "CHECK ", "STOP  ")) for line in full.stdout.splitlines()), out
     before = len(sandbox.received("notify", accepted=True))
     assert 0 < before < RECIPIENTS  # it stopped mid-list
     assert time.monotonic() - started < 60
 
-    resent = run(root, env, "resend", "A-2026-0001", "--yes", timeout=120)
+    resent = run(root, env, "resend", identifier, "--yes", timeout=120)
     no_traceback(resent)
     assert resent.returncode in (0, 1), resent.stdout + resent.stderr
     phones = Counter(r.body["phone_number"] for r in sandbox.received("notify", accepted=True))
@@ -62,7 +64,7 @@ def test_a_disk_filling_mid_send_is_reported_truthfully_and_resend_completes(tmp
     assert all(count <= 2 for count in posts.values()), posts  # two languages at most, never a post twice
     store = Store.open(database)
     assert store.verify().ok
-    assert {d["state"] for d in store.deliveries("A-2026-0001", recipients=True)} == {"sent"}
+    assert {d["state"] for d in store.deliveries(identifier, recipients=True)} == {"sent"}
     store.close()
 
 
@@ -99,10 +101,11 @@ def test_a_lock_held_by_another_process_mid_send_is_reported_and_resend_complete
     assert warn.returncode in (1, 3), out + err
     assert "Stopped: the log could not be written (database is locked)" in out, out + err
     assert "refused before anything was sent" not in out + err
-    assert "then: broadcast resend A-2026-0001" in out
+    identifier = only_identifier(database)
+    assert f"then: broadcast resend {identifier}" in out
     assert len(sandbox.received("notify", accepted=True)) < RECIPIENTS
 
-    resent = run(root, env, "resend", "A-2026-0001", "--yes", timeout=120)
+    resent = run(root, env, "resend", identifier, "--yes", timeout=120)
     no_traceback(resent)
     assert resent.returncode in (0, 1), resent.stdout + resent.stderr
     phones = Counter(r.body["phone_number"] for r in sandbox.received("notify", accepted=True))

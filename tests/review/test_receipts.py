@@ -6,22 +6,17 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from click.testing import CliRunner
 from conftest import SETS
-from listkit import ENV, approved, list_workspace, notify_channel, twilio_channel
+from listkit import approved, list_workspace, notify_channel, twilio_channel
 
 from broadcast.cli import cli
 from broadcast.sandbox.mail import start_mail
 from broadcast.store import Store
 
+pytest_plugins = ("listkit",)  # its `env` fixture
 
-@pytest.fixture
-def env(monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("BROADCAST_RECIPIENT_KEY", raising=False)
-    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
+
 
 
 def invoke(root, *args):

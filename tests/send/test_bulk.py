@@ -17,14 +17,9 @@ from broadcast.cli import cli
 from broadcast.store import Store
 
 SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
+pytest_plugins = ("listkit",)  # its `env` fixture
 
 
-@pytest.fixture
-def env(monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("BROADCAST_RECIPIENT_KEY", raising=False)
-    monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
 
 
 def invoke(root, *args):
