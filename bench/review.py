@@ -4,17 +4,26 @@ Run: python bench/review.py [EVENTS ...]        (default: 10000 100000)
 It writes a log shaped like a long incident (alerts every three minutes to 12 channels in two languages, with
 retries, failures and the page published around each fan-out), then times each export (CSV, JSON Lines, Markdown,
 HTML), the metrics, `review verify` (whole chain, and with the incident), the chain check an export's helper process
-does, and the stand-alone docs/verify_export.py, and measures each one's peak Python memory with tracemalloc in a
-second run (tracing slows it, so times come from the first). Memory that is about the same at 10,000 and 100,000
-events is flat. It measures; it asserts nothing.
+does, and the stand-alone docs/verify_export.py: each warmed up once, then the median of RUNS runs, then its peak
+Python memory with tracemalloc in one more run (tracing slows it, so times come from the untraced runs). Memory
+that is about the same at 10,000 and 100,000 events is flat.
+
+Beside them, in the same run and over the same rows of the same file, the floors issue 17 measures against: the
+standard library alone reading a plain sqlite3 cursor (csv.writer; json.dumps per row; SHA-256 over the canonical
+bytes the chain hashes), each printed as a `ratio` line with its target. It measures; it asserts nothing.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
+import json
 import os
 import platform
 import random
+import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +43,9 @@ from broadcast.store import EVENT_COLUMNS, GENESIS, Store, canonical_json, event
 
 SLUG = "snow-2026-11-23"
 CHANNELS = [f"channel-{n:02d}" for n in range(12)]
+RUNS = 3  # timed runs of each figure, after one warm-up: the median is printed
+# Issue 17's targets: an export or verify over its floor, measured in the same run.
+TARGETS = {"export csv": 2.0, "export jsonl": 1.5, "verify (whole chain)": 1.5}
 LANGUAGES = ("en-GB", "cy-GB")
 
 
@@ -105,10 +117,19 @@ def build_log(path: Path, total: int) -> Store:
     return store
 
 
-def measure(label: str, work: Callable[[], object]) -> tuple[str, float, float]:
-    started = time.perf_counter()
+def timed(work: Callable[[], object]) -> float:
+    """Seconds `work` takes: warmed up once, then the median of RUNS runs."""
     work()
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(label: str, work: Callable[[], object]) -> tuple[str, float, float]:
+    seconds = timed(work)
     tracemalloc.start()
     work()
     peak = tracemalloc.get_traced_memory()[1]
@@ -116,7 +137,10 @@ def measure(label: str, work: Callable[[], object]) -> tuple[str, float, float]:
     return label, seconds, peak / 2**20
 
 
-def run(total: int, folder: Path) -> list[tuple[str, float, float]]:
+Floors = dict[str, tuple[str, float]]
+
+
+def run(total: int, folder: Path) -> tuple[list[tuple[str, float, float]], Floors]:
     import verify_export
 
     from broadcast.review.evidence import verify_incident, verify_upto
@@ -125,13 +149,14 @@ def run(total: int, folder: Path) -> list[tuple[str, float, float]]:
 
     store = build_log(folder / f"log-{total}.db", total)
     events = store.head()[0]
-    results = []
+    results, sizes = [], []
     for fmt in ("csv", "jsonl", "md", "html"):
         out = folder / f"timeline-{total}.{fmt}"
         results.append(measure(f"export {fmt}", lambda fmt=fmt, out=out: export_file(
             store, SLUG, fmt, out, display_zone="Europe/London")))
         size = out.stat().st_size / 2**20
         results[-1] = (f"{results[-1][0]} ({size:.0f} MB)", *results[-1][1:])
+        sizes.append(f"{fmt} {out.stat().st_size / 1e6:.2f} MB")
     results.append(measure("metrics", lambda: metrics(store, SLUG)))
     results.append(measure("verify (whole chain)", store.verify))
     count, head = store.head()
@@ -140,8 +165,84 @@ def run(total: int, folder: Path) -> list[tuple[str, float, float]]:
     jsonl = folder / f"timeline-{total}.jsonl"
     results.append(measure("docs/verify_export.py", lambda: _quiet(verify_export.main, [str(jsonl)])))
     store.close()
+    floors = measure_floors(folder / f"log-{total}.db", folder)
+    print(f"\nexport sizes at {events:,} events: {', '.join(sizes)}")
     print(f"\n{events:,} events in the log", flush=True)
-    return results
+    return results, floors
+
+
+# The export's columns from a plain cursor: what the details hold, SQLite's json_extract takes out; `seq` and the
+# local time are the stored id and time (the rows are the incident's own, in chain order).
+FLOOR_COLUMNS = {"seq": "id", "chain_id": "id", "occurred_at_local": "occurred_at"}
+
+
+def floor_select() -> str:
+    from broadcast.review.timeline import CONTEXT_TYPES, DERIVED, FIELDS
+
+    names = [FLOOR_COLUMNS.get(name) or (f"json_extract(details, '$.{name}')" if name in DERIVED else name)
+             for name in FIELDS]
+    kinds = ", ".join(f"'{kind}'" for kind in CONTEXT_TYPES)
+    return (f"SELECT {', '.join(names)} FROM events WHERE incident = ? OR (incident IS NULL AND type IN ({kinds})) "
+            "ORDER BY id")
+
+
+def measure_floors(path: Path, folder: Path) -> Floors:
+    """The standard library alone over the same rows, read from a plain sqlite3 cursor: {figure: (floor, seconds)}."""
+    from broadcast.review.timeline import FIELDS
+
+    conn = sqlite3.connect(path)
+    select, out = floor_select(), folder / "floor.out"
+
+    def csv_floor() -> None:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerow(FIELDS)
+            writer.writerows(conn.execute(select, [SLUG]))
+
+    def jsonl_floor() -> None:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            write, dumps = handle.write, json.dumps
+            for values in conn.execute(select, [SLUG]):
+                write(dumps(dict(zip(FIELDS, values, strict=True)), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    hashed = f"SELECT {', '.join(EVENT_COLUMNS)}, hash FROM events ORDER BY id"
+
+    def sha_floor() -> None:  # what the chain hashes, spelt the plain way: canonical_json of each row, then SHA-256
+        prev = GENESIS
+        for values in conn.execute(hashed):
+            digest = hashlib.sha256((prev + canonical_json(dict(zip(EVENT_COLUMNS, values[:15], strict=True)))).encode()
+                                    ).hexdigest()
+            if digest != values[15]:
+                raise AssertionError(f"event {values[0]} does not verify")
+            prev = digest
+
+    # The least any verify can cost: the rows read, and SHA-256 over canonical bytes already built (outside the timer).
+    bodies = [(values[14] + canonical_json(dict(zip(EVENT_COLUMNS, values[:15], strict=True)))).encode()
+              for values in conn.execute(hashed)]
+
+    def sha_only() -> None:
+        for _values, body in zip(conn.execute(hashed), bodies, strict=True):
+            hashlib.sha256(body).hexdigest()
+
+    floors = {"export csv": ("csv.writer over the same rows from a plain sqlite3 cursor", timed(csv_floor)),
+              "export jsonl": ("json.dumps per row over the same rows from a plain sqlite3 cursor",
+                               timed(jsonl_floor)),
+              "verify (whole chain)": ("a plain pass: each row from a plain sqlite3 cursor, canonical_json, SHA-256",
+                                       timed(sha_floor)),
+              "verify (whole chain), strict": ("the rows read and SHA-256 over canonical bytes built beforehand",
+                                               timed(sha_only))}
+    conn.close()
+    return floors
+
+
+def print_ratios(table: dict[str, dict[int, tuple[float, float]]], floors: Floors, total: int) -> None:
+    """`ratio FIGURE: S s / floor F s (WHAT) = Rx (target <= Tx): met|missed`, one line per floor."""
+    for key, (what, floor) in floors.items():
+        figure = key.split(", ")[0]
+        seconds, target = table[figure][total][0], TARGETS[figure]
+        ratio = seconds / floor
+        print(f"ratio {key}: {seconds:.3f} s / floor {floor:.3f} s ({what}) = {ratio:.2f}x "
+              f"(target <= {target:g}x): {'met' if ratio <= target else 'missed'}", flush=True)
 
 
 def _quiet(main: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -155,12 +256,15 @@ def _quiet(main: Callable[[list[str]], int], argv: list[str]) -> int:
 def main() -> None:
     sizes = [int(n) for n in sys.argv[1:]] or [10_000, 100_000]
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"Each figure: one warm-up, then the median of {RUNS} runs.")
     table: dict[str, dict[int, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for total in sizes:
-            for label, seconds, peak in run(total, Path(tmp)):
+            results, floors = run(total, Path(tmp))
+            for label, seconds, peak in results:
                 table.setdefault(label.split(" (")[0], {})[total] = (seconds, peak)
                 print(f"  {label:34} {seconds:6.2f} s   peak {peak:6.1f} MiB", flush=True)
+            print_ratios(table, floors, total)
     print(f"\nFrom {PARALLEL_FROM:,} events an export checks the chain in a helper process, beside the export: its "
           "work is the \"chain check\" row.")
     if len(sizes) > 1:

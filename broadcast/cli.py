@@ -100,9 +100,9 @@ def cli(ctx: click.Context, workspace: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from broadcast.commands import inform, page, prepare, recover, review, runbook, warn
+    from broadcast.commands import inform, page, prepare, recover, review, runbook, store, warn, watch
 
-    for module in (prepare, runbook, warn, inform, page, recover, review):
+    for module in (prepare, runbook, warn, inform, watch, page, recover, review, store):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -121,13 +121,14 @@ def copy_workspace(source: Path, into: Path | None) -> Path:
 
 
 def local_page(config: str) -> str:
-    """broadcast.toml with its page published to the copy's own site/ only: a rehearsal must never reach the real
-    bucket or server (every [[page.targets]] block is dropped, one directory target added)."""
+    """broadcast.toml with its page published to the copy's own site/ only, and its log a SQLite file of its own: a
+    rehearsal must never reach the real bucket or server, nor write to a shared PostgreSQL log (every
+    [[page.targets]] block and the [store] section are dropped, one directory target added)."""
     kept, skipping = [], False
     for line in config.splitlines():
         header = line.strip()
         if header.startswith("["):
-            skipping = header == "[[page.targets]]"
+            skipping = header in ("[[page.targets]]", "[store]")
         if not skipping:
             kept.append(line)
     return "\n".join(kept) + '\n\n[[page.targets]]\nname = "site"\nkind = "directory"\npath = "site"\n'
@@ -259,6 +260,7 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         report.incident = sent.alert.incidents
         assert report.incident is not None
         summary("warn", sent, report, step)
+        resident_asks(sandbox, store, sent.alert.identifier, RESIDENT_ASKS)
 
         template, values = UPDATE
         plan = plan_update(workspace, store, report.incident, template, values)
@@ -276,12 +278,16 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
         values.update({k: v.example for k, v in known.items() if k not in values})
         plan = plan_update(workspace, store, report.incident, template, values, all_clear=True)
         summary("recover", send_warning(workspace, store, plan, actor=ACTOR), report, step)
-        from broadcast.review.receipts import collect
+        from broadcast.review.receipts import collect, collect_reach
 
         found = collect(workspace, store, report.incident, actor=ACTOR)
         step("collect", f"texts and emails: {sum(r.delivered for r in found):,} delivered, "
              f"{sum(r.failed for r in found):,} failed, {sum(r.pending for r in found):,} on their way, "
              f"{sum(r.unknown for r in found):,} without receipts (SMTP)")
+        reach = collect_reach(workspace, store, report.incident, actor=ACTOR)
+        step("collect", f"posts: {counted(len(reach), 'post')} asked, "
+             f"{counted(sum(r.replies or 0 for r in reach), 'reply')} from the public, "
+             f"{sum(r.replies is None for r in reach)} without counts (Telegram, Slack, Teams and webhooks give none)")
         close_incident(store, report.incident, actor=ACTOR, state="recovering")
         close_incident(store, report.incident, actor=ACTOR)
         step("close", f"incident {report.incident} closed")
@@ -292,6 +298,23 @@ def _exercise(workspace: Workspace, sandbox: Sandbox, report: DrillReport, fault
              f"{result.head[:16]}...")
     finally:
         store.close()
+
+
+RESIDENT_ASKS = "Is the school bus running tomorrow?"
+
+
+def resident_asks(sandbox: Sandbox, store: Store, alert: str, text: str) -> None:
+    """A member of the public replies to the council's Mastodon post, as one would, so the review has a question to
+    bring back (the sandbox's resident account; nothing leaves 127.0.0.1)."""
+    import httpx
+
+    from broadcast.sandbox.platforms.mastodon import PUBLIC_TOKEN
+
+    for (remote_id,) in store.conn.execute(
+            "SELECT remote_id FROM deliveries WHERE alert = ? AND state = 'sent' AND recipient = '' AND "
+            "remote_url LIKE ? ORDER BY id LIMIT 1", [alert, f"{sandbox.url}/@council/%"]):
+        httpx.post(f"{sandbox.url}/mastodon/api/v1/statuses", headers={"Authorization": f"Bearer {PUBLIC_TOKEN}"},
+                   json={"status": text, "in_reply_to_id": remote_id}, timeout=5).raise_for_status()
 
 
 def sign_off_copy(workspace: Workspace, store: Store, by: str) -> list[Finding]:
@@ -312,13 +335,13 @@ def sign_off_copy(workspace: Workspace, store: Store, by: str) -> list[Finding]:
 
 def summary(name: str, sent: Report, report: DrillReport, step: Callable[[str, str], None]) -> None:
     report.alerts.append(sent.alert.identifier)
-    delivered = sum(o.state == "sent" for o in sent.outcomes)
+    accepted = sum(o.state == "sent" for o in sent.outcomes)
     retried = sum(bool(o.waits) for o in sent.outcomes)
     failed = [f"{o.channel} ({o.error})" for o in sent.outcomes if o.state != "sent"]
-    line = (f"{sent.alert.identifier} {sent.alert.msg_type} {sent.alert.status}: {delivered} of {len(sent.outcomes)} "
-            f"posts delivered, {retried} after a retry")
+    line = (f"{sent.alert.identifier} {sent.alert.msg_type} {sent.alert.status}: {accepted} of {len(sent.outcomes)} "
+            f"channels and languages accepted it, {retried} after a retry")
     if failed:
-        line = "FAIL " + line + "; not delivered: " + "; ".join(failed)
+        line = "FAIL " + line + "; not accepted: " + "; ".join(failed)
     step(name, line)
     for page in sent.page:
         if page.startswith("FAIL"):

@@ -1,26 +1,34 @@
-"""The SQLite log: incidents, alerts, deliveries and an append-only, hash-chained event table."""
+"""The log: incidents, alerts, deliveries and an append-only, hash-chained event table.
+
+One store, two backends: a SQLite file beside the workspace (the default), or a PostgreSQL database several duty
+officers share (`[store] url` in broadcast.toml). What their SQL spells differently is in broadcast.sql.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import StoreError
+from broadcast.sql import WRITE_LOCK, PostgreSQL, SQLite, rows
 
 if TYPE_CHECKING:
     from sqlite_utils import Database, Migrations
 
     from broadcast.alert import Alert
+    from broadcast.sql import Dialect, PgConnection
+    from broadcast.workspace import Workspace
 
 GENESIS = "0" * 64
 MARKER_SUFFIX = "-id"  # beside the database (git-ignored as broadcast.db-*): this workspace has a log
@@ -44,15 +52,61 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_QUOTE = json.encoder.encode_basestring  # how json.dumps spells a str with ensure_ascii=False
+
+
 def canonical_json(value: Any) -> str:
     """Serialise deterministically: sorted keys, no spaces, UTF-8 text kept as is."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+# canonical_json of the hashed columns as one template: the keys sorted, each value spelt as json.dumps spells it.
+_SORTED = sorted(range(len(EVENT_COLUMNS)), key=EVENT_COLUMNS.__getitem__)
+_BODY = "{" + ",".join(f"{json.dumps(EVENT_COLUMNS[i])}:%s" for i in _SORTED) + "}"
+_IN_KEY_ORDER = operator.itemgetter(*_SORTED)
+_OTHER = object()  # a value of a type the template does not spell
+
+
+def hashed_body(values: Sequence[Any]) -> str:
+    """canonical_json of an event's hashed columns, given in EVENT_COLUMNS order.
+
+    The stored types are text, integers and null, so a template spells them at twice the general encoder's speed;
+    any other type (a bool, a float) goes to canonical_json, so the bytes are always the same.
+    """
+    quote = _QUOTE
+    spelt = [quote(v) if v.__class__ is str else "null" if v is None else repr(v) if v.__class__ is int else _OTHER
+             for v in _IN_KEY_ORDER(values)]
+    if _OTHER in spelt:
+        return canonical_json(dict(zip(EVENT_COLUMNS, values, strict=False)))
+    return _BODY % tuple(spelt)
+
+
 def event_hash(row: dict[str, Any]) -> str:
     """SHA-256 over the previous hash and the canonical JSON of the row's hashed columns."""
-    body = {name: row.get(name) for name in EVENT_COLUMNS}
-    return hashlib.sha256((row["prev_hash"] + canonical_json(body)).encode("utf-8")).hexdigest()
+    return hashlib.sha256((row["prev_hash"] + hashed_body(tuple(map(row.get, EVENT_COLUMNS)))).encode("utf-8")
+                          ).hexdigest()
+
+
+# The hashed columns and the hash, in chain order: what a walk of the chain reads, as tuples.
+CHAIN_SELECT = f"SELECT {', '.join(EVENT_COLUMNS)}, hash FROM events"
+
+
+def walk_chain(rows: Iterable[Sequence[Any]], see: Callable[[Sequence[Any]], None] | None = None) -> Verification:
+    """Check rows (CHAIN_SELECT's columns, from the first event, in order) link and hash as they should; report the
+    first that does not. `see` is shown each row that does."""
+    prev, count, sha, body = GENESIS, 0, hashlib.sha256, hashed_body
+    for values in rows:
+        count += 1
+        if values[0] != count:
+            return Verification(False, count - 1, prev, count, f"event {count} is missing (next is {values[0]})")
+        if values[14] != prev:
+            return Verification(False, count - 1, prev, values[0], "prev_hash does not match the event before")
+        if sha((prev + body(values)).encode("utf-8")).hexdigest() != values[15]:
+            return Verification(False, count - 1, prev, values[0], "content does not match its hash")
+        prev = values[15]
+        if see is not None:
+            see(values)
+    return Verification(True, count, prev)
 
 
 def content_sha256(alert: Alert) -> str:
@@ -68,16 +122,19 @@ class LoggedRecords:
         self.issued: dict[str, tuple[int, str | None]] = {}
         self.last: dict[int, tuple[int, str | None]] = {}
 
-    def see(self, row: dict[str, Any]) -> None:
-        if row.get("alert") is None or not row.get("details"):
+    def see(self, values: Sequence[Any]) -> None:
+        """Take in one event (CHAIN_SELECT's columns)."""
+        event_id, kind, alert, text = values[0], values[4], values[8], values[11]
+        # Only an alert's issue and a delivery's changes say anything here: the rest are not parsed at all.
+        if alert is None or not text or (kind != "alert_issued" and '"deliver' not in text):
             return
-        data = json.loads(row["details"])
-        if row["type"] == "alert_issued":
-            self.issued[row["alert"]] = (row["id"], data.get("content_sha256"))
+        data = json.loads(text)
+        if kind == "alert_issued":
+            self.issued[alert] = (event_id, data.get("content_sha256"))
         if isinstance(data.get("delivery"), int):
-            self.last[data["delivery"]] = (row["id"], data.get("state"))
+            self.last[data["delivery"]] = (event_id, data.get("state"))
         for number in data.get("deliveries_settled") or []:
-            self.last[number] = (row["id"], data.get("state"))
+            self.last[number] = (event_id, data.get("state"))
 
 
 @dataclass(frozen=True)
@@ -221,14 +278,53 @@ def _started(marker: Path) -> str:
         return "an earlier run"
 
 
-class Store:
-    """One workspace's log database. Open with `Store.open(path)`."""
+def open_store(workspace: Workspace, *, create: bool = True, readonly: bool = False) -> Store:
+    """The workspace's log: its PostgreSQL database when `[store] url` names one, else its SQLite file."""
+    url = workspace.store_url()
+    if url:
+        from urllib.parse import urlsplit
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
-        self.conn = conn
-        self.path = path
+        from broadcast.secrets import remember
+
+        if urlsplit(url).password:
+            remember(urlsplit(url).password or "")  # masked in every error, as a channel's secrets are
+        return Store.open_url(url, readonly=readonly)
+    if readonly:
+        return Store.open_readonly(workspace.db_path)
+    return Store.open(workspace.db_path, create=create)
+
+
+class Store:
+    """One workspace's log. Open with `open_store(workspace)`, `Store.open(path)` or `Store.open_url(url)`."""
+
+    def __init__(self, conn: sqlite3.Connection | PgConnection, path: Path | None, *, url: str | None = None,
+                 sql: Dialect = SQLite):
+        self.conn: Any = conn  # sqlite3.Connection, or a PgConnection that takes the same SQL
+        self.path = path  # the SQLite file; None on PostgreSQL
+        self.url = url  # the PostgreSQL URL; None on SQLite
+        self.sql = sql
         self._db: Database | None = None
         self._issued: tuple[Path, dict[str, Any]] | None = None  # the marker's record, once the alert commits
+
+    @property
+    def where(self) -> str:
+        """Where the log is, for people (a PostgreSQL URL without its password)."""
+        from broadcast.sql import redact
+
+        return redact(self.url) if self.url else str(self.path)
+
+    @classmethod
+    def open_url(cls, url: str, *, readonly: bool = False) -> Store:
+        """Open (and migrate) a PostgreSQL log; writers take one lock, so N machines make one chain."""
+        from broadcast.sql import connect, migrate_postgres, redact
+
+        try:
+            conn = connect(url, readonly=readonly, wait=lock_wait())
+            if not readonly:
+                migrate_postgres(conn)
+        except sqlite3.DatabaseError as exc:
+            raise unusable(exc, redact(url)) from exc
+        return cls(conn, None, url=url, sql=PostgreSQL)
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Store:
@@ -302,12 +398,45 @@ class Store:
         self.conn.close()
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every read inside sees the same log, even while another process writes to it."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if self.sql is PostgreSQL else "BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        """Insert one row (names quoted: `references` and `only` are words PostgreSQL keeps)."""
+        names = ", ".join(f'"{name}"' for name in row)
+        self.conn.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+
+    def rows(self, table: str, where: str | None = None, params: list[Any] | None = None, *,
+             order_by: str | None = None) -> list[dict[str, Any]]:
+        """A table's rows as dicts."""
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + (
+            f" ORDER BY {order_by}" if order_by else "")
+        return list(rows(self.conn.execute(sql, params or [])))
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One writer at a time: BEGIN IMMEDIATE takes the write lock up front, so the chain cannot fork."""
+        """One writer at a time: the write lock is taken up front (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory
+        lock), so the chain cannot fork and an identifier is never taken twice."""
         if self.conn.in_transaction:
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        if self.sql is PostgreSQL:
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
@@ -374,7 +503,7 @@ class Store:
                                  hint="add to it with --incident, or choose another name")
             row = {"slug": slug, "title": title, "status": "open", "exercise": int(exercise),
                    "opened_at": isoformat(utcnow()), "closed_at": None}
-            self.db.table("incidents").insert(row)
+            self.insert("incidents", row)
             self.append_event("incident_declared", phase="warn", actor=actor, incident=slug,
                               description=f"Incident opened: {title}", details={"exercise": exercise})
         return row
@@ -382,14 +511,14 @@ class Store:
     def incidents(self, status: str | None = None) -> list[dict[str, Any]]:
         """Incidents, newest first, optionally only those with one status."""
         where, params = ("status = ?", [status]) if status else (None, [])
-        return list(self.db.table("incidents").rows_where(where, params, order_by="opened_at desc"))
+        return self.rows("incidents", where, params, order_by="opened_at desc")
 
     def save_alert(self, alert: Alert, *, sent_by: str, approved_by: str | None = None) -> None:
         """Record an Alert (immutable: an identifier is never reused) and log it."""
         with self.transaction():
             if self.conn.execute("SELECT 1 FROM alerts WHERE identifier = ?", [alert.identifier]).fetchone():
                 raise StoreError(f"alert {alert.identifier} already exists: identifiers are never reused")
-            self.db.table("alerts").insert({
+            self.insert("alerts", {
                 "identifier": alert.identifier, "incident": alert.incidents, "msg_type": alert.msg_type,
                 "status": alert.status, "references": canonical_json(list(alert.references)),
                 "template": alert.template, "template_sha256": alert.template_sha256,
@@ -413,8 +542,8 @@ class Store:
         from broadcast.alert import Alert
 
         where, params = ("incident = ?", [incident]) if incident else (None, [])
-        rows = self.db.table("alerts").rows_where(where, params, order_by="rowid")
-        return [Alert.from_dict(json.loads(row["alert"])) for row in rows]
+        return [Alert.from_dict(json.loads(row["alert"]))
+                for row in self.rows("alerts", where, params, order_by="rowid")]
 
     def add_deliveries(self, alert: str, rows: list[dict[str, Any]], *, actor: str) -> None:
         """Write delivery rows as pending before the first byte goes out; rows already there are kept."""
@@ -422,8 +551,9 @@ class Store:
         with self.transaction():
             for row in rows:
                 cursor = self.conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (alert, channel, language, recipient, recipient_masked, state,"
-                    " attempts, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    "INSERT INTO deliveries (alert, channel, language, recipient, recipient_masked, state, attempts, "
+                    "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     [alert, row["channel"], row.get("language", ""), row.get("recipient", ""),
                      row.get("recipient_masked"), row["idempotency_key"], now, now],
                 )
@@ -445,7 +575,7 @@ class Store:
         if states:
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params += list(states)
-        return list(self.db.table("deliveries").rows_where(sql, params, order_by="id"))
+        return self.rows("deliveries", sql, params, order_by="id")
 
     def transition(self, delivery: dict[str, Any], state: str, event: str, *, actor: str,
                    description: str | None = None, details: dict[str, Any] | None = None,
@@ -473,6 +603,8 @@ class Store:
         row = self.conn.execute("SELECT identifier FROM alerts WHERE identifier LIKE ? "
                                 "ORDER BY length(identifier) DESC, identifier DESC LIMIT 1", [prefix + "%"]).fetchone()
         number = int(row[0].removeprefix(prefix)) + 1 if row else 1
+        if self.path is None:  # PostgreSQL: the shared log alone decides, under the write lock
+            return f"{prefix}{number:04d}"
         # The marker beside the log remembers the highest number issued: a log restored from an older copy goes
         # on from there, so no identifier is issued twice (CAP: unique per sender; aggregators key on it).
         marker = self.path.with_name(self.path.name + MARKER_SUFFIX)
@@ -489,10 +621,7 @@ class Store:
         if incident is not None:
             sql += " WHERE incident = ?"
             params.append(incident)
-        cursor = self.conn.execute(sql + " ORDER BY id", params)
-        names = [d[0] for d in cursor.description]
-        for values in cursor:
-            yield dict(zip(names, values, strict=True))
+        yield from rows(self.conn.execute(sql + " ORDER BY id", params))
 
     def head(self) -> tuple[int, str]:
         """Return the event count and the chain's head hash."""
@@ -536,8 +665,8 @@ class Store:
         walk, so verify reads the events once."""
         if logged is None:
             logged = LoggedRecords()
-            for row in self.events():
-                logged.see(row)
+            for values in self.conn.execute(f"{CHAIN_SELECT} ORDER BY id"):
+                logged.see(values)
         issued, last = logged.issued, logged.last
         for identifier, text in self.conn.execute("SELECT identifier, alert FROM alerts ORDER BY rowid"):
             if identifier not in issued:
@@ -559,21 +688,11 @@ class Store:
                 return None, f"delivery {number} ({alert}, {channel}) is {state} with no change of it in the log"
         return None
 
-    def _verify_chain(self, see: Callable[[dict[str, Any]], None] | None = None) -> Verification:
-        """Walk the chain from the first event; report the first row that does not fit. `see` is shown each row."""
-        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
-        if problems:
-            return Verification(False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}")
-        prev, count = GENESIS, 0
-        for row in self.events():
-            count += 1
-            if row["id"] != count:
-                return Verification(False, count - 1, prev, count, f"event {count} is missing (next is {row['id']})")
-            if row["prev_hash"] != prev:
-                return Verification(False, count - 1, prev, row["id"], "prev_hash does not match the event before")
-            if event_hash(row) != row["hash"]:
-                return Verification(False, count - 1, prev, row["id"], "content does not match its hash")
-            prev = row["hash"]
-            if see is not None:
-                see(row)
-        return Verification(True, count, prev)
+    def _verify_chain(self, see: Callable[[Sequence[Any]], None] | None = None) -> Verification:
+        """Walk the chain from the first event; report the first row that does not fit. `see` is shown each row
+        (CHAIN_SELECT's columns), as a tuple straight from the cursor."""
+        if self.sql is SQLite:  # PostgreSQL checks its own pages
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
+            if problems:
+                return Verification(False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}")
+        return walk_chain(self.conn.execute(f"{CHAIN_SELECT} ORDER BY id"), see)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-IRREGULAR = {"person": "people", "delivery": "deliveries", "entry": "entries", "copy": "copies"}
+IRREGULAR = {"person": "people", "delivery": "deliveries", "entry": "entries", "copy": "copies", "reply": "replies"}
 
 
 def counted(number: int, word: str, plural: str | None = None) -> str:

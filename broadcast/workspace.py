@@ -23,7 +23,8 @@ CHANNEL_KINDS = (
     "webhook", "mastodon", "bluesky", "telegram", "slack", "teams", "facebook", "x",
     "twilio", "govuk-notify", "smtp", "page",
 )
-TOP_LEVEL_KEYS = {"languages", "timezone", "database", "default_area", "organisation", "page", "fanout", "policy"}
+TOP_LEVEL_KEYS = {"languages", "timezone", "database", "default_area", "organisation", "page", "fanout", "policy",
+                  "watch", "store"}
 ORGANISATION_KEYS = {"name", "sender", "phone", "web"}
 CHANNEL_KEYS = {"kind", "description", "languages", "exercise", "enabled", "settings", "secrets"}
 
@@ -164,6 +165,33 @@ class Workspace:
                                    "the id of an area in areas/")
         self.db_path = root / expect(self.config_path, "database", config.get("database", "broadcast.db"), str,
                                      "a file name")
+
+    def store_url(self) -> str | None:
+        """The PostgreSQL log `[store] url` names (read from the environment when it says env:NAME), or None: the
+        SQLite file `database`. A password is only ever taken from the environment."""
+        import os
+        from urllib.parse import urlsplit
+
+        section = expect(self.config_path, "store", self.config.get("store", {}), dict, "a [store] table")
+        check_keys(self.config_path, section, {"url"}, "store.")
+        if "url" not in section:
+            return None
+        value = expect(self.config_path, "store.url", section["url"], str, 'env:NAME or "postgresql://..."')
+        hint = ('write url = "env:BROADCAST_STORE_URL" and export BROADCAST_STORE_URL=postgresql://user:password@host/'
+                "db in the shell that runs broadcast (or keep the password in ~/.pgpass)")
+        if SECRET_REF_RE.match(value):
+            name = value.removeprefix("env:")
+            value = os.environ.get(name, "").strip()
+            if not value:
+                raise ConfigError(self.config_path, "store.url", f"the environment variable {name} is not set",
+                                  f"export {name}=postgresql://user:password@host:5432/broadcast, or remove [store] "
+                                  "to use the SQLite file")
+        elif urlsplit(value).password is not None:
+            raise ConfigError(self.config_path, "store.url", "holds a password: it would be in the file and in git",
+                              hint)
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(self.config_path, "store.url", "is not a PostgreSQL URL (postgresql://...)", hint)
+        return value
 
     @property
     def templates_dir(self) -> Path:

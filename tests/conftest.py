@@ -313,17 +313,22 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
 SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
 
 
-@pytest.fixture
-def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
-    """The fixture workspace with Mastodon and two webhooks on the sandbox, and its template approved."""
-    channels = workspace_dir / "channels"
+def live_channels(root: Path, url: str) -> None:
+    """Mastodon and two webhooks (hook-a, hook-b), on the sandbox at `url`."""
+    channels = root / "channels"
     (channels / "mastodon-council.toml").write_text(
-        f'kind = "mastodon"\n[settings]\ninstance = "{sandbox.url}/mastodon"\n'
+        f'kind = "mastodon"\n[settings]\ninstance = "{url}/mastodon"\n'
         '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n', encoding="utf-8")
     for name in ("hook-a", "hook-b"):
         (channels / f"{name}.toml").write_text(
-            f'kind = "webhook"\nlanguages = ["en-GB", "cy-GB"]\n[settings]\nurl = "{sandbox.url}/hooks/{name}"\n'
+            f'kind = "webhook"\nlanguages = ["en-GB", "cy-GB"]\n[settings]\nurl = "{url}/hooks/{name}"\n'
             '[secrets]\nsigning_secret = "env:TEST_WEBHOOK_SECRET"\n', encoding="utf-8")
+
+
+@pytest.fixture
+def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
+    """The fixture workspace with Mastodon and two webhooks on the sandbox, and its template approved."""
+    live_channels(workspace_dir, sandbox.url)
     config = workspace_dir / "broadcast.toml"
     config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n",
                       encoding="utf-8")

@@ -37,6 +37,16 @@ def test_drill_runs_the_whole_exercise_against_the_sandbox(example_dir, tmp_path
                                 "GROUP BY channel, state").fetchall()
     assert {(channel, state) for channel, state, _ in people} == {("sms-residents", "sent"),
                                                                   ("email-residents", "sent")}
+    # What came back: the texts' receipts and the resident's question, in the metrics a reviewer reads.
+    assert "collect   posts: " in out and "1 reply from the public" in out
+    metrics = CliRunner().invoke(cli, ["--workspace", str(into), "review", "metrics", store.incidents()[0]["slug"],
+                                       "--json"], catch_exceptions=False)
+    data = json.loads(metrics.stdout)
+    assert {r["channel"] for r in data["receipts"]} == {"sms-residents"}  # SMTP reports no receipts
+    assert sum(r["delivered"] for r in data["receipts"]) > 0 and sum(r["failed"] for r in data["receipts"]) > 0
+    said = [reply["text"] for post in data["engagement"] for reply in post["said"]]
+    assert said == ["Is the school bus running tomorrow?"]
+    assert data["reached"] + data["failed"] + data["unknown"] == data["attempted"]
     index = (into / "site" / "index.html").read_text(encoding="utf-8")
     assert "EXERCISE" in index
     # The drill's sandbox credentials never outlive it, and the original workspace is untouched.

@@ -23,6 +23,33 @@ def test_atproto_logs_in_and_posts_as_on_bluesky(sandbox):
     assert sandbox.store("bluesky")["records"] == {}
 
 
+@pytest.mark.real_clock  # the clients read their tokens' expiry against the real clock
+def test_atproto_reads_a_posts_counts_and_its_replies(sandbox):
+    import atproto
+    from atproto import models
+    from atproto_client.exceptions import BadRequestError
+
+    client = atproto.Client(base_url=f"{sandbox.url}/bluesky/xrpc")
+    client.login("alerts.testshire.example", CREDENTIALS["bluesky"])
+    posted = client.send_post(text="Hillside Primary School is closed today.")
+    sandbox.store("bluesky")["records"][posted.uri].update(likeCount=40, repostCount=5)
+    public = atproto.Client(base_url=f"{sandbox.url}/bluesky/xrpc")
+    public.login("gwen.example", CREDENTIALS["bluesky"])
+    ref = models.create_strong_ref(posted)
+    public.send_post(text="Is the school bus running?", reply_to=models.AppBskyFeedPost.ReplyRef(root=ref, parent=ref))
+
+    [post] = client.app.bsky.feed.get_posts({"uris": [posted.uri]}).posts
+    assert (post.like_count, post.repost_count, post.reply_count, post.quote_count) == (40, 5, 1, 0)
+    thread = client.get_post_thread(posted.uri, depth=1).thread
+    assert [(r.post.record.text, r.post.author.handle) for r in thread.replies] == [
+        ("Is the school bus running?", "gwen.example")]
+    client.delete_post(posted.uri)
+    assert client.app.bsky.feed.get_posts({"uris": [posted.uri]}).posts == []  # left out, not an error
+    with pytest.raises(BadRequestError) as raised:
+        client.get_post_thread(posted.uri, depth=1)
+    assert raised.value.response.status_code == 400 and raised.value.response.content.error == "NotFound"
+
+
 def test_notifications_python_client_sends_and_finds_by_reference(sandbox):
     from notifications_python_client.notifications import NotificationsAPIClient
 
@@ -99,7 +126,9 @@ def test_the_graph_api_over_requests_posts_to_a_page_and_deletes(sandbox):
     assert gone.status_code == 200 and gone.json() == {"success": True}
 
 
-def test_tweepy_posts_and_deletes_with_oauth1(sandbox):
+def tweepy_client(sandbox, access_token: str = CREDENTIALS["x_access_token"],
+                  access_secret: str = CREDENTIALS["x_access_secret"]):
+    """A tweepy v2 client signing as one account, its requests forwarded to the sandbox."""
     import requests.adapters
     import tweepy
 
@@ -110,12 +139,39 @@ def test_tweepy_posts_and_deletes_with_oauth1(sandbox):
             request.url = request.url.replace("https://api.twitter.com", f"{sandbox.url}/x", 1)
             return super().send(request, **kwargs)
 
-    client = tweepy.Client(
-        consumer_key=CREDENTIALS["x_consumer_key"], consumer_secret=CREDENTIALS["x_consumer_secret"],
-        access_token=CREDENTIALS["x_access_token"], access_token_secret=CREDENTIALS["x_access_secret"])
+    client = tweepy.Client(consumer_key=CREDENTIALS["x_consumer_key"], consumer_secret=CREDENTIALS["x_consumer_secret"],
+                           access_token=access_token, access_token_secret=access_secret)
     client.session.mount("https://api.twitter.com", ToTheSandbox())
+    return client
+
+
+def test_tweepy_posts_and_deletes_with_oauth1(sandbox):
+    import tweepy
+
+    client = tweepy_client(sandbox)
     posted = client.create_tweet(text="Hillside is closed today.")
     assert posted.data["text"] == "Hillside is closed today." and posted.data["id"]
     with pytest.raises(tweepy.Forbidden):  # X refuses the same text twice, and so does the sandbox
         client.create_tweet(text="Hillside is closed today.")
     assert client.delete_tweet(posted.data["id"]).data == {"deleted": True}
+
+
+def test_tweepy_reads_a_posts_public_metrics_and_its_replies(sandbox):
+    from broadcast.sandbox.platforms import x
+
+    client = tweepy_client(sandbox)
+    posted = client.create_tweet(text="Hillside is closed today.").data["id"]
+    sandbox.store("x")["tweets"][posted]["public_metrics"].update(like_count=40, impression_count=900)
+    public = tweepy_client(sandbox, x.PUBLIC_ACCESS_TOKEN, x.PUBLIC_ACCESS_SECRET)
+    reply = public.create_tweet(text="Is the school bus running?", in_reply_to_tweet_id=posted).data["id"]
+
+    read = client.get_tweet(posted, tweet_fields=["public_metrics", "created_at"], user_auth=True).data
+    assert read.public_metrics["like_count"] == 40 and read.public_metrics["reply_count"] == 1
+    assert read.public_metrics["impression_count"] == 900 and read.created_at.tzinfo is not None
+    found = client.search_recent_tweets(f"conversation_id:{posted}", tweet_fields=["created_at", "referenced_tweets"],
+                                        max_results=100, user_auth=True)
+    assert [(t.id, t.text) for t in found.data] == [(int(reply), "Is the school bus running?")]
+    assert found.data[0].referenced_tweets[0].id == int(posted) and found.meta["result_count"] == 1
+    client.delete_tweet(posted)
+    gone = client.get_tweet(posted, user_auth=True)  # X answers 200, with the problem in `errors`
+    assert gone.data is None and gone.errors[0]["type"] == "https://api.twitter.com/2/problems/resource-not-found"

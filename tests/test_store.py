@@ -1,9 +1,46 @@
+"""The log, on both stores: a SQLite file, and a real PostgreSQL server (tests/pgkit.py starts one)."""
+
 import sqlite3
 
 import pytest
 
 from broadcast.prepare.templates import find_template
 from broadcast.store import GENESIS, Store, canonical_json, event_hash
+
+pytest_plugins = ("pgkit",)  # postgres_url: an empty database on a throw-away server
+
+
+class Backend:
+    """Open the same log again, and change it behind the store's back (as someone with the database's keys could)."""
+
+    def __init__(self, name, where):
+        self.name, self.where = name, where
+
+    def open(self):
+        return Store.open(self.where) if self.name == "sqlite" else Store.open_url(self.where)
+
+    def tamper(self, sql):
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.where)
+            conn.execute("DROP TRIGGER events_no_update")
+            conn.execute("DROP TRIGGER events_no_delete")
+            conn.execute(sql)
+            conn.commit()
+            conn.close()
+            return
+        import psycopg
+
+        with psycopg.connect(self.where, autocommit=True) as conn:
+            conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+            conn.execute(sql)
+            conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    if request.param == "sqlite":
+        return Backend("sqlite", tmp_path / "broadcast.db")
+    return Backend("postgresql", request.getfixturevalue("postgres_url"))
 
 
 def test_migrations_create_every_table_from_an_empty_file(tmp_path):
@@ -18,8 +55,20 @@ def test_migrations_create_every_table_from_an_empty_file(tmp_path):
     assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 4  # m001 to m004
 
 
-def test_events_chain_and_verify_ok(tmp_path):
-    store = Store.open(tmp_path / "broadcast.db")
+def test_migrations_create_every_table_in_postgresql_once(postgres_url):
+    store = Store.open_url(postgres_url)
+    tables = {row[0] for row in store.conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+    assert {"incidents", "alerts", "deliveries", "events", "drafts", "broadcast_migrations"} <= tables
+    store.close()
+    again = Store.open_url(postgres_url)  # another machine starting up: nothing applied twice
+    assert again.conn.execute("SELECT count(*) FROM broadcast_migrations").fetchone()[0] == 4
+    assert again.sql.name == "postgresql" and "@" in again.where
+    again.close()
+
+
+def test_events_chain_and_verify_ok(backend):
+    store = backend.open()
     first = store.append_event("note", phase="prepare", actor="a", description="one")
     second = store.append_event("note", phase="warn", actor="b", details={"x": "é"})
     assert first["prev_hash"] == GENESIS
@@ -29,8 +78,8 @@ def test_events_chain_and_verify_ok(tmp_path):
     assert result.ok and result.count == 2 and result.head == second["hash"]
 
 
-def test_events_refuse_update_and_delete(tmp_path):
-    store = Store.open(tmp_path / "broadcast.db")
+def test_events_refuse_update_and_delete(backend):
+    store = backend.open()
     store.append_event("note", phase="prepare", actor="a")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.conn.execute("UPDATE events SET actor = 'x'")
@@ -38,51 +87,39 @@ def test_events_refuse_update_and_delete(tmp_path):
         store.conn.execute("DELETE FROM events")
 
 
-def _tamper(path, sql):
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER events_no_update")
-    conn.execute("DROP TRIGGER events_no_delete")
-    conn.execute(sql)
-    conn.commit()
-    conn.close()
-
-
-def test_verify_finds_the_changed_row(tmp_path):
-    path = tmp_path / "broadcast.db"
-    store = Store.open(path)
+def test_verify_finds_the_changed_row(backend):
+    store = backend.open()
     for i in range(5):
         store.append_event("note", phase="review", actor="a", description=f"note {i}")
     store.close()
-    _tamper(path, "UPDATE events SET description = 'rewritten' WHERE id = 3")
-    result = Store.open(path).verify()
+    backend.tamper("UPDATE events SET description = 'rewritten' WHERE id = 3")
+    result = backend.open().verify()
     assert not result.ok
     assert result.broken_at == 3 and result.count == 2
     assert "hash" in result.reason
 
 
-def test_verify_finds_a_deleted_row(tmp_path):
-    path = tmp_path / "broadcast.db"
-    store = Store.open(path)
+def test_verify_finds_a_deleted_row(backend):
+    store = backend.open()
     for i in range(4):
         store.append_event("note", phase="review", actor="a", description=f"note {i}")
     store.close()
-    _tamper(path, "DELETE FROM events WHERE id = 2")
-    result = Store.open(path).verify()
+    backend.tamper("DELETE FROM events WHERE id = 2")
+    result = backend.open().verify()
     assert not result.ok and result.broken_at == 2 and "missing" in result.reason
 
 
-def test_verify_finds_a_recomputed_row_by_its_successor(tmp_path):
+def test_verify_finds_a_recomputed_row_by_its_successor(backend):
     # Rewriting a row and its own hash still breaks the link from the next row.
-    path = tmp_path / "broadcast.db"
-    store = Store.open(path)
+    store = backend.open()
     for i in range(3):
         store.append_event("note", phase="review", actor="a", description=f"note {i}")
     row = next(r for r in store.events() if r["id"] == 2)
     store.close()
     row["description"] = "rewritten"
     forged = event_hash(row)
-    _tamper(path, f"UPDATE events SET description = 'rewritten', hash = '{forged}' WHERE id = 2")
-    result = Store.open(path).verify()
+    backend.tamper(f"UPDATE events SET description = 'rewritten', hash = '{forged}' WHERE id = 2")
+    result = backend.open().verify()
     assert result.broken_at == 3 and "prev_hash" in result.reason
 
 
@@ -90,16 +127,33 @@ def test_canonical_json_is_stable():
     assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
 
 
-def test_concurrent_writers_keep_one_chain(tmp_path):
+def test_concurrent_writers_keep_one_chain_and_never_share_an_identifier(backend, workspace):
+    import dataclasses
     import threading
+    from datetime import UTC, datetime
 
-    path = tmp_path / "broadcast.db"
-    Store.open(path).close()
+    from conftest import VALUES
+
+    from broadcast.prepare.templates import render
+    from broadcast.send.compose import build_alert
+
+    first = backend.open()
+    first.open_incident("snow-2026-11-23", "Snow: schools closed")
+    first.close()
+    rendering = render(find_template(workspace, "school-closure"), workspace, VALUES)
+    alert = build_alert(workspace, rendering, identifier="A-2026-0000", sent=datetime(2026, 11, 23, 6, 5, tzinfo=UTC),
+                        incident="snow-2026-11-23")
+    taken = []
 
     def write(n):
-        store = Store.open(path)
+        store = backend.open()
         for i in range(25):
             store.append_event("note", phase="warn", actor=f"w{n}", description=str(i))
+            if i % 5 == 0:
+                with store.transaction():  # as sending allocates one: inside the transaction that records it
+                    identifier = store.next_identifier(2026)
+                    store.save_alert(dataclasses.replace(alert, identifier=identifier), sent_by=f"w{n}")
+                taken.append(identifier)
         store.close()
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
@@ -107,11 +161,12 @@ def test_concurrent_writers_keep_one_chain(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    result = Store.open(path).verify()
-    assert result.ok and result.count == 100
+    result = backend.open().verify()
+    assert result.ok and result.count == 121  # the incident, 100 notes and 20 alerts
+    assert sorted(taken) == [f"A-2026-{n:04d}" for n in range(1, 21)]
 
 
-def test_incidents_and_alerts_round_trip(tmp_path, workspace):
+def test_incidents_and_alerts_round_trip(backend, workspace):
     from datetime import UTC, datetime
 
     from conftest import VALUES
@@ -120,7 +175,7 @@ def test_incidents_and_alerts_round_trip(tmp_path, workspace):
     from broadcast.prepare.templates import render
     from broadcast.send.compose import build_alert
 
-    store = Store.open(tmp_path / "broadcast.db")
+    store = backend.open()
     store.open_incident("snow-2026-11-23", "Snow: schools closed", actor="duty officer")
     with pytest.raises(StoreError, match="already exists"):
         store.open_incident("snow-2026-11-23", "again")

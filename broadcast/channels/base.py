@@ -59,6 +59,7 @@ class Engagement:
     likes: int | None = None  # favourites, likes, reactions
     views: int | None = None
     said: tuple[tuple[str, str, str], ...] = ()  # the replies: (text, link, time); never who wrote them
+    note: str | None = None  # what is missing and why (X's search of replies is not open to every access level)
 
 
 class Channel:
@@ -72,6 +73,7 @@ class Channel:
     idempotent: ClassVar[bool] = False  # the platform dedupes a resend carrying our key
     can_retract: ClassVar[bool] = False
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    engagement_note: ClassVar[str] = "its API reports nothing about a post"  # why engagement() gives None
 
     def __init__(self, config: ChannelConfig, page_url: str):
         self.config = config
@@ -94,8 +96,15 @@ class Channel:
             raise ConfigError(self.config.path, f"settings.{key}", "missing", f"see channels/README.md for {self.kind}")
         return str(value)
 
+    def limit_source(self) -> str | None:
+        """Where the platform publishes this account's limit (the key it is cached under), or None: most publish
+        none, and are never asked."""
+        return None
+
     async def configure(self, client: httpx.AsyncClient) -> None:
-        """Learn limits the platform publishes (before anything is prepared); most platforms need nothing."""
+        """Learn the limit from `limit_source()` into `self.limit`; raise when it could not be learnt, so the
+        caller keeps what it knew. Called only where `limit_source()` names a place, and not when a cached limit
+        is fresh (broadcast.send.limits)."""
 
     def api_base(self, key: str, default: str) -> str:
         """A base URL setting; https only, except a local sandbox, so a secret never travels in clear."""

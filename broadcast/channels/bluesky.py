@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error
 from broadcast.channels.textfit import URL_RE, graphemes
 from broadcast.workspace import primary_tag
 
@@ -95,6 +95,33 @@ class Bluesky(Channel):
         if response.status_code != 200:
             raise self._error(response, "getSession")
         return f"posting as @{response.json().get('handle')} on {self.service}"
+
+    async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
+        """app.bsky.feed.getPosts for the counts; getPostThread (depth 1) for the replies' text, link and time."""
+        uri = receipt.remote_id or ""
+        if not uri.startswith("at://"):
+            raise ChannelError(f"{self.name}: no at:// URI recorded for this post ({uri!r}), so it cannot be looked "
+                               "up", transient=False, hint="look at the post in the Bluesky app")
+        response = await self._call(client, "GET", "app.bsky.feed.getPosts", params={"uris": uri})
+        if response.status_code != 200:
+            raise self._error(response, "getPosts")
+        posts = response.json().get("posts") or []
+        if not posts:  # getPosts leaves out what it cannot find rather than failing
+            raise self._gone()
+        thread = await self._call(client, "GET", "app.bsky.feed.getPostThread", params={"uri": uri, "depth": "1"})
+        if thread.status_code == 400 and _xrpc_error(thread) == "NotFound":
+            raise self._gone()
+        if thread.status_code != 200:
+            raise self._error(thread, "getPostThread")
+        post = posts[0]
+        replies = thread.json().get("thread", {}).get("replies") or []
+        return Engagement(replies=int(post.get("replyCount") or 0),
+                          reposts=int(post.get("repostCount") or 0) + int(post.get("quoteCount") or 0),
+                          likes=int(post.get("likeCount") or 0),
+                          said=tuple(said for node in replies if (said := _reply(node))))
+
+    def _gone(self) -> ChannelError:
+        return ChannelError(f"{self.name}: the post is no longer on Bluesky (deleted?)", transient=False)
 
     # -- the session -------------------------------------------------------------------------
     def _guard(self) -> asyncio.Lock:
@@ -190,6 +217,18 @@ def link_facets(text: str) -> list[dict[str, Any]]:
         facets.append({"index": {"byteStart": start, "byteEnd": start + len(match.group().encode("utf-8"))},
                        "features": [{"$type": "app.bsky.richtext.facet#link", "uri": match.group()}]})
     return facets
+
+
+def _reply(node: Any) -> tuple[str, str, str] | None:
+    """A reply in a thread as (text, link, time); the author's handle and name are left behind, and the link
+    names the account by its DID only, as every post's address must."""
+    post = node.get("post") if isinstance(node, dict) else None  # a notFoundPost or blockedPost has none
+    if not isinstance(post, dict):
+        return None
+    record = post.get("record") or {}
+    did, _, rkey = str(post.get("uri", "")).removeprefix("at://").partition(f"/{COLLECTION}/")
+    return (str(record.get("text") or ""), f"https://bsky.app/profile/{did}/post/{rkey}",
+            str(record.get("createdAt") or ""))
 
 
 def _xrpc_error(response: httpx.Response) -> str | None:

@@ -6,7 +6,15 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error, parse_retry_after
+from broadcast.channels.base import (
+    Channel,
+    ChannelError,
+    Engagement,
+    Post,
+    Receipt,
+    http_error,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -16,6 +24,10 @@ if TYPE_CHECKING:
 PERMISSIONS = ("pages_manage_posts", "pages_read_engagement", "pages_show_list")
 RATE_LIMITS = (4, 17, 32, 613, 80001)  # app, user, Page, custom and Pages business-use-case limits
 TOKEN_CODES = (102, 190)
+# One read for every figure: the counts as summaries (no list of who reacted), and the top-level comments with
+# their text, time and link only; `from` is not asked for, so no commenter's name or id ever arrives.
+ENGAGEMENT_FIELDS = ("shares,reactions.summary(total_count).limit(0),"
+                     "comments.summary(total_count).filter(toplevel).limit(100){message,created_time,permalink_url}")
 EXPIRED = {463: "the token expired", 460: "the password of the account that made the token changed",
            458: "the app was removed from the account", 467: "the token is no longer valid"}
 
@@ -73,6 +85,26 @@ class Facebook(Channel):
                                     f"{self._renew_steps()}")
         return f"posting as the Page {me.get('name')} ({page_id})"
 
+    async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
+        """GET /{post-id} with shares, reactions and top-level comments (their summary counts and first 100)."""
+        if not receipt.remote_id:
+            raise ChannelError(f"{self.name}: no post id recorded for this post, so it cannot be looked up",
+                               transient=False, hint="look at the post on the Page")
+        response = await client.get(f"{self.api}/{receipt.remote_id}", params={"fields": ENGAGEMENT_FIELDS},
+                                    headers={"authorization": f"Bearer {self.secret('page_access_token')}"})
+        if response.status_code != 200:
+            error = _graph_error(response)
+            if error.get("code") == 100 and error.get("error_subcode") == 33:
+                raise ChannelError(f"{self.name}: the post is no longer on Facebook (deleted?)", transient=False)
+            raise self._error(response, "reading a post")
+        post = response.json()
+        comments = post.get("comments") or {}
+        shares = post.get("shares") or {}  # Graph leaves `shares` out altogether while there are none
+        return Engagement(replies=_total(comments), reposts=int(shares.get("count") or 0),
+                          likes=_total(post.get("reactions") or {}),
+                          said=tuple((str(c.get("message") or ""), str(c.get("permalink_url") or ""),
+                                      str(c.get("created_time") or "")) for c in comments.get("data") or []))
+
     def _where(self) -> str:
         env = str(self.config.secrets.get("page_access_token", "")).removeprefix("env:")
         return f"{env} (named in channels/{self.name}.toml)"
@@ -121,6 +153,11 @@ class Facebook(Channel):
         return ChannelError(message, transient=transient, status=response.status_code,
                             retry_after=_retry_after(response) if transient else None,
                             hint="a retry may help" if transient else "a retry will not help; check the message")
+
+
+def _total(edge: dict[str, Any]) -> int:
+    """An edge's summary total_count."""
+    return int((edge.get("summary") or {}).get("total_count") or 0)
 
 
 def _graph_error(response: httpx.Response) -> dict[str, Any]:

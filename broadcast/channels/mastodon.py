@@ -41,13 +41,18 @@ class Mastodon(Channel):
     def _auth(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.secret('access_token')}"}
 
+    def limit_source(self) -> str:
+        return f"{self.instance}/api/v2/instance"
+
     async def configure(self, client: httpx.AsyncClient) -> None:
         """Take the instance's own character limit (configuration.statuses.max_characters)."""
-        response = await client.get(f"{self.instance}/api/v2/instance")
-        if response.status_code == 200:
-            limit = response.json().get("configuration", {}).get("statuses", {}).get("max_characters")
-            if isinstance(limit, int) and limit > 0:
-                self.limit = limit
+        response = await client.get(self.limit_source())
+        if response.status_code != 200:
+            raise self._error(response, "reading the instance's limits")
+        limit = response.json().get("configuration", {}).get("statuses", {}).get("max_characters")
+        if not isinstance(limit, int) or limit <= 0:
+            raise ChannelError(f"{self.name}: the instance publishes no character limit", transient=False)
+        self.limit = limit
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         response = await client.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
 from broadcast.secrets import remember
@@ -68,6 +68,8 @@ class Slack(Channel):
     unit = "characters (& < > counted escaped)"
     concurrency = 1  # Slack allows about one message per second per webhook
     secret_keys = ("webhook_url",)
+    engagement_note: ClassVar[str] = ("an incoming webhook answers only \"ok\", with no message ts to read "
+                                      "replies or reactions by (that needs a bot token)")
 
     def count(self, text: str) -> int:
         return len(escape(text))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
 from broadcast.channels.textfit import fit
@@ -52,6 +52,7 @@ class Teams(Channel):
     unit = "bytes (the whole card as sent)"
     concurrency = 2
     secret_keys = ("workflow_url",)
+    engagement_note: ClassVar[str] = "a Teams workflow (incoming webhook) can only post, not read the message back"
 
     def prepare(self, alert: Alert, language: str) -> Post:
         """Fit the body so that the whole card, headline and instruction included, stays under the limit."""

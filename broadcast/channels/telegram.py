@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, parse_retry_after
 
@@ -24,6 +24,8 @@ class Telegram(Channel):
     idempotent = False  # sendMessage takes no key: a resend after a lost answer can post twice
     can_retract = True
     secret_keys = ("bot_token",)
+    engagement_note: ClassVar[str] = ("the Bot API gives bots no counts for a channel post: no views, and "
+                                      "reactions only as live updates to a running bot")
 
     @property
     def chat_id(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
 
@@ -22,6 +22,7 @@ class Webhook(Channel):
     concurrency = 8
     idempotent = True  # receivers dedupe on webhook-id, which is our stable delivery key
     secret_keys = ("signing_secret",)
+    engagement_note: ClassVar[str] = "our signed webhooks are one-way: the receiver reports nothing back"
 
     def prepare(self, alert: Alert, language: str) -> Post:
         post = super().prepare(alert, language)

@@ -6,7 +6,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error
 from broadcast.channels.textfit import x_weighted_length
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ DUPLICATE_HINT = ("X refuses a post identical to a recent one: if the first went
                   "otherwise change the wording (an update, not a resend)")
 PERMISSION_HINT = ("X refused the app: in the developer portal, give the app Read and Write permission (and attach "
                    "it to a Project), then regenerate the access token and secret so they carry it")
+NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+Said = tuple[tuple[str, str, str], ...]  # (text, link, time) of each reply
 
 
 class X(Channel):
@@ -70,6 +72,56 @@ class X(Channel):
             raise self._error(response, "users/me")
         return f"posting as @{response.json()['data']['username']}"
 
+    async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
+        """GET /2/tweets/:id for public_metrics; the replies from a recent search of the post's conversation."""
+        if not receipt.remote_id:
+            raise ChannelError(f"{self.name}: no post id recorded for this post, so it cannot be looked up",
+                               transient=False, hint="look at the post on X")
+        metrics = (await self._tweet(client, receipt.remote_id)).get("public_metrics") or {}
+        said, missing = await self._replies(client, receipt.remote_id)
+        return Engagement(replies=int(metrics.get("reply_count") or 0),
+                       reposts=int(metrics.get("retweet_count") or 0) + int(metrics.get("quote_count") or 0),
+                       likes=int(metrics.get("like_count") or 0), views=_count(metrics.get("impression_count")),
+                          said=said, note=missing)
+
+    async def _tweet(self, client: httpx.AsyncClient, tweet_id: str) -> dict[str, Any]:
+        response = await self._get(client, f"/2/tweets/{tweet_id}",
+                                   {"tweet.fields": "public_metrics,created_at"})
+        if response.status_code != 200:
+            raise self._error(response, "reading a post")
+        answer = response.json()
+        if isinstance(answer.get("data"), dict):
+            tweet: dict[str, Any] = answer["data"]
+            return tweet
+        # A deleted post is not a 404: X answers 200 with a resource-not-found problem and no data.
+        if any(isinstance(e, dict) and e.get("type") == NOT_FOUND for e in answer.get("errors") or []):
+            raise ChannelError(f"{self.name}: the post is no longer on X (deleted?)", transient=False)
+        raise ChannelError(f"{self.name}: X (reading a post) answered without the post: {_problem(response)}",
+                           transient=True, hint="a retry may help")
+
+    async def _replies(self, client: httpx.AsyncClient, tweet_id: str) -> tuple[Said, str | None]:
+        """The direct replies (oldest first), or none and why: search needs a paid access level, and covers
+        the last seven days only."""
+        response = await self._get(client, "/2/tweets/search/recent", {
+            "query": f"conversation_id:{tweet_id}", "tweet.fields": "created_at,referenced_tweets",
+            "max_results": "100"})
+        if response.status_code == 403:
+            return (), (f"replies' text not available: X refused the search ({_refusal(response)}); it needs the "
+                        "Basic access level or above")
+        if response.status_code != 200:
+            raise self._error(response, "searching the replies")
+        found = [t for t in response.json().get("data") or [] if _answers(t, tweet_id)]
+        said = tuple((str(t.get("text") or ""), f"https://x.com/i/web/status/{t['id']}", str(t.get("created_at") or ""))
+                     for t in reversed(found))  # search answers newest first
+        return said, None
+
+    async def _get(self, client: httpx.AsyncClient, path: str, params: dict[str, str]) -> httpx.Response:
+        """A signed GET; the query is part of the OAuth 1.0a signature, so it is in the URL before signing."""
+        from urllib.parse import quote, urlencode
+
+        url = f"{self.api}{path}?{urlencode(params, quote_via=quote)}"
+        return await client.get(url, headers=self._signed("GET", url))
+
     def _error(self, response: httpx.Response, what: str) -> ChannelError:
         summary = _problem(response)
         hint = None
@@ -87,6 +139,25 @@ class X(Channel):
             with contextlib.suppress(ValueError):
                 error.retry_after = max(0.0, float(reset) - time.time())
         return error
+
+
+def _answers(tweet: Any, tweet_id: str) -> bool:
+    """Whether a post in the conversation replies to ours directly (not to another reply)."""
+    refs = tweet.get("referenced_tweets") if isinstance(tweet, dict) else None
+    return any(ref.get("type") == "replied_to" and str(ref.get("id")) == tweet_id for ref in refs or [])
+
+
+def _refusal(response: httpx.Response) -> str:
+    """'HTTP 403 Client Forbidden (client-not-enrolled)': a 403 in short, not its paragraph of detail."""
+    with contextlib.suppress(ValueError, AttributeError):
+        data = response.json()
+        if data.get("title"):
+            return f"HTTP 403 {data['title']}" + (f" ({data['reason']})" if data.get("reason") else "")
+    return "HTTP 403"
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
 
 
 def _problem(response: httpx.Response) -> str:

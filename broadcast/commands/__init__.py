@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 JSON_VERSION = 1  # every --json output: {"schema": "broadcast.<name>", "version": 1, ...}; fields are only added
 
 
-def emit(schema: str, data: dict[str, Any]) -> None:
+def emit(schema: str, data: dict[str, Any], *, version: int = JSON_VERSION) -> None:
     """Print a --json result: one object, its schema named and versioned (docs/json.md lists each)."""
     import json
 
-    click.echo(json.dumps({"schema": f"broadcast.{schema}", "version": JSON_VERSION, **data}, ensure_ascii=False,
+    click.echo(json.dumps({"schema": f"broadcast.{schema}", "version": version, **data}, ensure_ascii=False,
                           indent=2))
 
 

@@ -28,11 +28,11 @@ def update(ctx: click.Context, incident: str, template: str, pairs: tuple[str, .
     from broadcast.commands.warn import send_planned, show_plan
     from broadcast.prepare.templates import find_template
     from broadcast.send.lifecycle import plan_update, public_now
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     values = collect_sets(find_template(workspace, template), pairs)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only)
         before = public_now(store, plan)
@@ -57,11 +57,11 @@ def drafts(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """
     from broadcast.alert import shown_time
     from broadcast.send.drafts import drafts as waiting
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     zone = workspace.timezone
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         rows = waiting(store, None if show_all else "waiting")
     finally:
@@ -93,10 +93,10 @@ def approve(ctx: click.Context, draft: int, yes: bool, as_json: bool) -> None:
     from broadcast.send.drafts import draft as load_draft
     from broadcast.send.policy import check_second_approver
     from broadcast.send.sending import Release
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         row = load_draft(store, draft)
         approver = check_second_approver(workspace, row, os_account(), named_as())
@@ -122,10 +122,10 @@ def reject(ctx: click.Context, draft: int, reason: str) -> None:
     from broadcast.send.drafts import decide
     from broadcast.send.drafts import draft as load_draft
     from broadcast.send.policy import identify
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         load_draft(store, draft)
         decide(store, draft, state="rejected", by=identify(workspace, operator()), reason=reason)
@@ -146,11 +146,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     from broadcast.alert import shown_time
     from broadcast.review.status import status as current
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     zone = workspace.timezone
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         now = current(workspace, store)
     finally:
@@ -172,6 +172,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
                         fg="red", bold=True)
         elif item.next_update_due:
             click.echo(f"    next update due at {shown_time(item.next_update_due, zone)}")
+        if item.messages:
+            click.echo(f"    messages: {item.messages}")
     if now.channels:
         click.secho("Last message on each channel", bold=True)
         for channel, last in sorted(now.channels.items()):
@@ -183,6 +185,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {problem.state.upper():9} {problem.alert} {problem.channel} {problem.language}  "
                        f"{problem.error or ''}")
             click.echo(f"            fix: {problem.fix}")
+    for lost in now.undelivered:
+        why = ", ".join(f"{reason} {count:,}" for reason, count in lost.reasons.items())
+        click.secho(f"{counted(lost.count, 'text or email', 'texts or emails')} not delivered on {lost.channel} "
+                    f"({lost.language}), {lost.incident}" + (f": {why}" if why else ""), fg="red", bold=True)
+        click.echo(f"            {lost.fix}")
     if now.off:
         click.secho(f"{counted(len(now.off), 'channel')} off", bold=True)
         for off in now.off:

@@ -27,10 +27,10 @@ def page_build(ctx: click.Context, output: str | None, as_json: bool) -> None:
 
     from broadcast.public.pagetext import count_text
     from broadcast.public.site import build_into
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         built = build_into(workspace, store, Path(output) if output else None)
     finally:
@@ -63,10 +63,10 @@ def page_publish(ctx: click.Context, as_json: bool) -> None:
     from broadcast.errors import NOTHING_DELIVERED, SOME_FAILED
     from broadcast.public.pagetext import count_text
     from broadcast.public.publish import publish_site
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         report = publish_site(workspace, store)
     finally:
@@ -98,10 +98,10 @@ def page_serve(ctx: click.Context, port: int) -> None:
     Example: broadcast page serve --port 8000
     """
     from broadcast.public.site import build_into, preview_server
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         built = build_into(workspace, store)
     finally:

@@ -183,7 +183,7 @@ def templates_approve(ctx: click.Context, name: str, by: str, force: bool, reaso
     from broadcast.prepare.approvals import approve
     from broadcast.prepare.lint import lint_template
     from broadcast.prepare.templates import find_template
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     template = find_template(workspace, name)
@@ -195,7 +195,7 @@ def templates_approve(ctx: click.Context, name: str, by: str, force: bool, reaso
                           "--force --reason \"...\" (flagged in the review)")
     if force and not (reason or "").strip():
         raise PolicyError("--force needs --reason", hint='e.g. --reason "Welsh checked by phone with the translator"')
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         approval = approve(workspace, template, by, store, forced=reason if errors else None)
     finally:
@@ -218,13 +218,13 @@ def channels_list(ctx: click.Context, as_json: bool) -> None:
     Example: broadcast channels list
     """
     from broadcast.send.sending import switched_off
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     rows = workspace.channels.values()
     killed: dict[str, str] = {}
-    if workspace.db_path.exists():
-        store = Store.open(workspace.db_path)
+    if workspace.store_url() or workspace.db_path.exists():  # no log yet: nothing was ever switched off
+        store = open_store(workspace)
         killed = switched_off(store)
         store.close()
     broken = workspace.broken_channels
@@ -309,11 +309,11 @@ def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> N
     from broadcast.channels import select_channels
     from broadcast.prepare.approvals import operator
     from broadcast.send.sending import switch
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     select_channels(workspace, (name,))
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         switch(store, name, on=on, actor=operator(), reason=reason)
     finally:

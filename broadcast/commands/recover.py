@@ -35,10 +35,10 @@ def correct(ctx: click.Context, alert: str, pairs: tuple[str, ...], only: tuple[
     """
     from broadcast.prepare.templates import find_template
     from broadcast.send.lifecycle import plan_correction
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         original = resolve_template(store, alert)
         changes = collect_sets(find_template(workspace, original), pairs)
@@ -67,10 +67,10 @@ def cancel(ctx: click.Context, alert: str, reason: str, only: tuple[str, ...], d
     Example: broadcast cancel A-2026-0007 --reason "sent for the wrong school"
     """
     from broadcast.send.lifecycle import plan_cancel
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         cancelled, plan = plan_cancel(workspace, store, alert, reason, only=only)
         withdraw_then_send(ctx, workspace, store, plan, cancelled, dry_run=dry_run, yes=yes, as_json=as_json,
@@ -102,11 +102,11 @@ def recover(ctx: click.Context, incident: str, template: str, pairs: tuple[str, 
     from broadcast.prepare.templates import find_template
     from broadcast.send.lifecycle import close_incident, plan_update, public_now
     from broadcast.send.policy import identify
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     values = collect_sets(find_template(workspace, template), pairs)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         plan = plan_update(workspace, store, incident, template, values, only=only, all_clear=True)
         now = public_now(store, plan)
@@ -135,10 +135,10 @@ def close(ctx: click.Context, incident: str) -> None:
     from broadcast.prepare.approvals import operator
     from broadcast.send.lifecycle import close_incident
     from broadcast.send.policy import identify
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         close_incident(store, incident, actor=identify(workspace, operator()))
     finally:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "jsonl", "md", "html")
 TZ_HELP = "Show local times in this zone (default: the workspace's timezone)."
+# 2: messages counted in one vocabulary (attempted, accepted, delivered, failed, unknown) instead of sent/deliveries
+METRICS_VERSION = 2
 
 
 class ReviewGroup(click.Group):
@@ -52,14 +54,14 @@ def review() -> None:
 def opened(ctx: click.Context, *, readonly: bool = False) -> Iterator[tuple[Workspace, Store]]:
     """The workspace and its log; `readonly` for the commands that only read it (an evidence copy can be read-only,
     and --database names one)."""
-    from broadcast.store import Store
+    from broadcast.store import Store, open_store
 
     workspace = open_workspace(ctx)
     database = ctx.find_root().obj.get("database") if ctx.find_root().obj else None
-    if readonly:
-        store = Store.open_readonly(database or workspace.db_path, copy=database is not None)
+    if database:
+        store = Store.open_readonly(database, copy=True)
     else:
-        store = Store.open(workspace.db_path, create=False)
+        store = open_store(workspace, create=False, readonly=readonly)
     try:
         yield workspace, store
     finally:
@@ -182,35 +184,45 @@ def review_metrics(ctx: click.Context, incident: str, as_json: bool, tz: str | N
     with opened(ctx) as (workspace, store):
         display = zone(tz or workspace.timezone)
         m = measure(store, incident)
-    from broadcast.review.receipts import latest, latest_reach
-
-    with opened(ctx, readonly=True) as (_, store):
-        receipts, engagement = latest(store, incident), latest_reach(store, incident)
     if as_json:
         import json
 
-        emit("metrics", {**json.loads(to_json(m)), "receipts": receipts, "engagement": engagement})
+        emit("metrics", json.loads(to_json(m)), version=METRICS_VERSION)
         return
     click.echo(metrics_text(m, display))
-    for row in receipts:  # what the platforms said became of the texts and emails (broadcast review collect)
+    for row in m.receipts:  # what the platforms said became of the texts and emails (broadcast review collect)
         click.echo(receipt_line(row))
 
 
 @review.command("collect")
 @click.argument("incident", required=False)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--watch", "every", type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+              help="Collect again every MINUTES (fractions allowed) until the incident is closed, each snapshot "
+              "printed with its time; pings nobody (for that: broadcast watch).")
 @click.pass_context
-def review_collect(ctx: click.Context, incident: str | None, as_json: bool) -> None:
+def review_collect(ctx: click.Context, incident: str | None, as_json: bool, every: float | None) -> None:
     """Ask the SMS and email platforms what became of each message (delivered, failed and why, on its way).
 
     Each answer is kept in the log as a snapshot, so the review shows how delivery grew. Without INCIDENT: every
     open incident.
 
-    Example: broadcast review collect snow-2026-11-23
+    \b
+    Examples:
+      broadcast review collect snow-2026-11-23
+      broadcast review collect snow-2026-11-23 --watch 10
     """
     from broadcast.prepare.approvals import operator
     from broadcast.review.receipts import collect, collect_reach
 
+    if every is not None:
+        if as_json:
+            from broadcast.errors import PolicyError
+
+            raise PolicyError("--watch prints a snapshot at a time: it cannot be combined with --json",
+                              hint="for JSON, run broadcast review collect INCIDENT --json when you need it")
+        _collect_watching(ctx, incident, every)
+        return
     with opened(ctx) as (workspace, store):
         slugs = [incident] if incident else [row["slug"] for row in store.incidents() if row["status"] != "closed"]
         found = [r for slug in slugs for r in collect(workspace, store, slug, actor=operator())]
@@ -221,15 +233,38 @@ def review_collect(ctx: click.Context, incident: str | None, as_json: bool) -> N
         return
     if not found and not reach:
         click.echo("Nothing to ask about" + (f" in {incident}." if incident else " in the open incidents."))
-    for r in found:
-        click.echo(receipt_line({**r.to_dict(), "channel": f"{r.alert} {r.channel}"}))
+    for line in collected_lines(found, reach):
+        click.echo(line)
+
+
+def _collect_watching(ctx: click.Context, incident: str | None, every: float) -> None:
+    from broadcast.alert import shown_time
+    from broadcast.errors import INTERRUPTED
+    from broadcast.prepare.approvals import operator
+    from broadcast.review.watch import follow
+
+    with opened(ctx) as (workspace, store):
+        def show(at: Any, found: list[Any], reach: list[Any]) -> None:
+            stamp = shown_time(at, workspace.timezone)
+            for line in collected_lines(found, reach) or ["nothing to ask about yet"]:
+                click.echo(f"{stamp}  {line}")
+
+        try:
+            follow(workspace, store, [incident] if incident else [], actor=operator(), every=every, show=show,
+                   say=click.echo)
+        except KeyboardInterrupt:
+            click.echo("\nStopped (Ctrl-C). Every snapshot taken is in the log.", err=True)
+            ctx.exit(INTERRUPTED)
+
+
+def collected_lines(found: list[Any], reach: list[Any]) -> list[str]:
+    """One line per list channel's receipts and per post's counts, with up to five replies under each post."""
+    lines = [receipt_line({**r.to_dict(), "channel": f"{r.alert} {r.channel}"}) for r in found]
     for p in reach:
-        counts = p.note or ", ".join(f"{counted(n, word)}" for n, word in ((p.replies, "reply"), (p.reposts, "repost"),
-                                                                           (p.likes, "like"), (p.views, "view"))
-                                     if n is not None)
-        click.echo(f"{p.alert} {p.channel} ({p.language})  {counts}")
-        for reply in p.said[:5]:
-            click.echo(f"    reply {reply['at'][:16].replace('T', ' ')}: {reply['text'][:100]}  {reply['link']}")
+        lines.append(f"{p.alert} {p.channel} ({p.language})  {p.summary()}")
+        lines.extend(f"    reply {reply['at'][:16].replace('T', ' ')}: {reply['text'][:100]}  {reply['link']}"
+                     for reply in p.said[:5])
+    return lines
 
 
 def receipt_line(row: dict[str, Any]) -> str:
@@ -392,14 +427,14 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
     Example: broadcast review summary --since 2026-04-01 --until 2027-04-01
     """
 
-    from broadcast.review.metrics import duration, percent, summarise
+    from broadcast.review.metrics import duration, summarise
 
     with opened(ctx) as (workspace, store):
         zone_name = tz or workspace.timezone
         result = summarise(store, _day(since, zone_name, "--since"), _day(until, zone_name, "--until")
                            if until else None)
     if as_json:
-        emit("summary", result.to_dict())
+        emit("summary", result.to_dict(), version=METRICS_VERSION)
         return
     exercises = sum(i["exercise"] for i in result.incidents)
     click.echo(f"{counted(len(result.incidents), 'incident')} from {since}" + (f" to {until}" if until else "")
@@ -408,8 +443,12 @@ def review_summary(ctx: click.Context, since: str, until: str | None, as_json: b
         click.echo(f"  {i['opened_at'][:10]}  {i['slug']}  {i['alerts']} alerts, first warning after "
                    f"{duration(i['time_to_first_warning_s'])}" + ("  [exercise]" if i["exercise"] else ""))
     click.echo("Alerts: " + (", ".join(f"{n} {kind}" for kind, n in sorted(result.alerts.items())) or "none"))
-    for c in result.channels:
-        click.echo(f"  {c.channel:24} {c.sent:6} of {c.deliveries:6} sent  {percent(c.success_rate):>6}")
+    from broadcast.review.exports import columns
+
+    rows = [(c.channel, f"{c.attempted:,}", f"{c.accepted:,}", "-" if c.delivered is None else f"{c.delivered:,}",
+             f"{c.failed:,}", f"{c.unknown:,}") for c in result.channels]
+    head = ("Channel", "Attempted", "Accepted", "Delivered", "Failed", "Unknown")
+    click.echo("\n".join("  " + line for line in columns(head, rows, left=1)) if rows else "  No messages.")
 
 
 def _day(text: str, zone_name: str, option: str) -> Any:

@@ -25,10 +25,10 @@ def runbook_start(ctx: click.Context, name: str, incident: str) -> None:
     from broadcast.prepare.approvals import operator
     from broadcast.prepare.runbooks import start
     from broadcast.send.policy import identify
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         book = start(workspace, store, name, incident, actor=identify(workspace, operator()))
     finally:
@@ -52,10 +52,10 @@ def runbook_tick(ctx: click.Context, step: str, incident: str | None, name: str 
     from broadcast.prepare.approvals import operator
     from broadcast.prepare.runbooks import tick
     from broadcast.send.policy import identify
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         done = tick(workspace, store, step, actor=identify(workspace, operator()), incident=incident,
                     runbook=name, note=note)
@@ -75,10 +75,10 @@ def runbook_show(ctx: click.Context, incident: str | None, name: str | None, as_
     Example: broadcast runbook show --incident snow-2026-11-23
     """
     from broadcast.prepare.runbooks import current, ticks
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         slug, book = current(workspace, store, incident, name)
         rows = ticks(store, slug, book)

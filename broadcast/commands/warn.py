@@ -51,7 +51,7 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
     from broadcast.prepare.templates import find_template
     from broadcast.send.drafts import free_text
     from broadcast.send.sending import Issue, plan_rendering, plan_warning
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
     if bool(template) == bool(texts):
@@ -60,7 +60,7 @@ def warn(ctx: click.Context, template: str | None, pairs: tuple[str, ...], texts
     values = collect_sets(find_template(workspace, template), pairs) if template else {}
     issue = Issue(status="Exercise" if exercise else "Actual", incident=incident)
     words = split_texts(workspace, texts)
-    store = None if dry_run else Store.open(workspace.db_path)
+    store = None if dry_run else open_store(workspace)
     try:
         if template:
             plan = plan_warning(workspace, template, values, store=store, only=only, learn_limits=not dry_run,
@@ -152,10 +152,10 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
     from broadcast.prepare.approvals import operator
     from broadcast.send.sending import plan_resend
     from broadcast.send.sending import resend as resend_alert
-    from broadcast.store import Store
+    from broadcast.store import open_store
 
     workspace = open_workspace(ctx)
-    store = Store.open(workspace.db_path)
+    store = open_store(workspace)
     try:
         planned = plan_resend(workspace, store, alert, only=only, include_uncertain=include_uncertain)
         if not as_json or dry_run:

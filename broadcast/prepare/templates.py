@@ -271,18 +271,22 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 
 @cache
-def _compiled(path: Path, sha256: str, variant: str, language: str, source: str) -> JinjaTemplate:
-    from jinja2 import TemplateSyntaxError
-
-    try:
-        return _environment().from_string(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"{path}: {variant} ({language}), line {exc.lineno} of the section: {exc.message}",
-                            hint="fix the {{ }} or {% %} shown; run: broadcast templates lint") from None
+def _compiled(source: str) -> JinjaTemplate:
+    # Keyed by the text alone: the same section read from another copy of the workspace (a rehearsal, a library
+    # caller's fresh checkout) is not compiled again. A syntax error is not cached: it is raised each time.
+    return _environment().from_string(source)
 
 
 def compile_section(template: Template, variant: str, language: str) -> JinjaTemplate:
-    return _compiled(template.path, template.sha256, variant, language, template.source(variant, language))
+    """The section compiled, once per process for each distinct text."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        return _compiled(template.source(variant, language))
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{template.path}: {variant} ({language}), line {exc.lineno} of the section: "
+                            f"{exc.message}", hint="fix the {{ }} or {% %} shown; run: broadcast templates lint"
+                            ) from None
 
 
 def parse_values(template: Template, raw: dict[str, str], context: Context) -> dict[str, Any]:

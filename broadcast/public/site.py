@@ -129,26 +129,35 @@ def write_tree(files: dict[str, bytes], directory: Path) -> Written:
     build leaves the previous site as it was. Unchanged files are not touched, so their caches stay valid."""
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(directory)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
+    staging: Path | None = None  # made only when a file changed: an unchanged site is only read
+    made: set[Path] = set()  # folders known to exist: one mkdir each, not one per file
+
+    def folder(path: Path) -> None:
+        if path not in made:
+            path.mkdir(parents=True, exist_ok=True)
+            made.add(path)
+
     try:
         changed = []
         for path, data in files.items():
             target = directory / path
             if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
                 continue
+            staging = staging or Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
             staged = staging / path
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            folder(staged.parent)
             staged.write_bytes(data)
             changed.append(path)
         for path in sorted(changed, key=swap_order):
             target = directory / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / path, target)
+            folder(target.parent)
+            os.replace(staging / path, target)  # type: ignore[operator]
         removed = [path for path in existing_files(directory) if managed(path) and path not in files]
         for path in removed:
             (directory / path).unlink()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return Written(changed, removed)
 
 

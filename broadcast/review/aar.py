@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, TextIO
 
 from broadcast.review.reading import channel_table, clock, describe, header_rows, md_text, read
+from broadcast.review.tally import by_alert
 from broadcast.review.timeline import snapshot
 
 if TYPE_CHECKING:
+    from broadcast.review.metrics import Metrics
     from broadcast.review.reading import Header, Rows
+    from broadcast.review.tally import Tally
     from broadcast.store import Store
 
 # The entries a timeline summary keeps; pinned entries are kept too.
@@ -29,24 +32,12 @@ def write_aar(store: Store, slug: str, out: TextIO, *, display_zone: str, now: d
 
     with snapshot(store):
         header = read(store, slug, keep, display_zone=display_zone, now=now)
-        delivered = _per_alert(store, slug)
+        delivered = by_alert(store, slug)
     _write(header, key, delivered, out)
     return header
 
 
-def _per_alert(store: Store, slug: str) -> dict[str, Counter[str]]:
-    """alert -> Counter of its deliveries' final outcomes (a delivery's last result)."""
-    out: dict[str, Counter[str]] = {}
-    for alert, outcome, count in store.conn.execute(
-        "SELECT alert, outcome, COUNT(*) FROM (SELECT alert, json_extract(details, '$.outcome') AS outcome, "
-        "ROW_NUMBER() OVER (PARTITION BY alert, channel, json_extract(details, '$.language'), "
-        "json_extract(details, '$.recipient') ORDER BY id DESC) AS n FROM events "
-        "WHERE incident = ? AND type = 'delivery_result') WHERE n = 1 GROUP BY 1, 2", [slug]):
-        out.setdefault(alert, Counter())[outcome or "unknown"] += count
-    return out
-
-
-def _write(header: Header, key: list[dict[str, Any]], delivered: dict[str, Counter[str]], out: TextIO) -> None:
+def _write(header: Header, key: list[dict[str, Any]], delivered: dict[str, Tally], out: TextIO) -> None:
     from broadcast.review.metrics import summary_lines
 
     data, m, display = header.data, header.metrics, header.display
@@ -67,7 +58,10 @@ def _write(header: Header, key: list[dict[str, Any]], delivered: dict[str, Count
     w("\n## Metrics\n\n| Metric | Value |\n|---|---|\n")
     for label, value in summary_lines(m):
         w(f"| {label} | {md_text(value)} |\n")
-    w("\n" + "\n".join(channel_table(m)) + "\n\n## What failed\n\n")
+    w("\n## What reached people\n\n" + "".join(f"{line}\n" for line in _reached(m)))
+    w("\n" + "\n".join(channel_table(m)) + "\n\n## What people asked\n\n")
+    w("".join(f"{line}\n" for line in _asked(m)))
+    w("\n## What failed\n\n")
     failed = list(_failures(header, key))
     w("".join(f"- {line}\n" for line in failed) or "Nothing failed in the log.\n")
     for title, prompt in (
@@ -85,14 +79,52 @@ def _write(header: Header, key: list[dict[str, Any]], delivered: dict[str, Count
       "`docs/verify_export.py` on it (docs/evidence.md).\n")
 
 
-def _summary(row: dict[str, Any], delivered: dict[str, Counter[str]]) -> str:
+def _reached(m: Metrics) -> Iterator[str]:
+    """The incident's figures in the shared words, what each word means, and what the receipts said."""
+    from broadcast.review.metrics import messages_line
+    from broadcast.review.tally import WORDS
+
+    if not m.attempted:
+        yield "Nothing was sent."
+        return
+    yield f"{messages_line(m)}.\n"
+    yield from (f"- *{word}*: {meaning}" for word, meaning in WORDS.items())
+    yield ""
+    for row in m.receipts:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in row["reasons"].items())
+        yield (f"- {md_text(row['channel'])} ({row['language']}): {row['delivered']:,} of {row['accepted']:,} "
+               f"delivered per receipt, {row['failed']:,} not delivered" + (f" ({md_text(reasons)})" if reasons else "")
+               + (f", {row['pending']:,} still on their way" if row["pending"] else ""))
+    if not m.receipts:
+        yield "- No receipts were collected (`broadcast review collect INCIDENT` asks Notify and Twilio)."
+    for post in m.engagement:
+        counts = ", ".join(f"{post[k]:,} {k}" for k in ("replies", "reposts", "likes", "views")
+                           if post.get(k) is not None)
+        yield (f"- {md_text(post['channel'])} ({post['language']}), {post['alert']}: "
+               f"{md_text(post.get('note') or counts)}")
+
+
+def _asked(m: Metrics) -> Iterator[str]:
+    """The public's replies to the posts, as collected: text, time and link, never who."""
+    said = [(reply.get("at") or "", post["channel"], reply)
+            for post in m.engagement for reply in post.get("said") or []]
+    if not said:
+        yield ("No replies were collected (`broadcast review collect INCIDENT` asks Mastodon, Bluesky, X and "
+               "Facebook; the other platforms report none)." if not m.engagement else "No replies to the posts.")
+        return
+    for at, channel, reply in sorted(said, key=lambda item: item[0]):
+        yield f"- {md_text(at)} on {md_text(channel)}: \"{md_text(reply.get('text') or '')}\" <{reply.get('link')}>"
+    yield "\n*Reviewer: group the questions by theme and note which ones the next message should have answered.*"
+
+
+def _summary(row: dict[str, Any], delivered: dict[str, Tally]) -> str:
+    from broadcast.review.tally import brief
+
     text = md_text(describe(row))
     if row["type"] == "alert_issued":
         details = row["details"]
-        counts = delivered.get(row["alert"], Counter())
-        total = sum(counts.values())
-        outcome = (f"{counts['sent']} of {total} deliveries sent" + "".join(
-            f", {n} {state}" for state, n in sorted(counts.items()) if state != "sent")) if total else "no deliveries"
+        counts = delivered.get(row["alert"])
+        outcome = brief(counts) if counts and counts.attempted else "nothing sent"
         return (f"**{md_text(row['alert'])}** {md_text(details.get('msg_type') or '')} "
                 f"({md_text(details.get('status') or '')}): {text}. {outcome}.")
     if row["type"] == "decision":
@@ -103,10 +135,10 @@ def _summary(row: dict[str, Any], delivered: dict[str, Counter[str]]) -> str:
 def _failures(header: Header, key: list[dict[str, Any]]) -> Any:
     m = header.metrics
     for c in m.channels:
-        if c.failed or c.uncertain:
+        if c.failed or c.unknown:
             classes = ", ".join(f"{k} x{v}" for k, v in c.failures.items())
-            yield (f"{md_text(c.channel)}: {c.failed} failed, {c.uncertain} uncertain of {c.deliveries} "
-                   f"({md_text(classes)})")
+            yield (f"{md_text(c.channel)}: {c.failed:,} failed, {c.unknown:,} unknown of {c.attempted:,} attempted"
+                   + (f" ({md_text(classes)})" if classes else ""))
     for row in key:
         if row["type"] == "fallback_failed":
             yield f"Fallback page: {md_text(row['description'])} at {clock(row['occurred_at'], header.display)}"

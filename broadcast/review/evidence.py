@@ -15,49 +15,17 @@ from typing import TYPE_CHECKING, Any
 from broadcast.review.timeline import COLUMNS, SELECT, find_incident, snapshot, timeline
 
 if TYPE_CHECKING:
-    import sqlite3
 
     from broadcast.store import Store, Verification
 
 HASHED = COLUMNS[:15]  # broadcast.store.EVENT_COLUMNS
-_SORTED = sorted(range(len(HASHED)), key=HASHED.__getitem__)
-_BODY = "{" + ",".join(f"{json.dumps(HASHED[i])}:%s" for i in _SORTED) + "}"
-_SCALARS: dict[type, Any] = {str: json.encoder.encode_basestring, int: str, type(None): lambda _: "null"}
 
 
 def canonical_body(values: tuple[Any, ...]) -> str:
-    """canonical_json of an event's hashed columns, built from a template: the stored types are text, integers
-    and null, and the general encoder (kept for anything else) costs twice as much per event."""
-    try:
-        return _BODY % tuple(_SCALARS[type(values[i])](values[i]) for i in _SORTED)
-    except KeyError:
-        from broadcast.store import canonical_json
+    """canonical_json of an event's hashed columns (COLUMNS order), as the chain hashes it."""
+    from broadcast.store import hashed_body
 
-        return canonical_json(dict(zip(HASHED, values, strict=False)))
-
-
-class ChainCheck:
-    """Store.verify's walk, one event at a time, at twice its speed (canonical_body): the check an export waits on."""
-
-    def __init__(self) -> None:
-        from broadcast.store import GENESIS
-
-        self.count, self.prev = 0, GENESIS
-        self.broken_at: int | None = None
-        self.reason: str | None = None
-
-    def add(self, values: tuple[Any, ...]) -> None:
-        if self.reason is not None:
-            return
-        number = self.count + 1
-        if values[0] != number:
-            self.broken_at, self.reason = number, f"event {number} is missing (next is {values[0]})"
-        elif values[14] != self.prev:
-            self.broken_at, self.reason = values[0], "prev_hash does not match the event before"
-        elif hashlib.sha256((self.prev + canonical_body(values)).encode()).hexdigest() != values[15]:
-            self.broken_at, self.reason = values[0], "content does not match its hash"
-        else:
-            self.count, self.prev = number, values[15]
+    return hashed_body(values)
 
 
 PARALLEL_FROM = 20_000  # events: from here the chain is checked in a second process while the incident is read
@@ -78,7 +46,7 @@ class ChainJob:
         self.store = store
         self.count, self.head = store.head()
         self.process: subprocess.Popen[bytes] | None = None
-        if self.count >= parallel_from:
+        if self.count >= parallel_from and store.path is not None:  # a file a second process can open
             import broadcast
 
             package_root = str(Path(broadcast.__file__).resolve().parent.parent)
@@ -117,21 +85,20 @@ def verify_main(argv: list[str]) -> None:
         conn.close()
 
 
-def verify_upto(conn: sqlite3.Connection, count: int, head: str) -> tuple[bool, int, str, int | None, str | None]:
+def verify_upto(conn: Any, count: int, head: str) -> tuple[bool, int, str, int | None, str | None]:
     """Store.verify, up to the event that was the head when the export began (its hash must still be `head`)."""
-    from broadcast.store import GENESIS
+    import sqlite3
 
-    problems = [r[0] for r in conn.execute("PRAGMA quick_check") if r[0] != "ok"]
-    if problems:
-        return False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}"
-    check = ChainCheck()
-    for values in conn.execute(f"{SELECT} WHERE id <= ? ORDER BY id", [count]):
-        check.add(values)
-        if check.reason is not None:
-            break
-    if check.reason is None and check.prev != head:
-        return False, check.count, check.prev, None, "the log changed while it was being read"
-    return check.reason is None, check.count, check.prev, check.broken_at, check.reason
+    from broadcast.store import GENESIS, walk_chain
+
+    if isinstance(conn, sqlite3.Connection):  # PostgreSQL checks its own pages
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check") if r[0] != "ok"]
+        if problems:
+            return False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}"
+    result = walk_chain(conn.execute(f"{SELECT} WHERE id <= ? ORDER BY id", [count]))
+    if result.ok and result.head != head:
+        return False, result.count, result.head, None, "the log changed while it was being read"
+    return result.ok, result.count, result.head, result.broken_at, result.reason
 
 
 @dataclass

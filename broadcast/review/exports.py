@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from broadcast.review.reading import (
+    REACH_COLUMNS,
+    SPEED_COLUMNS,
     Header,
     Rows,
     backfilled,
@@ -24,8 +27,9 @@ from broadcast.review.reading import (
     describe,
     header_rows,
     md_text,
-    milliseconds,
+    reach_rows,
     read,
+    speed_rows,
 )
 from broadcast.review.timeline import (
     FIELDS,
@@ -106,7 +110,8 @@ def format_for(path: Path | None, fmt: str | None) -> str:
 
 
 def csv_field(value: Any) -> str:
-    """One RFC 4180 field: quoted when it holds a quote, comma or line break, with quotes doubled."""
+    """One RFC 4180 field as write_csv's csv.writer spells it: quoted when it holds a quote, comma or line break,
+    with quotes doubled."""
     if value is None:
         return ""
     if type(value) is not str:
@@ -121,23 +126,26 @@ def csv_field(value: Any) -> str:
 def write_csv(rows: Rows, out: TextIO, *, bom: bool = False) -> None:
     """RFC 4180: a header row, CRLF line ends, quotes only where needed; UTF-8 (with a BOM for Excel if asked).
 
-    Written by hand rather than with the csv module, which costs twice as much per row here (bench/review.py); a
-    property test checks that the csv module reads every field back as written.
+    The csv module's writer (its minimal quoting is csv_field's), fed each row's cells as a list.
     """
+    import csv
+
     if bom:
         out.write("\ufeff")
-    out.write(",".join(FIELDS) + "\r\n")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(FIELDS)
     texts = [FIELDS.index(name) for name in sorted(TEXT_COLUMNS)]
     details, pinned = FIELDS.index("details"), FIELDS.index("pinned")
-    field, write = csv_field, out.write
+    writerow, formula = writer.writerow, FORMULA_START
     for values, row in rows:
         cells = list(row.values())  # timeline rows hold FIELDS in order
         for i in texts:
-            if type(cells[i]) is str and cells[i].startswith(FORMULA_START):
-                cells[i] = "'" + cells[i]  # text a spreadsheet would run as a formula, kept as text
+            cell = cells[i]
+            if cell.__class__ is str and cell.startswith(formula):
+                cells[i] = "'" + cell  # text a spreadsheet would run as a formula, kept as text
         cells[details] = values[11]  # the stored canonical JSON, as hashed
         cells[pinned] = "true" if cells[pinned] else "false"
-        write(",".join([field(cell) for cell in cells]) + "\r\n")
+        writerow(cells)
 
 
 def jsonl_prefix(store: Store, header: Header, out: TextIO) -> None:
@@ -147,9 +155,9 @@ def jsonl_prefix(store: Store, header: Header, out: TextIO) -> None:
 
 def jsonl_body(rows: Rows, out: TextIO, display: tzinfo, corrected: dict[str, str]) -> None:
     """One event per line with every field; docs/verify_export.py re-verifies them (docs/evidence.md)."""
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    encode, write = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode, out.write
     for _, row in rows:
-        out.write(encode(row) + "\n")
+        write(encode(row) + "\n")
 
 
 def jsonl_suffix(header: Header, out: TextIO) -> None:
@@ -224,22 +232,26 @@ def markdown_entry(row: dict[str, Any], localise: Localiser, corrected: dict[str
     return f"{localise.time(row['occurred_at'])} — {text} ({who}) · {' · '.join(marks)}"
 
 
+def columns(head: tuple[str, ...], body: Sequence[tuple[str, ...]], *, left: int = 2) -> list[str]:
+    """A table for a terminal: the first `left` columns to the left, figures to the right."""
+    rows = [tuple(cell.upper() for cell in head), *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return ["  ".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(
+        zip(row, widths, strict=True))).rstrip() for row in rows]
+
+
 def metrics_text(m: Metrics, display: tzinfo) -> str:
     """The metrics for a terminal: key times, the summary, then a column per channel figure."""
-    from broadcast.review.metrics import duration, percent, summary_lines
+    from broadcast.review.metrics import summary_lines
 
     lines = [f"{label + ':':32}{clock(getattr(m, key), display)}" for label, key in (
         ("Declared", "declared_at"), ("First warning", "first_warning_at"), ("All clear", "all_clear_at"),
         ("Closed", "closed_at"))]
     lines += [f"{label + ':':32}{value}" for label, value in summary_lines(m)]
-    rows = [("CHANNEL", "SENT", "FAILED", "UNCERTAIN", "SUCCESS", "FIRST", "P50", "P95", "RETRIES")] + [
-        (c.channel, str(c.sent), str(c.failed), str(c.uncertain), percent(c.success_rate),
-         duration(c.first_delivery_s), milliseconds(c.latency_p50_ms), milliseconds(c.latency_p95_ms), str(c.retries))
-        for c in m.channels]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines.append("")
-    lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(
-        zip(row, widths, strict=True))).rstrip() for row in rows] if m.channels else ["No deliveries were logged."]
+    lines += columns(REACH_COLUMNS, reach_rows(m)) if m.reach else ["No deliveries were logged."]
+    if m.channels:
+        lines += [""] + columns(SPEED_COLUMNS, speed_rows(m), left=1)
     return "\n".join(lines)
 
 

@@ -13,36 +13,35 @@ from typing import TYPE_CHECKING, Any
 from broadcast.review.timeline import parse_instant
 
 if TYPE_CHECKING:
-    import sqlite3
 
+    from broadcast.review.tally import Tally
     from broadcast.store import Store
 
 NOT_PUBLIC = ("Test", "Draft")  # CAP statuses that never reach the public: not updates, not warnings
-FINAL_OUTCOMES = ("sent", "failed", "uncertain", "retracted")
 
 
 @dataclass
 class ChannelStats:
-    """One channel's deliveries for the incident. A delivery's outcome is its last result (after any resend)."""
+    """One channel's messages for the incident, in the words of broadcast.review.tally, and how fast they went."""
 
     channel: str
-    deliveries: int = 0
-    sent: int = 0
+    attempted: int = 0
+    accepted: int = 0
+    delivered: int | None = None  # per receipt; None where the platform reports none
     failed: int = 0
-    uncertain: int = 0
-    retracted: int = 0
-    needed_retry: int = 0  # deliveries whose last result took more than one attempt
+    unknown: int = 0
+    deleted: int = 0  # accepted posts deleted since
+    needed_retry: int = 0  # messages whose last result took more than one attempt
     retries: int = 0  # attempts after the first (automatic retries and resends)
-    first_delivery_s: float | None = None  # first successful delivery after the first alert was issued
+    first_delivery_s: float | None = None  # first accepted message after the first alert was issued
     latency_p50_ms: int | None = None
     latency_p95_ms: int | None = None
-    failures: dict[str, int] = field(default_factory=dict)  # final failures by error class
+    failures: dict[str, int] = field(default_factory=dict)  # failed messages by reason
 
-    @property
-    def success_rate(self) -> float | None:
-        """Delivered (sent, or sent and later deleted) over deliveries with a result: an upper bound on reach,
-        since delivered is not read."""
-        return (self.sent + self.retracted) / self.deliveries if self.deliveries else None
+    @classmethod
+    def of(cls, t: Tally) -> ChannelStats:
+        return cls(t.channel, t.attempted, t.accepted, t.delivered, t.failed, t.unknown, t.deleted, t.needed_retry,
+                   failures=dict(t.reasons.most_common(5)))
 
 
 @dataclass
@@ -57,8 +56,15 @@ class Metrics:
     approval_latency_s: list[float] = field(default_factory=list)  # drafted -> approved, per draft
     approval_to_dispatch_s: list[float] = field(default_factory=list)  # approved -> the next alert issued
     channels: list[ChannelStats] = field(default_factory=list)
-    deliveries: int = 0
-    sent: int = 0
+    reach: list[dict[str, Any]] = field(default_factory=list)  # per channel and language: Tally.to_dict()
+    attempted: int = 0
+    accepted: int = 0
+    delivered: int | None = None  # texts and emails a receipt says arrived; None: no receipts reported
+    failed: int = 0
+    unknown: int = 0
+    reached: int = 0  # delivered where receipts are reported, else accepted: reached + failed + unknown = attempted
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # per list channel and language (review collect)
+    engagement: list[dict[str, Any]] = field(default_factory=list)  # per post, its last snapshot (review collect)
     latency_p50_ms: int | None = None
     latency_p95_ms: int | None = None
     retries: int = 0
@@ -81,21 +87,9 @@ class Metrics:
     notes: int = 0
     channel_switches: list[str] = field(default_factory=list)  # "disabled mastodon-council: reason"
 
-    @property
-    def success_rate(self) -> float | None:
-        return (self.sent + sum(c.retracted for c in self.channels)) / self.deliveries if self.deliveries else None
-
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the derived rates included."""
-        data = asdict(self)
-        data["success_rate"] = _round(self.success_rate)
-        for stats, out in zip(self.channels, data["channels"], strict=True):
-            out["success_rate"] = _round(stats.success_rate)
-        return data
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+        """JSON-ready."""
+        return asdict(self)
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -142,23 +136,25 @@ class AlertFacts:
     all_clear: bool
 
 
-def alert_facts(conn: sqlite3.Connection, slug: str) -> dict[str, AlertFacts]:
+def alert_facts(store: Store, slug: str) -> dict[str, AlertFacts]:
     """The incident's alerts: which correct an earlier one (CAP note "Correction of ...") and which are all-clears
     (an info whose responseType holds AllClear). A few dozen at most."""
-    rows = conn.execute(
-        "SELECT identifier, json_extract(alert, '$.note') LIKE 'Correction of %', EXISTS (SELECT 1 FROM "
-        "json_each(alert, '$.infos') AS info, json_each(info.value, '$.response_type') AS rt WHERE rt.value = "
-        "'AllClear') FROM alerts WHERE incident = ?", [slug])
-    return {identifier: AlertFacts(bool(correction), bool(all_clear)) for identifier, correction, all_clear in rows}
+    facts = {}
+    for identifier, text in store.conn.execute("SELECT identifier, alert FROM alerts WHERE incident = ?", [slug]):
+        alert = json.loads(text)
+        facts[identifier] = AlertFacts(str(alert.get("note") or "").startswith("Correction of "), any(
+            "AllClear" in (info.get("response_type") or []) for info in alert.get("infos") or []))
+    return facts
 
 
-def approval_times(conn: sqlite3.Connection, slug: str) -> list[tuple[str | None, str | None, str | None]]:
+def approval_times(store: Store, slug: str) -> list[tuple[str | None, str | None, str | None]]:
     """(drafted, approved, issued) for each draft a second person approved into one of the incident's alerts."""
-    return list(conn.execute(
+    draft = store.sql.json_int("details", "draft")
+    return list(store.conn.execute(
         "SELECT (SELECT MIN(occurred_at) FROM events WHERE type = 'message_drafted' "
-        "         AND json_extract(details, '$.draft') = d.id), "
+        f"         AND {draft} = d.id), "
         "       (SELECT MIN(occurred_at) FROM events WHERE type = 'draft_approved' "
-        "         AND json_extract(details, '$.draft') = d.id), "
+        f"         AND {draft} = d.id), "
         "       (SELECT MIN(occurred_at) FROM events WHERE type = 'alert_issued' AND alert = d.alert) "
         "FROM drafts d JOIN alerts a ON a.identifier = d.alert WHERE a.incident = ? ORDER BY d.id", [slug]))
 
@@ -177,10 +173,11 @@ class MetricsBuilder:
         self.awaiting_page: list[str] = []
         self.lags: list[float] = []
         self.first_issued: str | None = None
+        self.engagement: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     @classmethod
     def of(cls, store: Store, incident: dict[str, Any]) -> MetricsBuilder:
-        return cls(incident, alert_facts(store.conn, incident["slug"]))
+        return cls(incident, alert_facts(store, incident["slug"]))
 
     def add(self, row: dict[str, Any]) -> None:
         m, kind, at = self.m, row["type"], row["occurred_at"]
@@ -200,6 +197,9 @@ class MetricsBuilder:
         elif kind == "delivery_attempt" and (row["attempt"] or 0) > 1:
             # Attempts after the first, automatic or by resend; a retry_scheduled may precede an attempt never made.
             self.retries[row["channel"] or "-"] += 1
+        elif kind == "engagement_collected":  # a later snapshot of the same post replaces the earlier
+            details = row["details"]
+            self.engagement[(row["alert"], row["channel"], details.get("language"))] = details
         elif kind == "fallback_verified":
             self.lags += [s for s in (_seconds(t, at) for t in self.awaiting_page) if s is not None]
             self.awaiting_page.clear()
@@ -233,10 +233,12 @@ class MetricsBuilder:
         if facts and facts.all_clear and m.all_clear_at is None:
             m.all_clear_at = at
 
-    def finish(self, outcomes: Iterable[tuple[str, str, int | None, Any, str | None]],
-               approvals: Iterable[tuple[str | None, str | None, str | None]] = ()) -> Metrics:
-        """Close the pass with each delivery's final (channel, outcome, attempt, http_status, error), and each
-        approved draft's (drafted, approved, issued) times."""
+    def finish(self, tallies: list[Tally], approvals: Iterable[tuple[str | None, str | None, str | None]] = ()
+               ) -> Metrics:
+        """Close the pass with what became of the messages (per channel and language) and each approved draft's
+        (drafted, approved, issued) times."""
+        from broadcast.review.tally import per_channel, total
+
         m = self.m
         for drafted, approved, issued in approvals:
             if drafted and approved:
@@ -250,7 +252,7 @@ class MetricsBuilder:
         m.page_publish_lag_s = self.lags[0] if self.lags else None
         m.page_publish_lag_max_s = max(self.lags) if self.lags else None
         self._cadence()
-        stats = channel_stats(outcomes)
+        stats = {t.channel: ChannelStats.of(t) for t in per_channel(tallies)}
         overall = Histogram()
         for name, histogram in self.latency.items():
             overall.merge(histogram)
@@ -262,8 +264,12 @@ class MetricsBuilder:
                 channel.latency_p50_ms = self.latency[name].percentile(0.5)
                 channel.latency_p95_ms = self.latency[name].percentile(0.95)
         m.channels = [stats[name] for name in sorted(stats)]
-        m.deliveries = sum(c.deliveries for c in m.channels)
-        m.sent = sum(c.sent for c in m.channels)
+        whole = total(tallies)
+        m.attempted, m.accepted, m.delivered = whole.attempted, whole.accepted, whole.delivered
+        m.failed, m.unknown, m.reached = whole.failed, whole.unknown, whole.reached
+        m.reach = [t.to_dict() for t in tallies]
+        m.receipts = [receipt_row(t) for t in tallies if t.delivered is not None]
+        m.engagement = list(self.engagement.values())
         m.needed_retry = sum(c.needed_retry for c in m.channels)
         m.retries = sum(self.retries.values())
         m.latency_p50_ms, m.latency_p95_ms = overall.percentile(0.5), overall.percentile(0.95)
@@ -279,49 +285,16 @@ class MetricsBuilder:
             m.longest_silence_s, m.longest_silence_from, m.longest_silence_to = max(gaps)
 
 
-def channel_stats(outcomes: Iterable[tuple[str, str, int | None, Any, str | None]]) -> dict[str, ChannelStats]:
-    """Per-channel counts from each delivery's final (channel, outcome, attempt, http_status, error)."""
-    stats: dict[str, ChannelStats] = {}
-    failures: dict[str, Counter[str]] = {}
-    for channel, outcome, attempt, status, error in outcomes:
-        s = stats.setdefault(channel or "-", ChannelStats(channel or "-"))
-        s.deliveries += 1
-        if outcome in FINAL_OUTCOMES:
-            setattr(s, outcome, getattr(s, outcome) + 1)
-        s.needed_retry += (attempt or 0) > 1
-        if outcome in ("failed", "uncertain"):
-            failures.setdefault(s.channel, Counter())[error_class(outcome, status, error)] += 1
-    for name, counter in failures.items():
-        stats[name].failures = dict(counter.most_common(5))
-    return stats
-
-
-def error_class(outcome: str, status: Any, error: str | None) -> str:
-    """How a failure is grouped in the review: the HTTP status, else the start of the error."""
-    if outcome == "uncertain":
-        return "outcome unknown"
-    if status:
-        return f"HTTP {status}"
-    return (error or "no error recorded").split(":", 1)[-1].strip()[:60] or "no error recorded"
-
-
-def final_outcomes(conn: sqlite3.Connection, incidents: list[str]
-                   ) -> Iterator[tuple[str, str, int | None, Any, str | None]]:
-    """Each delivery's last result, (channel, outcome, attempt, http_status, error), streamed by SQLite."""
-    marks = ", ".join("?" for _ in incidents)
-    # A delivery is an alert x channel x language (x recipient for lists); a resend adds results to the same one,
-    # and a post deleted by a cancellation ends as retracted.
-    yield from conn.execute(
-        "SELECT channel, COALESCE(json_extract(details, '$.outcome'), json_extract(details, '$.state')), "
-        "json_extract(details, '$.attempt'), json_extract(details, '$.http_status'), json_extract(details, '$.error') "
-        "FROM (SELECT channel, details, ROW_NUMBER() OVER (PARTITION BY alert, channel, "
-        "  json_extract(details, '$.language'), json_extract(details, '$.recipient') ORDER BY id DESC) AS n"
-        f"  FROM events WHERE incident IN ({marks}) AND type IN ('delivery_result', 'retracted')) WHERE n = 1",
-        incidents)
+def receipt_row(t: Tally) -> dict[str, Any]:
+    """A list channel's receipts in one language: delivered, failed, pending (with the platforms' reasons)."""
+    return {"channel": t.channel, "language": t.language, "accepted": t.accepted, "delivered": t.delivered,
+            "failed": t.undelivered, "pending": t.pending, "unknown": t.accepted - (t.delivered or 0) - t.undelivered
+            - t.pending, "reasons": dict(t.receipt_reasons.most_common())}
 
 
 def measure(store: Store, slug: str) -> Metrics:
     """Every review metric for one incident, in one pass over its events."""
+    from broadcast.review.tally import tally
     from broadcast.review.timeline import find_incident, snapshot, timeline
 
     incident = find_incident(store, slug)
@@ -329,7 +302,7 @@ def measure(store: Store, slug: str) -> Metrics:
         builder = MetricsBuilder.of(store, incident)
         for row in timeline(store, slug):
             builder.add(row)
-        return builder.finish(final_outcomes(store.conn, [slug]), approval_times(store.conn, slug))
+        return builder.finish(tally(store, [slug]), approval_times(store, slug))
 
 
 def duration(seconds: float | None) -> str:
@@ -353,6 +326,14 @@ def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
+def messages_line(m: Metrics) -> str:
+    """The incident's figures in the shared words (broadcast.review.tally.WORDS)."""
+    from broadcast.review.tally import Tally, figures
+
+    return figures(Tally("all channels", "", m.attempted, m.accepted, m.delivered, m.failed, m.unknown,
+                         reached=m.reached))
+
+
 def summary_lines(m: Metrics) -> Iterator[tuple[str, str]]:
     """(label, value) pairs for the text, Markdown and HTML renderings, in the order a reviewer asks."""
     median = (sorted(m.approval_latency_s)[(len(m.approval_latency_s) - 1) // 2] if m.approval_latency_s else None)
@@ -361,10 +342,10 @@ def summary_lines(m: Metrics) -> Iterator[tuple[str, str]]:
                                              f"({len(m.approval_latency_s)} drafts)" if m.approval_latency_s else "-")
     yield "Approval to dispatch (max)", (duration(max(m.approval_to_dispatch_s)) if m.approval_to_dispatch_s
                                          else "-")
-    yield "Deliveries sent", f"{m.sent} of {m.deliveries} ({percent(m.success_rate)})"
+    yield "Messages", messages_line(m)
     yield "Latency p50 / p95", (f"{m.latency_p50_ms} ms / {m.latency_p95_ms} ms" if m.latency_p50_ms is not None
                                 else "-")
-    yield "Retries", f"{m.retries} (deliveries needing one: {m.needed_retry})"
+    yield "Retries", f"{m.retries} (messages needing one: {m.needed_retry})"
     yield "Page publish lag (first, max)", (f"{duration(m.page_publish_lag_s)}, {duration(m.page_publish_lag_max_s)}"
                                             if m.page_publish_lag_s is not None else "-")
     yield "Page publish failures", str(m.page_failures)
@@ -395,14 +376,12 @@ class Summary:
     channels: list[ChannelStats]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for stats, out in zip(self.channels, data["channels"], strict=True):
-            out["success_rate"] = _round(stats.success_rate)
-        return data
+        return asdict(self)
 
 
 def summarise(store: Store, since: datetime, until: datetime | None = None) -> Summary:
     """Incidents opened from `since` (up to `until`), for the annual report; exercises are flagged, not dropped."""
+    from broadcast.review.tally import per_channel, tally
     from broadcast.store import isoformat
 
     start, end = isoformat(since), isoformat(until) if until else "9999"
@@ -411,7 +390,7 @@ def summarise(store: Store, since: datetime, until: datetime | None = None) -> S
         "(SELECT COUNT(*) FROM alerts a WHERE a.incident = i.slug), "
         "(SELECT MIN(occurred_at) FROM events e WHERE e.incident = i.slug AND e.type = 'incident_declared'), "
         "(SELECT MIN(occurred_at) FROM events e WHERE e.incident = i.slug AND e.type = 'delivery_result' "
-        " AND json_extract(e.details, '$.outcome') = 'sent') "
+        f" AND {store.sql.json('e.details', 'outcome')} = 'sent') "
         "FROM incidents i WHERE i.opened_at >= ? AND i.opened_at < ? ORDER BY i.opened_at", [start, end])
     incidents = []
     for slug, title, status, exercise, opened, closed, issued, declared, first in cursor:
@@ -420,12 +399,11 @@ def summarise(store: Store, since: datetime, until: datetime | None = None) -> S
                           "time_to_first_warning_s": _seconds(declared or opened, first)})
     slugs = [i["slug"] for i in incidents]
     alerts: Counter[str] = Counter()
-    channels: dict[str, ChannelStats] = {}
+    channels: list[ChannelStats] = []
     if slugs:
         marks = ", ".join("?" for _ in slugs)
         for msg_type, status, count in store.conn.execute(
                 f"SELECT msg_type, status, COUNT(*) FROM alerts WHERE incident IN ({marks}) GROUP BY 1, 2", slugs):
             alerts[f"{msg_type} ({status})"] += count
-        channels = channel_stats(final_outcomes(store.conn, slugs))
-    return Summary(start, isoformat(until) if until else None, incidents, dict(alerts),
-                   [channels[name] for name in sorted(channels)])
+        channels = [ChannelStats.of(t) for t in per_channel(tally(store, slugs))]
+    return Summary(start, isoformat(until) if until else None, incidents, dict(alerts), channels)

@@ -42,7 +42,8 @@ def read(store: Store, slug: str, consume: Callable[[Rows, tzinfo], None], *, di
 
     Call inside snapshot(store) so that what is written after (decision log, charts) matches the rows.
     """
-    from broadcast.review.metrics import MetricsBuilder, approval_times, final_outcomes
+    from broadcast.review.metrics import MetricsBuilder, approval_times
+    from broadcast.review.tally import tally
 
     incident = find_incident(store, slug)
     display = zone(display_zone)
@@ -61,7 +62,7 @@ def read(store: Store, slug: str, consume: Callable[[Rows, tzinfo], None], *, di
         consume(stream, display)
         for _ in stream:  # a consumer that stops early must not leave the metrics short
             pass
-        metrics = builder.finish(final_outcomes(store.conn, [slug]), approval_times(store.conn, slug))
+        metrics = builder.finish(tally(store, [slug]), approval_times(store, slug))
     except BaseException:
         chain.cancel()
         raise
@@ -169,17 +170,44 @@ def backfilled(row: dict[str, Any]) -> bool:
     return lag > BACKFILL_SECONDS
 
 
-def channel_table(m: Metrics) -> list[str]:
-    """The per-channel metrics as a Markdown table."""
-    from broadcast.review.metrics import duration, percent
+REACH_COLUMNS = ("Channel", "Language", "Attempted", "Accepted", "Delivered", "Failed", "Unknown")
+SPEED_COLUMNS = ("Channel", "First accepted", "p50", "p95", "Retries")
 
-    lines = ["| Channel | Sent | Failed | Uncertain | Success | First delivery | p50 | p95 | Retries |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for c in m.channels:
-        lines.append(f"| {md_text(c.channel)} | {c.sent} | {c.failed} | {c.uncertain} | {percent(c.success_rate)} | "
-                     f"{duration(c.first_delivery_s)} | {milliseconds(c.latency_p50_ms)} | "
-                     f"{milliseconds(c.latency_p95_ms)} | {c.retries} |")
-    return lines if m.channels else ["No deliveries were logged."]
+
+def reach_rows(m: Metrics) -> list[tuple[str, ...]]:
+    """What became of the messages, per channel and language, then the incident's total: the same words and
+    figures in every rendering (broadcast.review.tally.WORDS)."""
+    def cells(name: str, language: str, t: dict[str, Any]) -> tuple[str, ...]:
+        delivered = "-" if t["delivered"] is None else f"{t['delivered']:,}"
+        return (name, language, f"{t['attempted']:,}", f"{t['accepted']:,}", delivered, f"{t['failed']:,}",
+                f"{t['unknown']:,}")
+
+    rows = [cells(t["channel"], t["language"] or "-", t) for t in m.reach]
+    if rows:
+        rows.append(cells("All channels", "", {"attempted": m.attempted, "accepted": m.accepted,
+                                               "delivered": m.delivered, "failed": m.failed, "unknown": m.unknown}))
+    return rows
+
+
+def speed_rows(m: Metrics) -> list[tuple[str, ...]]:
+    """How fast each channel went: its first accepted message after the first alert, latency, retries."""
+    from broadcast.review.metrics import duration
+
+    return [(c.channel, duration(c.first_delivery_s), milliseconds(c.latency_p50_ms), milliseconds(c.latency_p95_ms),
+             str(c.retries)) for c in m.channels]
+
+
+def channel_table(m: Metrics) -> list[str]:
+    """The per-channel metrics as Markdown tables."""
+    if not m.reach:
+        return ["No deliveries were logged."]
+
+    def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+        return (["| " + " | ".join(columns) + " |", "|" + "|".join("---" if i < 2 else "---:"
+                                                                    for i in range(len(columns))) + "|"]
+                + ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows])
+
+    return table(REACH_COLUMNS, reach_rows(m)) + [""] + table(SPEED_COLUMNS, speed_rows(m))
 
 
 def milliseconds(value: int | None) -> str:

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import ChannelError
-from broadcast.errors import BroadcastError
+from broadcast.channels.base import ChannelError, Receipt
 
 if TYPE_CHECKING:
-    from broadcast.channels.base import Channel
+    import httpx
+
+    from broadcast.channels.base import Channel, Engagement
     from broadcast.channels.lists import ListChannel
+    from broadcast.send.fanout import Limits
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
 CONCURRENCY = 20  # status look-ups in flight at once per run: well under every platform's read limit
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Receipts:
     unknown: int = 0  # the platform could not be asked, or reports nothing (SMTP)
     reasons: Counter[str] = field(default_factory=Counter)  # failure reasons, as the platform names them
     note: str | None = None
+    reported: bool = True  # False: the platform was not asked, or gives no receipts (SMTP)
 
     @property
     def total(self) -> int:
@@ -45,7 +51,7 @@ class Receipts:
     def to_dict(self) -> dict[str, Any]:
         return {"alert": self.alert, "channel": self.channel, "language": self.language, "delivered": self.delivered,
                 "failed": self.failed, "pending": self.pending, "unknown": self.unknown,
-                "reasons": dict(self.reasons.most_common()), "note": self.note}
+                "reasons": dict(self.reasons.most_common()), "note": self.note, "receipts": self.reported}
 
 
 @dataclass
@@ -63,67 +69,123 @@ class Reach:
     said: list[dict[str, str]] = field(default_factory=list)  # text, link, time: never who wrote it
     note: str | None = None
 
+    def figures(self) -> str:
+        """'1 reply, 12 reposts, 40 likes' (a count the platform does not report is left out)."""
+        from broadcast.words import counted
+
+        return ", ".join(counted(n, word) for n, word in (
+            (self.replies, "reply"), (self.reposts, "repost"), (self.likes, "like"), (self.views, "view"))
+            if n is not None)
+
+    def summary(self) -> str:
+        """The counts, then what is missing or went wrong ('removed since', 'not available (...)')."""
+        return "; ".join(part for part in (self.figures(), self.note) if part)
+
     def to_dict(self) -> dict[str, Any]:
         return {"alert": self.alert, "channel": self.channel, "language": self.language, "url": self.url,
                 "replies": self.replies, "reposts": self.reposts, "likes": self.likes, "views": self.views,
                 "said": self.said, "note": self.note}
 
 
-def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: str) -> list[Reach]:
+Row = tuple[str, str, str, str | None, str | None]  # alert, channel, language, remote id, remote url
+
+
+def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: str,
+                  sleep: Sleep = asyncio.sleep) -> list[Reach]:
     """Ask each social platform about every post of the incident still up; log one snapshot per post."""
     from broadcast.send.audience import is_list_channel
+    from broadcast.send.fanout import Limits
     from broadcast.send.sending import usable_channels
 
-    found: list[Reach] = []
+    rows: list[Row] = []
+    asked: dict[str, tuple[dict[str, Channel], dict[str, str]]] = {}
+    adapters: dict[str, Channel] = {}  # one per channel for the whole run: a Bluesky session is made once
     for alert in store.alerts(incident):
         usable, skipped = usable_channels(workspace, store, (), alert.status)
-        channels = {c.name: c for _, c in usable if not is_list_channel(c)}
-        posts = store.conn.execute(
+        asked[alert.identifier] = ({c.name: adapters.setdefault(c.name, c) for _, c in usable
+                                    if not is_list_channel(c)}, dict(skipped))
+        rows += [(alert.identifier, *row) for row in store.conn.execute(
             "SELECT channel, language, remote_id, remote_url FROM deliveries WHERE alert = ? AND recipient = '' "
-            "AND state = 'sent' ORDER BY id", [alert.identifier]).fetchall()
-
-        for reach in asyncio.run(_reach_all(posts, alert.identifier, channels, dict(skipped))) if posts else []:
-            found.append(reach)
-            store.append_event("engagement_collected", phase="review", actor=actor, incident=incident,
-                               alert=alert.identifier, channel=reach.channel,
-                               description=f"{reach.channel} ({reach.language}): " + (reach.note or (
-                                   f"{reach.replies} replies, {reach.reposts} reposts, {reach.likes} likes")),
-                               details=reach.to_dict())
+            "AND state = 'sent' ORDER BY id", [alert.identifier]).fetchall()]
+    if not rows:
+        return []
+    found = asyncio.run(_reach_all(rows, asked, Limits.from_workspace(workspace), sleep))
+    for reach in found:
+        store.append_event("engagement_collected", phase="review", actor=actor, incident=incident,
+                           alert=reach.alert, channel=reach.channel,
+                           description=f"{reach.channel} ({reach.language}): {reach.summary()}",
+                           details=reach.to_dict())
     return found
 
 
-async def _reach_all(rows: list[tuple[str, str, str | None, str | None]], alert: str, channels: dict[str, Channel],
-                     reasons: dict[str, str]) -> list[Reach]:
+async def _reach_all(rows: list[Row], asked: dict[str, tuple[dict[str, Channel], dict[str, str]]],
+                     limits: Limits, sleep: Sleep) -> list[Reach]:
+    """Ask about every post at once, within the channels' own concurrency and one overall deadline."""
     import httpx
 
-    from broadcast.channels.base import Receipt
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limits.overall_deadline
+    slots: dict[str, asyncio.Semaphore] = {}
 
-    async def one(row: tuple[str, str, str | None, str | None], client: httpx.AsyncClient) -> Reach:
-        name, language, remote_id, url = row
+    async def one(row: Row, client: httpx.AsyncClient) -> Reach:
+        alert, name, language, remote_id, url = row
         reach = Reach(alert, name, language, url)
+        channels, reasons = asked[alert]
         channel = channels.get(name)
         if channel is None:
             reach.note = f"not asked: {reasons.get(name, 'the channel is not configured')}"
             return reach
+        slot = slots.setdefault(name, asyncio.Semaphore(channel.concurrency))
         try:
-            got = await channel.engagement(Receipt(remote_id, url), client)
-        except (BroadcastError, httpx.HTTPError, ValueError) as exc:
-            reach.note = exc.message if isinstance(exc, BroadcastError) else type(exc).__name__
+            got = await _read(channel, Receipt(remote_id, url), client, limits=limits, sleep=sleep, slot=slot,
+                              deadline=min(loop.time() + limits.channel_deadline, end))
+        except ChannelError as exc:
+            reach.note = exc.message
             return reach
         if got is None:
-            reach.note = f"{channel.kind}: not available (its API reports nothing about a post)"
+            reach.note = f"{channel.kind}: not available ({channel.engagement_note})"
             return reach
         reach.replies, reach.reposts, reach.likes, reach.views = got.replies, got.reposts, got.likes, got.views
         reach.said = [{"text": text, "link": link, "at": at} for text, link, at in got.said]
+        reach.note = got.note  # counts, but not everything (X without search: no replies' text)
         return reach
 
-    async with httpx.AsyncClient(timeout=20) as client:
+    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
+    async with httpx.AsyncClient(timeout=timeout) as client:
         return list(await asyncio.gather(*(one(row, client) for row in rows)))
 
 
-def collect(workspace: Workspace, store: Store, incident: str, *, actor: str) -> list[Receipts]:
+async def _read(channel: Channel, receipt: Receipt, client: httpx.AsyncClient, *, limits: Limits, sleep: Sleep,
+                slot: asyncio.Semaphore, deadline: float) -> Engagement | None:
+    """One post's engagement, retried as a send is (broadcast.send.retry); a read never posts, so every transient
+    failure is worth another try."""
+    from broadcast.send.retry import Retry, guarded
+
+    retry = Retry(limits, idempotent=True, sleep=sleep)
+
+    async def attempt() -> Engagement | None:
+        async with slot:  # held for the request only: a wait never holds a slot
+            return await guarded(channel.name, channel.engagement(receipt, client))
+
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await retry.run(attempt)
+    except ChannelError as exc:
+        if retry.attempts < 2:
+            raise
+        raise ChannelError(f"{exc.message} ({retry.attempts} tries)", transient=exc.transient, status=exc.status,
+                           hint=exc.hint) from None
+    except TimeoutError:
+        said = f": {retry.last_error.message}" if retry.last_error else ""
+        raise ChannelError(f"{channel.name}: no answer before the deadline{said}", transient=True,
+                           hint="collect again later") from None
+
+
+def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
+            sleep: Sleep = asyncio.sleep) -> list[Receipts]:
     """Ask the platforms about every message of the incident's alerts sent to lists; log one snapshot each."""
     from broadcast.send.audience import is_list_channel
+    from broadcast.send.fanout import Limits
     from broadcast.send.lifecycle import incident_row
     from broadcast.send.sending import usable_channels
 
@@ -143,11 +205,13 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str) ->
             found = Receipts(alert.identifier, name, language)
             channel = channels.get(name)
             if channel is None:
-                found.unknown, found.note = len(ids), f"not asked: {reasons.get(name, 'the channel is not configured')}"
+                found.unknown, found.reported = len(ids), False
+                found.note = f"not asked: {reasons.get(name, 'the channel is not configured')}"
             elif not channel.receipts:  # type: ignore[attr-defined]
-                found.unknown, found.note = len(ids), f"{channel.kind} reports no delivery receipts"
+                found.unknown, found.reported = len(ids), False
+                found.note = f"{channel.kind} reports no delivery receipts"
             else:
-                asyncio.run(_ask(channel, ids, found))  # type: ignore[arg-type]
+                asyncio.run(_ask(channel, ids, found, Limits.from_workspace(workspace), sleep))  # type: ignore[arg-type]
             results.append(found)
             store.append_event("receipts_collected", phase="review", actor=actor, incident=incident,
                                alert=alert.identifier, channel=name,
@@ -157,26 +221,35 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str) ->
     return results
 
 
-async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts) -> None:
+async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts, limits: Limits, sleep: Sleep) -> None:
+    """Each message's status, CONCURRENCY at a time, each read retried as a send is (a 429, a 5xx, a dropped
+    connection); one that still fails counts as unknown, with the platform's words in the note."""
     import aiohttp
 
+    from broadcast.send.retry import Retry, guarded
+
     slots = asyncio.Semaphore(CONCURRENCY)
-    timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=20)
+    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)
     errors: Counter[str] = Counter()
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await channel.open(session)
         try:
+            async def read(remote_id: str) -> tuple[str, str | None]:
+                async with slots:  # held for the request only: a wait never holds a slot
+                    return await guarded(channel.name, channel.receipt(remote_id, session))
+
             async def one(remote_id: str | None) -> None:
                 if not remote_id:
                     found.unknown += 1
                     return
-                async with slots:
-                    try:
-                        state, reason = await channel.receipt(remote_id, session)
-                    except (ChannelError, BroadcastError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                        found.unknown += 1
-                        errors[exc.message if isinstance(exc, BroadcastError) else type(exc).__name__] += 1
-                        return
+                try:
+                    async with asyncio.timeout(limits.channel_deadline):
+                        state, reason = await Retry(limits, idempotent=True, sleep=sleep).run(
+                            lambda: read(remote_id))
+                except (ChannelError, TimeoutError) as exc:
+                    found.unknown += 1
+                    errors[exc.message if isinstance(exc, ChannelError) else "no answer before the deadline"] += 1
+                    return
                 if state == "delivered":
                     found.delivered += 1
                 elif state == "failed":
@@ -191,35 +264,5 @@ async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts) -> 
     if errors:
         message, times = errors.most_common(1)[0]
         found.note = f"{times:,} could not be asked: {message}"
-
-
-def latest_reach(store: Store, incident: str) -> list[dict[str, Any]]:
-    """The last snapshot of each post (alert, channel, language): what the metrics report as engagement."""
-    import json
-
-    last: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for details in store.conn.execute(
-            "SELECT details FROM events WHERE incident = ? AND type = 'engagement_collected' ORDER BY id", [incident]):
-        data = json.loads(details[0])
-        last[(data["alert"], data["channel"], data["language"])] = data
-    return list(last.values())
-
-
-def latest(store: Store, incident: str) -> list[dict[str, Any]]:
-    """The last snapshot of each alert, channel and language, summed per channel and language (for the metrics)."""
-    import json
-
-    last: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for alert, channel, details in store.conn.execute(
-            "SELECT alert, channel, details FROM events WHERE incident = ? AND type = 'receipts_collected' ORDER BY id",
-            [incident]):
-        data = json.loads(details)
-        last[(alert, channel, data.get("language", ""))] = data
-    summed: dict[tuple[str, str], dict[str, Any]] = {}
-    for (_, channel, language), data in last.items():
-        row = summed.setdefault((channel, language), {"channel": channel, "language": language, "delivered": 0,
-                                                       "failed": 0, "pending": 0, "unknown": 0, "reasons": Counter()})
-        for key in ("delivered", "failed", "pending", "unknown"):
-            row[key] += int(data.get(key) or 0)
-        row["reasons"].update(data.get("reasons") or {})
-    return [{**row, "reasons": dict(row["reasons"].most_common())} for row in summed.values()]
+        # Nothing came back at all: this snapshot says nothing of delivery, so the last answer stands in the review.
+        found.reported = bool(found.delivered or found.failed or found.pending)

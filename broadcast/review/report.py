@@ -100,22 +100,25 @@ def html_suffix(header: Header, out: TextIO) -> None:
 
 
 def channels_html(m: Metrics) -> str:
-    from broadcast.review.metrics import duration, percent
+    from broadcast.review.reading import REACH_COLUMNS, SPEED_COLUMNS, reach_rows, speed_rows
 
-    if not m.channels:
+    if not m.reach:
         return "<p>No deliveries were logged.</p>"
-    head = "".join(f'<th scope="col"{" class=n" if n != "Channel" else ""}>{n}</th>' for n in (
-        "Channel", "Sent", "Failed", "Uncertain", "Success", "First delivery", "p50", "p95", "Retries"))
-    body = "".join(
-        f'<tr{" class=bad" if c.failed or c.uncertain else ""}><th scope="row">{e(c.channel)}</th>'
-        f'<td class="n">{c.sent}</td><td class="n">{c.failed}</td><td class="n">{c.uncertain}</td>'
-        f'<td class="n">{percent(c.success_rate)}</td><td class="n">{duration(c.first_delivery_s)}</td>'
-        f'<td class="n">{_ms(c.latency_p50_ms)}</td><td class="n">{_ms(c.latency_p95_ms)}</td>'
-        f'<td class="n">{c.retries}</td></tr>' for c in m.channels)
+
+    def table(caption: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], first: int) -> str:
+        head = "".join(f'<th scope="col"{"" if i < first else " class=n"}>{e(n)}</th>' for i, n in enumerate(columns))
+        body = "".join(
+            f'<tr{" class=bad" if len(row) > 5 and row[5] != "0" else ""}><th scope="row">{e(row[0])}</th>'
+            + "".join(f'<td{"" if i < first else " class=n"}>{e(cell)}</td>' for i, cell in enumerate(row) if i)
+            + "</tr>" for row in rows)
+        return f"<table><caption class=muted>{e(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}" \
+               "</tbody></table>"
+
     failures = "".join(f"<li>{e(c.channel)}: " + ", ".join(f"{e(k)} ({v})" for k, v in c.failures.items())
                        + "</li>" for c in m.channels if c.failures)
-    return (f"<table><caption class=muted>Per channel; a delivery's outcome is its last result</caption><thead><tr>"
-            f"{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (table("What became of the messages, per channel and language: each counted once, by its last result",
+                  REACH_COLUMNS, reach_rows(m), 2)
+            + table("How fast each channel went", SPEED_COLUMNS, speed_rows(m), 1)
             + (f"<p><strong>What failed</strong></p><ul>{failures}</ul>" if failures else ""))
 
 
@@ -163,7 +166,7 @@ def timeline_tr(row: dict[str, Any], localise: Localiser, corrected: dict[str, s
 
 @dataclass
 class Bins:
-    """Delivery results counted per channel, outcome and time interval, aggregated by SQLite."""
+    """Messages counted per channel, last result (accepted, or refused or cut off) and time interval, by SQLite."""
 
     start: datetime | None = None
     width: timedelta = timedelta(minutes=1)
@@ -184,10 +187,15 @@ def delivery_bins(store: Store, header: Header) -> Bins:
     span = max((end - start).total_seconds(), 1.0)
     width = max(60.0, math.ceil(span / MAX_BINS / 60) * 60)  # whole minutes, at most MAX_BINS intervals
     bins = Bins(start, timedelta(seconds=width), int(span // width) + 1)
+    # Each message once, at its last result (a post deleted later still counts as accepted), so each row's totals
+    # are the figures in the tables above.
+    from broadcast.review.tally import delivery_of
+
     for channel, outcome, index, count in store.conn.execute(
-        "SELECT channel, json_extract(details, '$.outcome'), "
-        "CAST((julianday(occurred_at) - julianday(?)) * 86400 / ? AS INTEGER), COUNT(*) FROM events "
-        "WHERE incident = ? AND type = 'delivery_result' GROUP BY 1, 2, 3", [start_text, width, slug]):
+        f"SELECT channel, outcome, {store.sql.whole(store.sql.seconds('occurred_at', '?') + ' / ?')}, COUNT(*) "
+        f"FROM (SELECT channel, occurred_at, {store.sql.json('details', 'outcome')} AS outcome, ROW_NUMBER() OVER ("
+        f"  PARTITION BY {delivery_of(store)} ORDER BY id DESC) AS n FROM events WHERE incident = ? AND "
+        "type = 'delivery_result') AS last WHERE n = 1 GROUP BY 1, 2, 3", [start_text, width, slug]):
         target = bins.sent if outcome == "sent" else bins.failed
         for table in (bins.sent, bins.failed):
             table.setdefault(channel or "-", [0] * bins.count)
@@ -209,14 +217,16 @@ def delivery_svg(bins: Bins, display: tzinfo) -> str:
     bar = PLOT_W / bins.count
     minutes = int(bins.width.total_seconds() // 60)
     end = bins.start + bins.width * bins.count
-    summary = "; ".join(f"{c}: {sum(bins.sent[c])} sent, {sum(bins.failed[c])} failed or uncertain" for c in channels)
+    summary = "; ".join(f"{c}: {sum(bins.sent[c])} accepted, {sum(bins.failed[c])} refused or cut off"
+                        for c in channels)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         'role="img" aria-labelledby="dchart-t dchart-d">',
         '<title id="dchart-t">Delivery results per channel over time</title>',
         f'<desc id="dchart-d">Each row is a channel; each bar counts delivery results in a {minutes}-minute '
-        f"interval from {e(clock(_iso(bins.start), display))} to {e(clock(_iso(end), display))}. Solid bars are "
-        f"sent, hatched bars failed or uncertain. {e(summary)}.</desc>",
+        f"interval from {e(clock(_iso(bins.start), display))} to {e(clock(_iso(end), display))}, each message once, "
+        f"by its last result. Solid bars are accepted by the platform, hatched bars refused or cut off. "
+        f"{e(summary)}.</desc>",
         '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
         '<rect width="3" height="6" fill="#d4351c"/></pattern></defs>',

@@ -35,6 +35,19 @@ class IncidentStatus:
     last_headline: str | None
     next_update_due: str | None = None
     overdue_minutes: int | None = None
+    messages: str | None = None  # what became of its messages, in the review's words (broadcast.review.tally)
+
+
+@dataclass
+class Undelivered:
+    """Texts or emails a platform accepted and then reported not delivered (per `broadcast review collect`)."""
+
+    incident: str
+    channel: str
+    language: str
+    count: int
+    reasons: dict[str, int]
+    fix: str
 
 
 @dataclass
@@ -70,6 +83,7 @@ class Status:
     notes: list[str] = field(default_factory=list)
     off: list[Off] = field(default_factory=list)
     stale: list[StaleCopy] = field(default_factory=list)
+    undelivered: list[Undelivered] = field(default_factory=list)
 
     @property
     def needs_attention(self) -> bool:
@@ -124,6 +138,7 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
             late = (now - due).total_seconds() / 60
             item.overdue_minutes = int(late) if late > 0 else None
         incidents.append(item)
+    undelivered = _receipts(store, incidents)
     channels: dict[str, dict[str, Any]] = {}
     for channel, alert, language, url, updated in store.conn.execute(
             "SELECT channel, alert, language, remote_url, updated_at FROM deliveries WHERE state = 'sent' "
@@ -151,7 +166,29 @@ def status(workspace: Workspace, store: Store, *, now: datetime | None = None) -
     stale = [StaleCopy(item.slug, copy.channel, copy.shows, copy.latest, copy.url,
                        _stale_fix(copy.channel, copy.latest, {o.channel: o.why for o in off}))
              for item in incidents for copy in stale_channels(store, item.slug)]
-    return Status(incidents, channels, problems, count, head, now.isoformat(), waiting, off=off, stale=stale)
+    return Status(incidents, channels, problems, count, head, now.isoformat(), waiting, off=off, stale=stale,
+                  undelivered=undelivered)
+
+
+def _receipts(store: Store, incidents: list[IncidentStatus]) -> list[Undelivered]:
+    """Fill each incident's figures; return what the receipts say did not arrive. A resend cannot mend these (the
+    platform took them), so they are shown, not counted as something status waits on."""
+    from broadcast.review.tally import figures, tally, total
+
+    found = []
+    for item in incidents:
+        rows = tally(store, [item.slug])
+        item.messages = figures(total(rows)) if rows else None
+        for row in rows:
+            if row.undelivered:
+                found.append(Undelivered(item.slug, row.channel, row.language, row.undelivered,
+                                         dict(row.receipt_reasons.most_common()), UNDELIVERED_FIX))
+    return found
+
+
+UNDELIVERED_FIX = ("a permanent failure is a wrong or dead number or address: correct the list and run broadcast "
+                   "lists check; a temporary one is a phone off or a full inbox; either way, these people have not "
+                   "had the message: reach them another way (the page, radio, a call)")
 
 
 def channels_off(workspace: Workspace, store: Store, incidents: list[str]) -> list[Off]:

@@ -14,7 +14,7 @@ from broadcast.errors import BroadcastError, PolicyError
 if TYPE_CHECKING:
     from broadcast.store import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the header's metrics count messages as attempted, accepted, delivered, failed, unknown
 # Timeline columns, in export order. Each is either stored (and covered by the event's hash) or one of DERIVED.
 FIELDS = (
     "incident", "seq", "chain_id", "event_id", "occurred_at", "recorded_at", "occurred_at_local", "phase", "type",
@@ -73,14 +73,8 @@ def local(text: str | None, display: tzinfo) -> str | None:
 @contextlib.contextmanager
 def snapshot(store: Store) -> Iterator[None]:
     """One read transaction: every pass of an export sees the same log, even while a send is writing to it."""
-    if store.conn.in_transaction:
+    with store.snapshot():
         yield
-        return
-    store.conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        store.conn.execute("ROLLBACK")
 
 
 # The stored columns in the hash's order, then the hash: the one select list every reader here uses.
@@ -196,7 +190,7 @@ def timeline_row(values: tuple[Any, ...], seq: int, localise: Localiser) -> dict
     """One stored event (COLUMNS) as a timeline row: the stored columns, the local time, the details worth a column."""
     (id_, event_id, occurred, recorded, kind, phase, actor, incident, alert, channel, description, raw, pinned,
      supersedes, prev_hash, entry_hash) = values
-    details = json.loads(raw or "{}")
+    details = parse_details(raw)
     get = details.get
     return {
         "incident": incident, "seq": seq, "chain_id": id_, "event_id": event_id, "occurred_at": occurred,
@@ -208,6 +202,20 @@ def timeline_row(values: tuple[Any, ...], seq: int, localise: Localiser) -> dict
         "rationale": get("rationale"), "pinned": bool(pinned), "supersedes": supersedes, "details": details,
         "prev_hash": prev_hash, "hash": entry_hash,
     }
+
+
+_SCAN = json.JSONDecoder().raw_decode
+
+
+def parse_details(text: str | None) -> dict[str, Any]:
+    """An event's stored details: json.loads, without its checks for whitespace the canonical text never has."""
+    if not text:
+        return {}
+    with contextlib.suppress(ValueError):
+        value, end = _SCAN(text)
+        if end == len(text):
+            return value  # type: ignore[no-any-return]
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def default_phase(incident: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from broadcast.store import isoformat, utcnow
 
 if TYPE_CHECKING:
     import aiohttp
+    from tenacity import RetryCallState
 
     from broadcast.alert import Alert
     from broadcast.channels.base import Channel
@@ -92,16 +93,18 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
                         stop: Stop | None = None) -> list[Outcome]:
     """Queue (if a killed run did not finish it) and send each list channel's deliveries; one Outcome per
     channel and language, with the counts in its note. After a stop no one new is sent to."""
-    import aiohttp
-
     lists = {name: c for name, c in channels.items() if isinstance(c, ListChannel)}
     selections = {name: s for name in lists if (s := _selection(store, alert.identifier, name)) is not None}
     if not selections:
         return []
+    import aiohttp  # only now: a warning without lists never pays for it
+
+    from broadcast.send.transport import tls_context
+
     key = RecipientKey.for_workspace(workspace.root)
     opt_outs, _ = read_opt_outs(workspace.root, key)
     timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)
-    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=0, ssl=_tls())
+    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=0, ssl=tls_context())
     slots = asyncio.Semaphore(limits.concurrency)
     from broadcast import __version__
 
@@ -137,14 +140,6 @@ def _selection(store: Store, alert: str, channel: str) -> dict[str, Any] | None:
     row = store.conn.execute("SELECT details FROM events WHERE alert = ? AND channel = ? AND type = "
                              "'recipients_selected' ORDER BY id DESC LIMIT 1", [alert, channel]).fetchone()
     return json.loads(row[0]) if row else None
-
-
-def _tls() -> Any:
-    import ssl
-
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass
@@ -215,8 +210,9 @@ class Run:
         self.journal.flush()
         report = ListReport(self.path)
         alert, name, rows = self.alert.identifier, self.channel.name, []
-        sql = ("INSERT OR IGNORE INTO deliveries (alert, channel, language, recipient, recipient_masked, state, "
-               "attempts, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)")
+        sql = ("INSERT INTO deliveries (alert, channel, language, recipient, recipient_masked, state, attempts, "
+               "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+               "ON CONFLICT DO NOTHING")
         now, space = isoformat(utcnow()), self.store.key_space(alert)
         for recipient in self._select(report, include_opted_out=False):
             rows.append((alert, name, recipient.language, recipient.key, recipient.masked,
@@ -307,7 +303,7 @@ class Run:
 
     async def deliver(self, row: dict[str, Any], recipient: Recipient) -> None:
         """One person: look first where the platform lets us, then send with retries within the deadline."""
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+        from broadcast.send.retry import Retry
 
         channel, journal, tally = self.channel, self.journal, self.tally[row["language"]]
         post = self.posts[row["language"]]
@@ -316,24 +312,13 @@ class Run:
                  "in_flight": False, "attempts": int(row["attempts"] or 0)}
         masked, key = row["recipient_masked"], row["idempotency_key"]
 
-        def retryable(exc: BaseException) -> bool:
-            if not isinstance(exc, ChannelError) or not exc.transient:
-                return False
-            if exc.unknown_outcome and not channel.resend_is_safe:
-                return False
-            return exc.retry_after is None or exc.retry_after <= self.limits.max_retry_after
-
-        def wait(retry: Any) -> float:
+        def scheduled(retry: RetryCallState) -> None:  # logged only when a retry will really happen
             exc = retry.outcome.exception() if retry.outcome else None
-            backoff = min(self.limits.max_backoff, self.limits.first_backoff * 2 ** (retry.attempt_number - 1))
-            backoff *= 0.5 + _jitter()
-            if isinstance(exc, ChannelError) and exc.retry_after is not None:
-                backoff = exc.retry_after
+            backoff = retry.next_action.sleep if retry.next_action else 0.0
             journal.record(row, "pending", "retry_scheduled", description=f"{channel.name}: retry {masked} in "
                            f"{backoff:.1f}s", details={"wait_s": round(backoff, 3), "http_status":
                                                        getattr(exc, "status", None),
                                                        "error": _clean(exc, recipient)[:300]})
-            return backoff
 
         async def attempt() -> Receipt:
             if state["maybe_sent"] and channel.checkable:
@@ -362,9 +347,8 @@ class Run:
 
         try:
             async with asyncio.timeout(self.limits.channel_deadline):
-                retrying = AsyncRetrying(stop=stop_after_attempt(self.limits.max_attempts), wait=wait,
-                                         retry=retry_if_exception(retryable), sleep=self.sleep, reraise=True)
-                receipt: Receipt = await retrying(attempt)
+                receipt: Receipt = await Retry(self.limits, idempotent=channel.resend_is_safe, sleep=self.sleep,
+                                               before_sleep=scheduled).run(attempt)
         except NotStarted:
             return  # stopped (Ctrl-C): the row stays as it was, for a resend
         except ChannelError as exc:
@@ -408,25 +392,9 @@ class Run:
 
     async def _call(self, call: Awaitable[Any], recipient: Recipient) -> Any:
         """Run an adapter call, turning transport failures into ChannelErrors that say whether it may have gone."""
-        import aiohttp
+        from broadcast.send.retry import guarded
 
-        name = self.channel.name
-        try:
-            return await call
-        except ChannelError:
-            raise
-        except BroadcastError as exc:  # e.g. a secret not set
-            raise ChannelError(exc.message, transient=False, hint=exc.hint) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ChannelError(f"{name}: cannot connect ({type(exc).__name__})", transient=True,
-                               hint="check the network and the platform's status page") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:  # the request may have arrived
-            raise ChannelError(f"{name}: no complete answer ({type(exc).__name__})", transient=True,
-                               unknown_outcome=True) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ChannelError(f"{name}: the platform's answer could not be read ({type(exc).__name__})",
-                               transient=True, unknown_outcome=True,
-                               hint="the platform may be having problems; check its status page") from None
+        return await guarded(self.channel.name, call)
 
     def unmatched(self) -> None:
         """Rows this run was to send but found no one for in the list (removed since, or the list replaced)."""
@@ -482,9 +450,3 @@ def _clean(exc: BaseException | None, recipient: Recipient) -> str:
 
     text = exc.message if isinstance(exc, BroadcastError) else str(exc or "")
     return mask(scrub(text, recipient))
-
-
-def _jitter() -> float:
-    import random
-
-    return random.random()

@@ -28,13 +28,13 @@ def save_draft(store: Store, *, drafted_by: str, template: str | None, values: d
 
     with store.transaction():
         cursor = store.conn.execute(
-            "INSERT INTO drafts (created_at, drafted_by, drafted_account, template, variables, text, issue, only, "
-            "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')",
+            'INSERT INTO drafts (created_at, drafted_by, drafted_account, template, variables, text, issue, "only", '
+            "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting') RETURNING id",
             [isoformat(utcnow()), drafted_by, account or os_account(), template or FREE_TEXT,
              json.dumps(values, ensure_ascii=False), json.dumps(texts, ensure_ascii=False), json.dumps(asdict(issue)),
              json.dumps({"only": list(only), "to": list(to), "one_segment": one_segment})],
         )
-        number = int(cursor.lastrowid or 0)
+        number = int(cursor.fetchone()[0])
         store.append_event("message_drafted", phase="warn", actor=drafted_by, incident=issue.incident,
                            description=f"Draft {number} ({template or FREE_TEXT}) waits for a second person: {why}",
                            details={"draft": number, "template": template, "why": why, "msg_type": issue.msg_type})
@@ -43,12 +43,12 @@ def save_draft(store: Store, *, drafted_by: str, template: str | None, values: d
 
 def drafts(store: Store, state: str | None = "waiting") -> list[dict[str, Any]]:
     where, params = ("state = ?", [state]) if state else (None, [])
-    return list(store.db.table("drafts").rows_where(where, params, order_by="id"))
+    return store.rows("drafts", where, params, order_by="id")
 
 
 def draft(store: Store, number: int) -> dict[str, Any]:
-    in_range = 0 < number < 2**63  # SQLite's integers: a larger number cannot even be looked up
-    rows = list(store.db.table("drafts").rows_where("id = ?", [number])) if in_range else []
+    in_range = 0 < number < 2**63  # the stores' integers: a larger number cannot even be looked up
+    rows = store.rows("drafts", "id = ?", [number]) if in_range else []
     if not rows:
         raise BroadcastError(f"no draft {number}", hint="see the waiting drafts: broadcast drafts")
     if rows[0]["state"] != "waiting":

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import ChannelError
-from broadcast.errors import BroadcastError
-from broadcast.secrets import mask
 
 if TYPE_CHECKING:
     import httpx
@@ -18,6 +16,7 @@ if TYPE_CHECKING:
 
     from broadcast.channels.base import Channel, Post, Receipt
     from broadcast.send.interrupt import Stop
+    from broadcast.send.journal import Journal
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -105,7 +104,22 @@ async def fan_out(
     stop: Stop | None = None,
 ) -> list[Outcome]:
     """Deliver every job concurrently; one channel's failure never stops another. After a stop (Ctrl-C) no new
-    request starts: those deliveries come back `stopped`, as they were in the log."""
+    request starts: those deliveries come back `stopped`, as they were in the log.
+
+    The log is written in batches (the outbox's Journal): each `sending` is committed before its request goes out,
+    and each result before it is reported, but the deliveries that reach those points together share one
+    transaction."""
+    if not jobs:
+        return []
+    from broadcast.send.journal import Journal
+
+    async with Journal(store, alert=jobs[0].delivery["alert"], actor=actor, eager=True) as journal:
+        return await _fan_out(journal, jobs, client=client, actor=actor, limits=limits, sleep=sleep,
+                              on_outcome=on_outcome, stop=stop)
+
+
+async def _fan_out(journal: Journal, jobs: list[Job], *, client: httpx.AsyncClient, actor: str, limits: Limits,
+                   sleep: Sleep, on_outcome: Callable[[Outcome], None] | None, stop: Stop | None) -> list[Outcome]:
     loop = asyncio.get_running_loop()
     overall_end = loop.time() + limits.overall_deadline
     slots = asyncio.Semaphore(limits.concurrency)
@@ -118,7 +132,7 @@ async def fan_out(
 
         requested: list[bool] = []  # appended to when the request goes out
         try:
-            outcome = await _deliver(store, job, client=client, actor=actor, limits=limits, sleep=sleep,
+            outcome = await _deliver(journal, job, client=client, limits=limits, sleep=sleep,
                                      slots=(slots, per_channel[job.channel.name]), stop=stop, requested=requested,
                                      deadline=min(loop.time() + limits.channel_deadline, overall_end))
         except sqlite3.Error as exc:  # the log cannot be written: what happened to this one is not recorded
@@ -140,37 +154,17 @@ async def fan_out(
 
 
 async def _deliver(
-    store: Store, job: Job, *, client: httpx.AsyncClient, actor: str, limits: Limits, sleep: Sleep,
+    journal: Journal, job: Job, *, client: httpx.AsyncClient, limits: Limits, sleep: Sleep,
     slots: tuple[asyncio.Semaphore, asyncio.Semaphore], deadline: float, stop: Stop | None = None,
     requested: list[bool] | None = None,
 ) -> Outcome:
-    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
     from broadcast.send.interrupt import NotStarted
+    from broadcast.send.retry import Retry, guarded
 
     channel, post, delivery = job.channel, job.post, dict(job.delivery)
     outcome = Outcome(channel.name, post.language, "failed", attempts=int(delivery.get("attempts") or 0))
     loop = asyncio.get_running_loop()
     in_flight = False
-    last_error: ChannelError | None = None  # what the platform last said, for when the deadline ends the retries
-
-    def retryable(exc: BaseException) -> bool:
-        nonlocal last_error
-        if isinstance(exc, ChannelError):
-            last_error = exc
-        if not isinstance(exc, ChannelError) or not exc.transient:
-            return False
-        if exc.unknown_outcome and not channel.idempotent:
-            return False  # it may have been posted: retrying could post twice
-        return exc.retry_after is None or exc.retry_after <= limits.max_retry_after
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(limits.max_backoff, limits.first_backoff * 2 ** (state.attempt_number - 1))
-        backoff *= 0.5 + _jitter()
-        if isinstance(exc, ChannelError) and exc.retry_after is not None:
-            backoff = max(exc.retry_after, 0.0)  # the platform said when: wait exactly that, not less
-        return backoff
 
     def scheduled(state: RetryCallState) -> None:
         # Logged here, not in wait(): tenacity computes the wait before it decides to stop, and only calls this
@@ -178,10 +172,10 @@ async def _deliver(
         exc = state.outcome.exception() if state.outcome else None
         backoff = state.next_action.sleep if state.next_action else 0.0
         outcome.waits.append(backoff)
-        store.transition(delivery, "pending", "retry_scheduled", actor=actor,
-                         description=f"{channel.name}: retry in {backoff:.1f}s",
-                         details={"wait_s": round(backoff, 3), "error": str(exc)[:300] if exc else None,
-                                  "http_status": getattr(exc, "status", None)})
+        journal.record(delivery, "pending", "retry_scheduled", description=f"{channel.name}: retry in {backoff:.1f}s",
+                       details={"wait_s": round(backoff, 3), "error": str(exc)[:300] if exc else None,
+                                "http_status": getattr(exc, "status", None)})
+        journal.soon()
 
     async def attempt() -> Receipt:
         nonlocal in_flight
@@ -189,16 +183,17 @@ async def _deliver(
             if stop:
                 stop.check()
             outcome.attempts += 1
-            store.transition(delivery, "sending", "delivery_attempt", actor=actor,
-                             description=f"{channel.name}: attempt {outcome.attempts}",
-                             details={"attempt": outcome.attempts, "key": delivery["idempotency_key"]},
-                             attempts=outcome.attempts)
+            journal.record(delivery, "sending", "delivery_attempt", description=f"{channel.name}: attempt "
+                           f"{outcome.attempts}", details={"attempt": outcome.attempts,
+                                                           "key": delivery["idempotency_key"]},
+                           attempts=outcome.attempts)
+            await journal.durable()  # the outbox: the log knows it may have gone before a byte goes out
             started = loop.time()
             in_flight = True
             if requested is not None:
                 requested.append(True)
             try:
-                receipt = await _send(channel, post, client, delivery["idempotency_key"])
+                receipt = await guarded(channel.name, channel.send(post, client, delivery["idempotency_key"]))
             except asyncio.CancelledError:
                 raise  # cut by the deadline (or a stop) after the request went: it may have landed, so in flight
             except BaseException:
@@ -208,12 +203,10 @@ async def _deliver(
             outcome.latency_ms = int((loop.time() - started) * 1000)
             return receipt
 
+    retry = Retry(limits, idempotent=channel.idempotent, sleep=sleep, before_sleep=scheduled)
     try:
         async with asyncio.timeout_at(deadline):
-            retrying = AsyncRetrying(stop=stop_after_attempt(limits.max_attempts), wait=wait,
-                                     retry=retry_if_exception(retryable), sleep=sleep, reraise=True,
-                                     before_sleep=scheduled)
-            receipt: Receipt = await retrying(attempt)
+            receipt: Receipt = await retry.run(attempt)
     except NotStarted as exc:
         outcome.state, outcome.error = "stopped", f"not sent: stopped by {exc}"
         return outcome
@@ -224,70 +217,34 @@ async def _deliver(
         if uncertain:
             outcome.hint = (f"check {channel.name} by hand: the request may have been posted. If it was not, "
                             f"resend with --include-uncertain")
-        store.transition(delivery, outcome.state, "delivery_result", actor=actor, description=exc.message,
-                         details={"outcome": outcome.state, "attempt": outcome.attempts, "http_status": exc.status,
-                                  "error": exc.message, "transient": exc.transient},
-                         last_error=exc.message)
+        journal.record(delivery, outcome.state, "delivery_result", description=exc.message,
+                       details={"outcome": outcome.state, "attempt": outcome.attempts, "http_status": exc.status,
+                                "error": exc.message, "transient": exc.transient},
+                       last_error=exc.message)
+        await journal.durable()
         return outcome
     except TimeoutError:
         uncertain = in_flight and not channel.idempotent
         outcome.state = "uncertain" if uncertain else "failed"
         if in_flight:
             outcome.error = f"{channel.name}: no answer before the deadline, with the request sent: it may have landed"
-        elif last_error is not None:  # the deadline came between retries: what the platform said is the news
-            outcome.error = f"{last_error.message} (then the deadline passed before another try)"
+        elif retry.last_error is not None:  # the deadline came between retries: what the platform said is the news
+            outcome.error = f"{retry.last_error.message} (then the deadline passed before another try)"
         else:
             outcome.error = f"{channel.name}: no answer before the deadline"
         outcome.hint = (f"check {channel.name} by hand: if it is not there, resend with --include-uncertain"
-                        if uncertain else (last_error.hint if last_error and last_error.hint else
+                        if uncertain else (retry.last_error.hint if retry.last_error and retry.last_error.hint else
                                            "resending is safe: broadcast resend"))
-        store.transition(delivery, outcome.state, "delivery_result", actor=actor, description=outcome.error,
-                         details={"outcome": outcome.state, "attempt": outcome.attempts, "error": "deadline"},
-                         last_error=outcome.error)
+        journal.record(delivery, outcome.state, "delivery_result", description=outcome.error,
+                       details={"outcome": outcome.state, "attempt": outcome.attempts, "error": "deadline"},
+                       last_error=outcome.error)
+        await journal.durable()
         return outcome
     outcome.state, outcome.receipt = "sent", receipt
-    store.transition(delivery, "sent", "delivery_result", actor=actor,
-                     description=f"{channel.name}: delivered" + (f" {receipt.url}" if receipt.url else ""),
-                     details={"outcome": "sent", "attempt": outcome.attempts, "latency_ms": outcome.latency_ms,
-                              "provider_ref": receipt.remote_id, "url": receipt.url},
-                     remote_id=receipt.remote_id, remote_url=receipt.url, last_error=None)
+    journal.record(delivery, "sent", "delivery_result",
+                   description=f"{channel.name}: delivered" + (f" {receipt.url}" if receipt.url else ""),
+                   details={"outcome": "sent", "attempt": outcome.attempts, "latency_ms": outcome.latency_ms,
+                            "provider_ref": receipt.remote_id, "url": receipt.url},
+                   remote_id=receipt.remote_id, remote_url=receipt.url, last_error=None)
+    await journal.durable()  # reported only once it is in the log
     return outcome
-
-
-async def _send(channel: Channel, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
-    """Call the adapter, turning transport failures into ChannelErrors that say whether the post may have landed."""
-    import httpx
-
-    try:
-        return await channel.send(post, client, key)
-    except ChannelError:
-        raise
-    except BroadcastError as exc:  # e.g. a secret not set: this channel fails, the others go on
-        raise ChannelError(exc.message, transient=False, hint=exc.hint) from None
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise ChannelError(f"{channel.name}: cannot connect: {mask(str(exc)) or type(exc).__name__}",
-                           transient=True, hint="check the network and the platform's status page") from None
-    except httpx.TransportError as exc:  # read timeout, dropped connection: the request may have arrived
-        raise ChannelError(f"{channel.name}: no complete answer ({type(exc).__name__})", transient=True,
-                           unknown_outcome=True) from None
-    except httpx.InvalidURL as exc:  # before any request: the address itself is wrong
-        raise ChannelError(f"{channel.name}: its address is not a valid URL ({mask(str(exc))})", transient=False,
-                           hint=f"fix the address in channels/{channel.name}.toml, or the environment variable "
-                           "it names") from None
-    except (ValueError, KeyError, TypeError) as exc:  # an answer we cannot read (HTML page, truncated JSON)
-        raise ChannelError(f"{channel.name}: the platform's answer could not be read ({type(exc).__name__})",
-                           transient=True, unknown_outcome=True,
-                           hint="the platform may be having problems; check its status page") from None
-    except Exception as exc:  # noqa: BLE001  one channel's failure, whatever it is, never stops the others
-        while isinstance(exc, ExceptionGroup) and exc.exceptions:  # e.g. anyio's, around a bad port number
-            exc = exc.exceptions[0]
-        raise ChannelError(f"{channel.name}: failed unexpectedly ({type(exc).__name__}: {mask(str(exc))[:200]})",
-                           transient=False, unknown_outcome=True,
-                           hint="check the channel's settings and the platform by hand; please report this "
-                           "error") from None
-
-
-def _jitter() -> float:
-    import random
-
-    return random.random()

@@ -19,24 +19,35 @@ class Journal:
     `sending` and before the request, so no request goes out that the log does not know may have gone.
     """
 
-    def __init__(self, store: Store, *, alert: str, actor: str, batch: int = 400, interval: float = 0.005):
+    def __init__(self, store: Store, *, alert: str, actor: str, batch: int = 400, interval: float = 0.005,
+                 eager: bool = False):
         self.store, self.alert, self.actor = store, alert, actor
-        self.incident = store.incident_of(alert)
+        self.incidents = {alert: store.incident_of(alert)}
         self.batch, self.interval = batch, interval
+        # Eager: a wait for durability is answered in the loop's next turn, with whatever was recorded in this
+        # one, rather than at the next tick: the social fan-out's few requests must not wait on a timer.
+        self.eager = eager
         self.updates: list[tuple[dict[str, Any], int]] = []
         self.events: list[dict[str, Any]] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.written = 0
         self.error: Exception | None = None  # the storage error that stopped the writing, once there is one
         self._task: asyncio.Task[None] | None = None
+        self._soon = False
+
+    @property
+    def incident(self) -> str | None:
+        return self.incidents[self.alert]
 
     def record(self, row: dict[str, Any], state: str, event: str, *, description: str,
                details: dict[str, Any], **fields: Any) -> None:
         row["state"] = state
         self.updates.append(({"state": state, "updated_at": isoformat(utcnow()), **fields}, row["id"]))
+        who = {"recipient": row["recipient_masked"]} if row.get("recipient") else {}  # a list's person, masked
         self.events.append({"type": event, "channel": row["channel"], "description": description,
+                            "alert": row.get("alert", self.alert),
                             "details": {"state": state, "language": row["language"], "delivery": row["id"],
-                                        "recipient": row["recipient_masked"], **details}})
+                                        **who, **details}})
         if len(self.events) >= self.batch:
             self.flush()
 
@@ -50,7 +61,22 @@ class Journal:
             return
         future = asyncio.get_running_loop().create_future()
         self.waiters.append(future)
+        if self.eager:
+            self.soon()
         await future
+
+    def soon(self) -> None:
+        """Write what was recorded at the loop's next turn, with whatever else is recorded in this one, without
+        waiting for it (a retry's `pending`: nothing waits on it, but a kill during the wait should find it)."""
+        if not self._soon:
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._soon = False
+        if (self.updates or self.events) and self.error is None:
+            with contextlib.suppress(Exception):  # kept in self.error, raised to the workers
+                self.flush()
 
     def flush(self) -> None:
         """Write what was recorded; a storage error is raised, and given to every worker waiting on durable()."""
@@ -77,8 +103,11 @@ class Journal:
                     assignments = ", ".join(f"{name} = ?" for name in fields)
                     conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*fields.values(), row_id])
                 for event in events:
-                    self.store.append_event(event["type"], phase="warn", actor=self.actor, alert=self.alert,
-                                            incident=self.incident, channel=event["channel"],
+                    alert = event.get("alert", self.alert)
+                    if alert not in self.incidents:
+                        self.incidents[alert] = self.store.incident_of(alert)
+                    self.store.append_event(event["type"], phase="warn", actor=self.actor, alert=alert,
+                                            incident=self.incidents[alert], channel=event["channel"],
                                             description=event["description"], details=event["details"])
             self.written += len(updates)
 

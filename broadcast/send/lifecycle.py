@@ -41,7 +41,7 @@ class Retraction:
 
 
 def incident_row(store: Store, slug: str) -> dict[str, Any]:
-    rows = list(store.db.table("incidents").rows_where("slug = ?", [slug]))
+    rows = store.rows("incidents", "slug = ?", [slug])
     if not rows:
         known = ", ".join(r["slug"] for r in store.incidents("open")[:5]) or "none open"
         raise BroadcastError(f"no incident '{slug}'", hint=f"open incidents: {known} (see: broadcast status)")

@@ -96,7 +96,7 @@ def test_jsonl_field_by_field(run, known, tmp_path):
     path, _ = export(run, tmp_path, "jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()
     header = json.loads(lines[0])
-    assert header["record"] == "header" and header["schema_version"] == 1
+    assert header["record"] == "header" and header["schema_version"] == 2
     assert header["generator"]["name"] == "broadcast"
     assert header["incident"] == {"slug": SLUG, "title": "Snow closes schools", "status": "closed", "exercise": False,
                                   "opened_at": "2026-10-25T00:20:00.000Z", "closed_at": "2026-10-25T02:00:00.000Z"}
@@ -108,7 +108,8 @@ def test_jsonl_field_by_field(run, known, tmp_path):
         "Europe/London", {"pinned_only": False}, 22)
     assert header["chain"] == {"verified": True, "events": store.head()[0], "head": store.head()[1],
                                "broken_at": None, "reason": None}
-    assert header["metrics"]["time_to_first_warning_s"] == 721.0 and header["metrics"]["success_rate"] == 0.75
+    assert header["metrics"]["time_to_first_warning_s"] == 721.0 and (
+        header["metrics"]["attempted"], header["metrics"]["accepted"], header["metrics"]["failed"]) == (4, 3, 1)
     rows = [json.loads(line) for line in lines[1:]]
     assert len(rows) == 22 and all(list(row) == list(FIELDS) for row in rows)
     decision = rows[14]
@@ -134,7 +135,8 @@ def test_markdown_layout(run, known, tmp_path):
     assert "| Declared | 2026-10-25 01:20:00 BST (2026-10-25T00:20:00.000Z) |" in text
     assert "| All clear | 2026-10-25 01:50:00 GMT (2026-10-25T01:50:00.000Z) |" in text
     assert "| Time to first warning | 12m 01s |" in text and "| Time to all-clear | 1h 30m |" in text
-    assert "| hook-c | 0 | 1 | 0 | 0.0% | - | - | - | 0 |" in text
+    assert "| hook-c | en-GB | 1 | 0 | - | 1 | 0 |" in text and "| All channels |  | 4 | 3 | - | 1 | 0 |" in text
+    assert "| hook-c | - | - | - | 0 |" in text  # how fast: nothing was accepted
     assert ("- 2026-10-25 01:40:00 BST: Keep schools closed all day (Sam Rees, Emergency Planning Manager). "
             "Reason: Gritting not finished before 08:00") in text
     # The constructed log was written today about October: every entry shows it was recorded later.
@@ -153,7 +155,7 @@ def test_pinned_export_keeps_the_numbering_and_still_verifies(run, known, tmp_pa
     header, rows = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
     assert header["filters"] == {"pinned_only": True} and header["event_count"] == 1
     assert [(r["seq"], r["type"]) for r in rows] == [(15, "decision")]
-    assert header["metrics"]["deliveries"] == 4  # the metrics still cover the whole incident
+    assert header["metrics"]["attempted"] == 4  # the metrics still cover the whole incident
     assert subprocess.run([sys.executable, str(VERIFIER), str(path)], capture_output=True).returncode == 0
 
 

@@ -16,7 +16,7 @@ def test_metrics_of_a_known_incident(known):
     assert m.first_warning_at == "2026-10-25T00:32:01.000Z"
     assert m.time_to_first_warning_s == 721.0
     assert m.approval_latency_s == [360.0] and m.approval_to_dispatch_s == [60.0]
-    assert (m.deliveries, m.sent, m.success_rate) == (4, 3, 0.75)
+    assert (m.attempted, m.accepted, m.delivered, m.failed, m.unknown) == (4, 3, None, 1, 0)
     assert (m.latency_p50_ms, m.latency_p95_ms) == (600, 900)
     assert (m.retries, m.needed_retry) == (2, 1)
     assert (m.page_publish_lag_s, m.page_publish_lag_max_s, m.page_failures) == (30.0, 30.0, 0)
@@ -26,12 +26,12 @@ def test_metrics_of_a_known_incident(known):
     assert (m.corrections, m.retractions, m.decisions, m.notes) == (1, 0, 1, 0)
     channels = {c.channel: c for c in m.channels}
     mastodon, hook_b, hook_c = channels["mastodon-council"], channels["hook-b"], channels["hook-c"]
-    assert (mastodon.deliveries, mastodon.sent, mastodon.first_delivery_s) == (2, 2, 1.0)
+    assert (mastodon.attempted, mastodon.accepted, mastodon.first_delivery_s) == (2, 2, 1.0)
     assert (mastodon.latency_p50_ms, mastodon.latency_p95_ms) == (400, 600)
     # hook-b failed, then a resend delivered it: its final outcome is sent, after a retry and a resend.
-    assert (hook_b.sent, hook_b.failed, hook_b.retries, hook_b.needed_retry, hook_b.first_delivery_s) == (
+    assert (hook_b.accepted, hook_b.failed, hook_b.retries, hook_b.needed_retry, hook_b.first_delivery_s) == (
         1, 0, 2, 1, 2400.0)
-    assert (hook_c.failed, hook_c.success_rate, hook_c.failures) == (1, 0.0, {"HTTP 403": 1})
+    assert (hook_c.attempted, hook_c.accepted, hook_c.failed, hook_c.failures) == (1, 0, 1, {"HTTP 403": 1})
 
 
 def test_durations_across_the_clock_change_do_not_gain_or_lose_an_hour(known):
@@ -59,7 +59,7 @@ def test_cancels_deleted_posts_and_overrides_are_counted(known):
     m = measure(store, SLUG)
     assert (m.retractions, m.retracted_posts, m.overrides, m.public_updates) == (1, 1, 1, 4)
     mastodon = {c.channel: c for c in m.channels}["mastodon-council"]
-    assert (mastodon.sent, mastodon.retracted, mastodon.success_rate) == (1, 1, 1.0)  # deleted, but it was delivered
+    assert (mastodon.accepted, mastodon.deleted, mastodon.failed) == (2, 1, 0)  # deleted, but it was accepted
 
 
 def test_histogram_percentiles_are_nearest_rank_and_bounded():
@@ -80,6 +80,6 @@ def test_summary_across_incidents(known):
     result = summarise(store, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
     assert [i["slug"] for i in result.incidents] == [SLUG]
     assert result.incidents[0]["time_to_first_warning_s"] == 721.0
-    assert {c.channel: (c.sent, c.deliveries) for c in result.channels} == {
+    assert {c.channel: (c.accepted, c.attempted) for c in result.channels} == {
         "hook-b": (1, 1), "hook-c": (0, 1), "mastodon-council": (2, 2)}
     assert summarise(store, datetime(2026, 11, 1, tzinfo=UTC)).incidents == []

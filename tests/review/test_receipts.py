@@ -98,3 +98,32 @@ def test_collect_brings_back_a_posts_counts_and_replies_without_who_wrote_them(l
     sandbox.store("mastodon")["statuses"].pop(status["id"])  # removed on the platform since
     gone = run_in(live, "review", "collect", incident)
     assert "mastodon-council (en-GB)  mastodon-council: the post is no longer on Mastodon (deleted?)" in gone.output
+
+
+def test_receipts_are_read_again_after_a_429_and_a_platform_that_keeps_failing_leaves_them_unknown(tmp_path, sandbox,
+                                                                                                   env):
+    root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url)])
+    approved(root)
+    assert invoke(root, "warn", "school-closure", *SETS, "--yes").exit_code == 0
+    incident = Store.open(root / "broadcast.db").incidents()[0]["slug"]
+    time.sleep(0.3)  # the sandbox's receipts arrive a moment after the send, as real ones do
+
+    # Notify's rate limit on the reads (its error shape, Retry-After), then a 500: each read is tried again.
+    sandbox.fault("notify", fail_next=2, status=429, retry_after=0, methods=("GET",))
+    collected = invoke(root, "review", "collect", incident, "--json")
+    [english, welsh] = sorted(json.loads(collected.stdout)["receipts"], key=lambda r: r["language"], reverse=True)
+    # Ann's text arrives; Bryn's (002) fails for good and Carys's (003) for now, as the sandbox's numbers do.
+    assert (english["delivered"], english["unknown"], welsh["failed"], welsh["unknown"]) == (1, 0, 2, 0)
+    reads = [r for r in sandbox.received("notify") if r.method == "GET"]
+    assert [r.status for r in reads].count(429) == 2 and len(reads) == 3 + 2  # three texts, two read twice
+
+    sandbox.fault("notify", fail_next=99, status=500, methods=("GET",))  # down for good
+    down = json.loads(invoke(root, "review", "collect", incident, "--json").stdout)["receipts"]
+    assert sum(r["unknown"] for r in down) == 3 and sum(r["delivered"] + r["failed"] for r in down) == 0
+    assert all("could not be asked" in r["note"] and "500" in r["note"] for r in down)
+    data = json.loads(invoke(root, "review", "metrics", incident, "--json").stdout)
+    # A collect that could ask nothing leaves the last answer standing in the review (both snapshots are logged).
+    assert (data["delivered"], data["failed"], data["unknown"]) == (1, 2, 0)
+    store = Store.open(root / "broadcast.db")
+    assert len([e for e in store.events() if e["type"] == "receipts_collected"]) == 4
+    store.close()

@@ -39,7 +39,7 @@ def test_the_report_holds_the_metrics_charts_decisions_and_timeline(report):
     assert "<tr><td>Time to all-clear</td><td>1h 30m</td></tr>" in html
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and html.count('role="img"') == 2
     assert '<title id="dchart-t">Delivery results per channel over time</title>' in html
-    assert "hook-c: 0 sent, 1 failed or uncertain" in html  # the chart's text alternative
+    assert "hook-c: 0 accepted, 1 refused or cut off" in html  # the chart's text alternative
     assert '<title id="lchart-t">Delivery latency by channel</title>' in html
     assert "mastodon-council: median 400 ms, 95th percentile 600 ms" in html
     assert ("<td>2026-10-25 01:40:00 BST</td><td>Keep schools closed all day</td>"

@@ -158,7 +158,11 @@ def test_list_and_summary(run, known):
     out = summary.stdout
     assert "1 incident from 2026-10-01 to 2026-11-01 (0 exercises)" in out
     assert f"2026-10-25  {SLUG}  3 alerts, first warning after 12m 01s" in out
-    assert "hook-c" in out and "0 of      1 sent    0.0%" in out
+    assert out.splitlines()[-4:] == [
+        "  CHANNEL           ATTEMPTED  ACCEPTED  DELIVERED  FAILED  UNKNOWN",
+        "  hook-b                    1         1          -       0        0",
+        "  hook-c                    1         0          -       1        0",
+        "  mastodon-council          2         2          -       0        0"]
     assert run("review", "summary", "--since", "1 October").exit_code == 2
 
 
@@ -167,10 +171,11 @@ def test_metrics_command(run, known):
     assert "Declared:                       2026-10-25 01:20:00 BST" in out
     assert "All clear:                      2026-10-25 01:50:00 GMT" in out
     assert "Time to all-clear:              1h 30m" in out
-    assert "Deliveries sent:                3 of 4 (75.0%)" in out
+    assert ("Messages:                       4 attempted = 3 accepted (no receipts reported) + 1 failed + 0 unknown; "
+            "3 accepted by the platforms") in out
+    assert "All channels                        4         3          -       1        0" in out
     assert "Approval latency (median, max): 6m 00s, 6m 00s (1 drafts)" in out
-    assert out.splitlines()[-1].split() == ["mastodon-council", "2", "0", "0", "100.0%", "1.0s", "400", "ms", "600",
-                                            "ms", "0"]
+    assert out.splitlines()[-1].split() == ["mastodon-council", "1.0s", "400", "ms", "600", "ms", "0"]
 
 
 def test_a_live_incident_end_to_end(run, workspace_dir, sandbox, sandbox_env, monkeypatch, tmp_path):
@@ -196,7 +201,7 @@ def test_a_live_incident_end_to_end(run, workspace_dir, sandbox, sandbox_env, mo
     assert [r["type"] for r in rows][:2] == ["incident_declared", "alert_issued"]
     assert any(r["type"] == "fallback_verified" and r["incident"] is None for r in rows)
     metrics = json.loads(run("review", "metrics", slug, "--json").stdout)
-    assert (metrics["sent"], metrics["deliveries"], metrics["retries"]) == (1, 2, 1)
+    assert (metrics["accepted"], metrics["attempted"], metrics["failed"], metrics["retries"]) == (1, 2, 1, 1)
     assert metrics["page_publish_lag_s"] is not None and metrics["time_to_first_warning_s"] < 60
     assert run("review", "verify", slug).exit_code == 0
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from broadcast.sandbox.server import Sandbox
 
 MAX_CHARACTERS = 500
+# A member of the public, so a drill or a test can reply to the council's post as someone else.
+PUBLIC_TOKEN = "sandbox-mastodon-public-token"
 
 
 def register(sandbox: Sandbox, app: web.Application) -> None:
@@ -28,7 +30,8 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
             "statuses": {"max_characters": MAX_CHARACTERS, "characters_reserved_per_url": 23}}})
 
     async def post_status(request: web.Request) -> web.Response:
-        if not authorised(request):
+        public = request.headers.get("Authorization") == f"Bearer {PUBLIC_TOKEN}"
+        if not authorised(request) and not public:
             return unauthorised()
         record = request[RECORD]
         text = (record.body or {}).get("status") if isinstance(record.body, dict) else None
@@ -43,18 +46,20 @@ def register(sandbox: Sandbox, app: web.Application) -> None:
         if key and key in keys:
             return web.json_response(statuses[keys[key]])  # the same status again, not a second post
         status_id = sandbox.next_id()
-        status = {"id": status_id, "url": f"{sandbox.url}/@council/{status_id}", "content": text,
+        who = "resident" if public else "council"
+        status = {"id": status_id, "url": f"{sandbox.url}/@{who}/{status_id}", "content": text,
                   "visibility": record.body.get("visibility"), "language": record.body.get("language"),
                   "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                   "in_reply_to_id": record.body.get("in_reply_to_id"), "replies_count": 0, "reblogs_count": 0,
-                  "favourites_count": 0, "account": {"id": "1", "acct": "council"}}
+                  "favourites_count": 0,
+                  "account": {"id": "2" if public else "1", "acct": who}}
         statuses[status_id] = status
         parent = statuses.get(str(status["in_reply_to_id"] or ""))
         if parent is not None:
             parent["replies_count"] += 1
         if key:
             keys[key] = status_id
-        record.accepted = True
+        record.accepted = not public  # what the council posted; a resident's reply is theirs
         return web.json_response(status)
 
     async def delete_status(request: web.Request) -> web.Response:

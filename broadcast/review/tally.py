@@ -1,0 +1,208 @@
+"""What became of the messages, in one vocabulary that every view shares (metrics, exports, the HTML review, the
+after-action report, status and the annual summary).
+
+Each figure counts messages: one per alert, channel and language, and one per person for texts and emails. A message
+is counted once, by its last result, and a receipt counts only the messages the platform accepted. So, in every row:
+
+    reached + failed + unknown == attempted
+
+where reached is delivered where the platform reports receipts, and accepted where it reports none (a post).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from broadcast.store import Store
+
+WORDS = {
+    "attempted": "messages we tried to send: one per alert, channel and language, and per person for texts and emails",
+    "accepted": "the platform took it (a post deleted later by a correction or cancellation still counts)",
+    "delivered": "a receipt says it reached the phone or inbox (texts and emails through Notify or Twilio; "
+                 "'-' where the platform reports no receipts)",
+    "failed": "it did not reach people: refused by the platform after every retry, or a receipt says it failed",
+    "unknown": "it may have reached people: the send was cut off, or no final receipt has come (or none will)",
+}
+
+
+@dataclass
+class Tally:
+    """One channel (and language, or every language when empty): what became of its messages."""
+
+    channel: str
+    language: str = ""
+    attempted: int = 0
+    accepted: int = 0
+    delivered: int | None = None  # None: no receipts reported (a post, an SMTP email, or not collected yet)
+    failed: int = 0
+    unknown: int = 0
+    refused: int = 0  # of failed: refused by the platform
+    undelivered: int = 0  # of failed: accepted, then a receipt said it failed
+    pending: int = 0  # of unknown: accepted, the receipt says it is on its way
+    deleted: int = 0  # of accepted: posts deleted since (by a correction or a cancellation)
+    needed_retry: int = 0  # messages whose last result took more than one attempt
+    reached: int = 0  # delivered where receipts are reported, else accepted
+    reasons: Counter[str] = field(default_factory=Counter)  # failures by reason (HTTP status or receipt status)
+    receipt_reasons: Counter[str] = field(default_factory=Counter)  # of reasons: the receipts' own
+
+    def add(self, other: Tally) -> None:
+        for name in ("attempted", "accepted", "failed", "unknown", "refused", "undelivered", "pending", "deleted",
+                     "reached", "needed_retry"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.delivered is not None:
+            self.delivered = (self.delivered or 0) + other.delivered
+        self.reasons.update(other.reasons)
+        self.receipt_reasons.update(other.receipt_reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "language": self.language or None, "attempted": self.attempted,
+                "accepted": self.accepted, "delivered": self.delivered, "failed": self.failed, "unknown": self.unknown,
+                "refused": self.refused, "undelivered": self.undelivered, "pending": self.pending,
+                "deleted": self.deleted, "reached": self.reached, "needed_retry": self.needed_retry,
+                "reasons": dict(self.reasons.most_common())}
+
+
+def final_results(store: Store, slugs: list[str]) -> Iterator[tuple[Any, ...]]:
+    """Each message's last result, grouped: (alert, channel, language, outcome, http_status, error, messages,
+    messages that took more than one attempt)."""
+    j, marks = store.sql.json, ", ".join("?" for _ in slugs)
+    # A resend adds results to the same delivery, and a post deleted later ends as retracted; older logs name no
+    # delivery, so the alert, channel, language and (masked) recipient stand in for it.
+    yield from store.conn.execute(
+        "SELECT alert, channel, language, outcome, status, error, COUNT(*), "
+        "SUM(CASE WHEN attempt > 1 THEN 1 ELSE 0 END) FROM (SELECT alert, channel, "
+        f"COALESCE({j('details', 'language')}, '') AS language, "
+        f"COALESCE({j('details', 'outcome')}, {j('details', 'state')}) AS outcome, "
+        f"{store.sql.json_int('details', 'http_status')} AS status, {j('details', 'error')} AS error, "
+        f"COALESCE({store.sql.json_int('details', 'attempt')}, 0) AS attempt, "
+        f"ROW_NUMBER() OVER (PARTITION BY {delivery_of(store)} ORDER BY id DESC) AS n "
+        f"FROM events WHERE incident IN ({marks}) AND type IN ('delivery_result', 'retracted')) AS last WHERE n = 1 "
+        "GROUP BY 1, 2, 3, 4, 5, 6", slugs)
+
+
+def delivery_of(store: Store) -> str:
+    """SQL naming the delivery an event is about; older logs name none, so the alert, channel, language and (masked)
+    recipient stand in for it."""
+    j = store.sql.json
+    return (f"COALESCE({j('details', 'delivery')}, alert || channel || COALESCE({j('details', 'language')}, '') || "
+            f"COALESCE({j('details', 'recipient')}, ''))")
+
+
+def error_class(outcome: str, status: Any, error: str | None) -> str:
+    """How a failure is grouped in the review: the HTTP status, else the start of the error."""
+    if outcome == "uncertain":
+        return "outcome unknown"
+    if status:
+        return f"HTTP {status}"
+    return (error or "no error recorded").split(":", 1)[-1].strip()[:60] or "no error recorded"
+
+
+def latest_receipts(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The last receipts snapshot of each (alert, channel, language) that holds the platform's answer, from
+    `broadcast review collect`."""
+    marks = ", ".join("?" for _ in slugs)
+    last: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for alert, channel, details in store.conn.execute(
+            f"SELECT alert, channel, details FROM events WHERE incident IN ({marks}) AND type = 'receipts_collected' "
+            "ORDER BY id", slugs):
+        data = json.loads(details)
+        key = (alert, channel, data.get("language") or "")
+        if key not in last or reports_receipts(data) or not reports_receipts(last[key]):
+            last[key] = data  # a later snapshot that could ask nothing leaves the last answer standing
+    return last
+
+
+def reports_receipts(snapshot: dict[str, Any]) -> bool:
+    """Whether a snapshot holds the platform's receipts (SMTP reports none; a channel switched off was not asked)."""
+    if "receipts" in snapshot:
+        return bool(snapshot["receipts"])
+    note = snapshot.get("note") or ""  # snapshots logged before the flag existed
+    return not ("reports no delivery receipts" in note or note.startswith("not asked"))
+
+
+def by_message(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], Tally]:
+    """(alert, channel, language) -> what became of those messages, receipts included."""
+    rows: dict[tuple[str, str, str], Tally] = {}
+    for alert, channel, language, outcome, status, error, count, retried in final_results(store, slugs):
+        row = rows.setdefault((alert, channel or "-", language), Tally(channel or "-", language))
+        row.attempted += count
+        row.needed_retry += retried or 0
+        if outcome in ("sent", "retracted"):
+            row.accepted += count
+            row.deleted += count if outcome == "retracted" else 0
+        elif outcome == "failed":
+            row.refused += count
+            row.reasons[error_class(outcome, status, error)] += count
+        else:  # uncertain: the request may have landed
+            row.unknown += count
+    for key, snapshot in latest_receipts(store, slugs).items():
+        if key in rows and reports_receipts(snapshot):
+            _apply_receipts(rows[key], snapshot)
+    for row in rows.values():
+        row.failed = row.refused + row.undelivered
+        row.reached = row.accepted if row.delivered is None else row.delivered
+    return rows
+
+
+def tally(store: Store, slugs: list[str]) -> list[Tally]:
+    """Every (channel, language) of the incidents, sorted by channel and language."""
+    merged: dict[tuple[str, str], Tally] = {}
+    for (_, channel, language), row in sorted(by_message(store, slugs).items()):
+        merged.setdefault((channel, language), Tally(channel, language)).add(row)
+    return [merged[key] for key in sorted(merged)]
+
+
+def by_alert(store: Store, slug: str) -> dict[str, Tally]:
+    """alert -> what became of its messages on every channel."""
+    merged: dict[str, Tally] = {}
+    for (alert, _, _), row in by_message(store, [slug]).items():
+        merged.setdefault(alert, Tally(alert)).add(row)
+    return merged
+
+
+def _apply_receipts(row: Tally, snapshot: dict[str, Any]) -> None:
+    # A receipt only speaks of messages the platform accepted; a resend after the snapshot can only add to them.
+    delivered = min(int(snapshot.get("delivered") or 0), row.accepted)
+    undelivered = min(int(snapshot.get("failed") or 0), row.accepted - delivered)
+    row.delivered, row.undelivered = delivered, undelivered
+    row.pending = min(int(snapshot.get("pending") or 0), row.accepted - delivered - undelivered)
+    row.unknown += row.accepted - delivered - undelivered
+    row.receipt_reasons.update({str(k): int(v) for k, v in (snapshot.get("reasons") or {}).items()})
+    row.reasons.update(row.receipt_reasons)
+
+
+def per_channel(rows: list[Tally]) -> list[Tally]:
+    """The rows summed over languages, one per channel."""
+    merged: dict[str, Tally] = {}
+    for row in rows:
+        merged.setdefault(row.channel, Tally(row.channel)).add(row)
+    return [merged[name] for name in sorted(merged)]
+
+
+def total(rows: list[Tally]) -> Tally:
+    """Every row summed: the incident's figures."""
+    whole = Tally("all channels")
+    for row in rows:
+        whole.add(row)
+    return whole
+
+
+def figures(t: Tally) -> str:
+    """'120 attempted = 28 delivered per receipt + 84 accepted (no receipts reported) + 8 failed + 0 unknown; 120
+    accepted by the platforms': the sum shown, in the words of every view."""
+    parts = [] if t.delivered is None else [f"{t.delivered:,} delivered per receipt"]
+    if t.reached - (t.delivered or 0) or t.delivered is None:
+        parts.append(f"{t.reached - (t.delivered or 0):,} accepted (no receipts reported)")
+    parts += [f"{t.failed:,} failed", f"{t.unknown:,} unknown"]
+    return f"{t.attempted:,} attempted = {' + '.join(parts)}; {t.accepted:,} accepted by the platforms"
+
+
+def brief(t: Tally) -> str:
+    """'2 attempted: 1 accepted, 1 failed, 0 unknown' (with 'N delivered per receipt' where reported)."""
+    delivered = "" if t.delivered is None else f", {t.delivered:,} delivered per receipt"
+    return f"{t.attempted:,} attempted: {t.accepted:,} accepted{delivered}, {t.failed:,} failed, {t.unknown:,} unknown"

@@ -1,0 +1,194 @@
+"""What a warning no longer pays for: templates compiled again, limits asked of platforms that publish none, a TLS
+context for http, a transaction per log line. Behaviour only: bench/warn.py measures the time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sqlite3
+import uuid
+from datetime import timedelta
+
+import httpx
+from conftest import VALUES
+
+from broadcast.prepare.approvals import approve
+from broadcast.prepare.templates import _environment, find_template, render
+from broadcast.send.fanout import Job, Limits, fan_out
+from broadcast.send.limits import CACHE
+from broadcast.send.sending import plan_warning, queue_posts, send_warning
+from broadcast.send.transport import tls_context
+from broadcast.store import Store
+from broadcast.workspace import Workspace
+
+
+def webhooks_only(root, sandbox, count: int = 2) -> Workspace:
+    """The fixture workspace with only webhooks on the sandbox, and its template approved."""
+    (root / "channels" / "mastodon-council.toml").unlink()
+    for i in range(count):
+        (root / "channels" / f"hook-{i}.toml").write_text(
+            f'kind = "webhook"\n[settings]\nurl = "{sandbox.url}/hooks/hook-{i}"\n'
+            '[secrets]\nsigning_secret = "env:TEST_WEBHOOK_SECRET"\n', encoding="utf-8")
+    workspace = Workspace(root)
+    store = Store.open(workspace.db_path)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
+    store.close()
+    return workspace
+
+
+def with_mastodon(root, sandbox) -> Workspace:
+    (root / "channels" / "mastodon-council.toml").write_text(
+        f'kind = "mastodon"\n[settings]\ninstance = "{sandbox.url}/mastodon"\n'
+        '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n', encoding="utf-8")
+    return Workspace(root)
+
+
+def limit_requests(sandbox) -> list[str]:
+    return [r.path for r in sandbox.received() if r.path.endswith("/api/v2/instance")]
+
+
+def test_each_section_is_compiled_once_per_process_even_from_another_copy(workspace_dir, tmp_path, monkeypatch):
+    template = workspace_dir / "templates" / "school-closure.md"
+    marker = "{# " + uuid.uuid4().hex + " #}\n"  # in every section: texts no earlier test compiled
+    template.write_text(re.sub(r"^(## .*\n)", lambda m: m[1] + marker, template.read_text(encoding="utf-8"),
+                               flags=re.M), encoding="utf-8")
+    environment = _environment()
+    compiled: list[str] = []
+    original = environment.compile
+    monkeypatch.setattr(environment, "compile", lambda source, *a, **k: compiled.append(source) or original(
+        source, *a, **k))
+    workspace = Workspace(workspace_dir)
+    first = render(find_template(workspace, "school-closure"), workspace, VALUES)
+    assert len(compiled) == 8  # four variants in two languages
+    again = render(find_template(workspace, "school-closure"), workspace, {**VALUES, "school": "Ysgol Bro Lliw"})
+    copy = Workspace(shutil.copytree(workspace_dir, tmp_path / "copy"))
+    copied = render(find_template(copy, "school-closure"), copy, VALUES)
+    assert len(compiled) == 8  # none again: not for other values, not for the same text in another folder
+    assert copied.texts == first.texts and "Ysgol Bro Lliw" in again.texts["en-GB"]["headline"].full()
+
+
+def test_a_warning_to_webhooks_asks_no_platform_for_limits_and_builds_no_tls_for_http(workspace_dir, sandbox,
+                                                                                        sandbox_env):
+    workspace = webhooks_only(workspace_dir, sandbox)
+    tls_context.cache_clear()
+    store = Store.open(workspace.db_path)
+    plan = plan_warning(workspace, "school-closure", VALUES, store=store, learn_limits=True)
+    report = send_warning(workspace, store, plan, actor="duty officer")
+    store.close()
+    assert [o.state for o in report.outcomes] == ["sent", "sent"]
+    assert sorted(r.path for r in sandbox.received()) == ["/hooks/hook-0", "/hooks/hook-1"]  # nothing else asked
+    assert tls_context.cache_info().misses == 0  # http only: no CA bundle was loaded
+    assert not (workspace_dir / CACHE).exists()
+
+
+def test_a_learnt_limit_is_cached_used_and_asked_again_once_it_expires(workspace_dir, sandbox, sandbox_env, clock):
+    workspace = with_mastodon(workspace_dir, sandbox)
+
+    def planned_limit() -> int:
+        plan = plan_warning(workspace, "school-closure", VALUES, learn_limits=True)
+        [limit] = [post.limit for channel, post in plan.posts if channel.kind == "mastodon"]
+        return limit
+
+    assert planned_limit() == 500 and len(limit_requests(sandbox)) == 1
+    cache = workspace_dir / CACHE
+    source = f"{sandbox.url}/mastodon/api/v2/instance"
+    entry = json.loads(cache.read_text(encoding="utf-8"))[source]
+    assert entry["limit"] == 500
+    cache.write_text(json.dumps({source: {**entry, "limit": 321}}), encoding="utf-8")  # as if the instance said so
+    clock.move_to(clock.now() + timedelta(hours=23))
+    assert planned_limit() == 321 and len(limit_requests(sandbox)) == 1  # fresh: used, not asked again
+    clock.move_to(clock.now() + timedelta(hours=2))
+    assert planned_limit() == 500 and len(limit_requests(sandbox)) == 2  # a day old: asked again, and kept
+    assert json.loads(cache.read_text(encoding="utf-8"))[source]["limit"] == 500
+
+
+def test_a_stale_limit_is_kept_when_the_platform_cannot_be_asked(workspace_dir, sandbox, sandbox_env, clock):
+    workspace = with_mastodon(workspace_dir, sandbox)
+    cache = workspace_dir / CACHE
+    cache.parent.mkdir()
+    source = f"{sandbox.url}/mastodon/api/v2/instance"
+    cache.write_text(json.dumps({source: {"limit": 321, "learned_at": clock.now().timestamp() - 2 * 86400}}))
+    sandbox.fault("mastodon", fail_next=1, status=503, methods=("GET",))
+    plan = plan_warning(workspace, "school-closure", VALUES, learn_limits=True)
+    assert [post.limit for channel, post in plan.posts if channel.kind == "mastodon"] == [321]
+    assert len(limit_requests(sandbox)) == 1
+
+
+def test_a_dry_run_uses_a_cached_limit_and_asks_nothing(workspace_dir, sandbox, sandbox_env, clock):
+    workspace = with_mastodon(workspace_dir, sandbox)
+    cache = workspace_dir / CACHE
+    cache.parent.mkdir()
+    source = f"{sandbox.url}/mastodon/api/v2/instance"
+    cache.write_text(json.dumps({source: {"limit": 321, "learned_at": clock.now().timestamp()}}))
+    plan = plan_warning(workspace, "school-closure", VALUES, learn_limits=False)
+    assert [post.limit for channel, post in plan.posts if channel.kind == "mastodon"] == [321]
+    assert limit_requests(sandbox) == []
+
+
+def test_each_request_leaves_only_once_its_sending_row_is_committed_and_the_log_is_written_in_batches(
+        workspace_dir, sandbox, sandbox_env):
+    workspace = webhooks_only(workspace_dir, sandbox, count=10)
+    store = Store.open(workspace.db_path)
+    plan = plan_warning(workspace, "school-closure", VALUES, store=store)
+    store.save_alert(plan.alert, sent_by="test")
+    queue_posts(store, plan.alert.identifier, [(c.name, p.language) for c, p in plan.posts], actor="test")
+    channels = {channel.name: channel for channel, _ in plan.posts}
+    jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(plan.alert, d["language"]))
+            for d in store.deliveries(plan.alert.identifier)]
+    seen: list[tuple[str, int]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:  # what another process reading the log sees meanwhile
+        reader = sqlite3.connect(workspace.db_path)
+        key = request.headers["webhook-id"]
+        state, attempts = reader.execute("SELECT state, attempts FROM deliveries WHERE idempotency_key = ?",
+                                         [key]).fetchone()
+        reader.close()
+        seen.append((state, attempts))
+        return httpx.Response(200, json={"ok": True})
+
+    commits: list[str] = []
+    store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            return await fan_out(store, jobs, client=client, actor="test", limits=Limits())
+
+    outcomes = asyncio.run(go())
+    store.conn.set_trace_callback(None)
+    assert [o.state for o in outcomes] == ["sent"] * 10
+    assert seen == [("sending", 1)] * 10  # the outbox: in the log as in flight before a byte went out
+    assert {d["state"] for d in store.deliveries(plan.alert.identifier)} == {"sent"}
+    assert len(commits) < 10  # 20 state changes and their events, in a few transactions rather than 20
+    events = [e for e in store.events() if e["type"] in ("delivery_attempt", "delivery_result")]
+    assert len(events) == 20 and store.verify().ok
+    store.close()
+
+
+def test_a_retry_waits_in_the_log_as_pending(workspace_dir, sandbox, sandbox_env):
+    workspace = webhooks_only(workspace_dir, sandbox, count=1)
+    store = Store.open(workspace.db_path)
+    plan = plan_warning(workspace, "school-closure", VALUES, store=store)
+    store.save_alert(plan.alert, sent_by="test")
+    queue_posts(store, plan.alert.identifier, [(c.name, p.language) for c, p in plan.posts], actor="test")
+    [(channel, _)] = plan.posts
+    [delivery] = store.deliveries(plan.alert.identifier)
+    answers = [httpx.Response(429, headers={"retry-after": "1"}), httpx.Response(200, json={"ok": True})]
+    during: list[str] = []
+
+    async def sleep(seconds: float) -> None:  # what another process reading the log sees while it waits
+        await asyncio.sleep(0)
+        reader = sqlite3.connect(workspace.db_path)
+        during.append(reader.execute("SELECT state FROM deliveries WHERE id = ?", [delivery["id"]]).fetchone()[0])
+        reader.close()
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: answers.pop(0))) as client:
+            job = Job(delivery, channel, channel.prepare(plan.alert, delivery["language"]))
+            return await fan_out(store, [job], client=client, actor="test", limits=Limits(), sleep=sleep)
+
+    [outcome] = asyncio.run(go())
+    assert outcome.state == "sent" and outcome.waits == [1.0]
+    assert during == ["pending"]  # not left as `sending`: a kill now would find it known undelivered
+    store.close()
