@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -235,11 +236,12 @@ def measure_floors(path: Path, folder: Path) -> Floors:
     return floors
 
 
-def print_ratios(table: dict[str, dict[int, tuple[float, float]]], floors: Floors, total: int) -> None:
+def print_ratios(results: list[tuple[str, float, float]], floors: Floors) -> None:
     """`ratio FIGURE: S s / floor F s (WHAT) = Rx (target <= Tx): met|missed`, one line per floor."""
+    times = {re.sub(r" \(\d+ MB\)$", "", label): seconds for label, seconds, _ in results}
     for key, (what, floor) in floors.items():
         figure = key.split(", ")[0]
-        seconds, target = table[figure][total][0], TARGETS[figure]
+        seconds, target = times[figure], TARGETS[figure]
         ratio = seconds / floor
         print(f"ratio {key}: {seconds:.3f} s / floor {floor:.3f} s ({what}) = {ratio:.2f}x "
               f"(target <= {target:g}x): {'met' if ratio <= target else 'missed'}", flush=True)
@@ -264,7 +266,7 @@ def main() -> None:
             for label, seconds, peak in results:
                 table.setdefault(label.split(" (")[0], {})[total] = (seconds, peak)
                 print(f"  {label:34} {seconds:6.2f} s   peak {peak:6.1f} MiB", flush=True)
-            print_ratios(table, floors, total)
+            print_ratios(results, floors)
     print(f"\nFrom {PARALLEL_FROM:,} events an export checks the chain in a helper process, beside the export: its "
           "work is the \"chain check\" row.")
     if len(sizes) > 1:

@@ -46,7 +46,7 @@ FAULTS_TARGET, FIXED_TARGET = 1.3, 0.150
 class Figure:
     name: str
     value: float
-    unit: str  # "s", "ms", "bytes", "/s", "MiB"
+    unit: str  # "s", "ms", "µs", "bytes", "/s", "MiB"
     command: str
     target: float | None = None  # the value must stay below it
     apprise: float | None = None  # Apprise's figure for the same work, same unit
@@ -57,6 +57,8 @@ class Figure:
         value = self.value if value is None else value
         if self.unit == "ms":
             return f"{value * 1000:.0f} ms"
+        if self.unit == "µs":
+            return f"{value * 1e6:.0f} µs"
         if self.unit == "s":
             return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
         if self.unit == "bytes":
@@ -139,13 +141,20 @@ def _number_or_none(text: str) -> float | None:
 
 def page(run: Run, output: str) -> None:
     command = "python bench/page.py"
-    for pattern, name, unit, target in (
-            (r"build \(median of \d+\)\s+([\d.]+) s", "Site build, 50 incidents x 10 updates (500 CAP)", "s", 0.2),
-            (r"index.html\s+([\d,]+) bytes", "index.html with 50 current alerts", "bytes", 14_000),
-            (r"feed.atom\s+([\d,]+) bytes", "feed.atom, 50 entries", "bytes", 100_000),
-            (r"whole site\s+([\d,]+) bytes", "Whole site", "bytes", None)):
+    floor = re.search(r"floor: plain Jinja2 render of every page .*?\s([\d.]+) s", output)
+    every_page = float(floor[1]) if floor else None
+    for pattern, name, unit, target, floor_target in (
+            (r"  build \(median of \d+\)\s+([\d.]+) s", "Site build, 50 incidents x 10 updates (500 CAP), from "
+             "scratch (floor: a plain Jinja2 render of every page)", "s", None, 2.0),
+            (r"incremental build after one more alert \(median of \d+\)\s+([\d.]+) s", "Site build after one more "
+             "alert, incremental (floor: a plain Jinja2 render of every page)", "s", None, 2.0),
+            (r"index.html\s+([\d,]+) bytes", "index.html with 50 current alerts", "bytes", 14_000, None),
+            (r"cy/index.html\s+([\d,]+) bytes", "cy/index.html with 50 current alerts", "bytes", 14_000, None),
+            (r"feed.atom\s+([\d,]+) bytes", "feed.atom, 50 entries", "bytes", 100_000, None),
+            (r"whole site\s+([\d,]+) bytes", "Whole site", "bytes", None, None)):
         if found := re.search(pattern, output):
-            run.figures.append(Figure(name, number(found[1]), unit, command, target=target))
+            run.figures.append(Figure(name, number(found[1]), unit, command, target=target,
+                                      floor=every_page if floor_target else None, floor_target=floor_target))
 
 
 def review(run: Run, output: str) -> None:
@@ -157,20 +166,45 @@ def review(run: Run, output: str) -> None:
             label = re.sub(r" \(\d+ MB\)$", "", found[1])
             run.figures.append(Figure(f"Review, {events:,} events: {label}", float(found[2]), "s",
                                       "python bench/review.py"))
+        elif (found := re.match(r"^ratio ([^:]+): ([\d.]+) s / floor ([\d.]+) s \((.*)\) = [\d.]+x "
+                                r"\(target <= ([\d.]+)x\)", line)) and events:
+            run.figures.append(Figure(f"Review, {events:,} events: {found[1]} (floor: {found[4]})",
+                                      float(found[2]), "s", "python bench/review.py", floor=float(found[3]),
+                                      floor_target=float(found[5])))
+
+
+BULK_TARGET, BULK_STORE_TARGET = 1.2, 1.3  # issue 17: over a plain aiohttp client; issue 18: PostgreSQL over SQLite
 
 
 def bulk(run: Run, output: str) -> None:
-    row = r"^\s*([\d,]+)\s+([\d.]+)s\s+([\d.]+)s\s+([\d,]+)\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+(\d+)MB"
-    for recipients, _, warn, send_rate, warn_rate, rss in re.findall(row, output, re.M):
-        size = f"{int(number(recipients)):,}"
+    found = re.search(r"^json: (.*)$", output, re.M)
+    if not found:
+        return
+    command = "python bench/bulk.py --store postgresql"
+    results = json.loads(found[1])
+    floors = {r["recipients"]: r for r in results if r["run"] == "floor"}
+    lite = {r["recipients"]: r for r in results if r["run"] == "broadcast-sqlite"}
+    for r in results:
+        if not r["run"].startswith("broadcast-"):
+            continue
+        size, store = f"{r['recipients']:,}", "SQLite" if r["run"].endswith("sqlite") else "PostgreSQL"
+        floor = floors.get(r["recipients"])
         run.figures += [
-            Figure(f"SMS to {size} recipients (Notify sandbox, 50 ms): whole warn", float(warn), "s",
-                   "python bench/bulk.py"),
-            Figure(f"SMS to {size} recipients: deliveries a second while sending", number(send_rate), "/s",
-                   "python bench/bulk.py"),
-            Figure(f"SMS to {size} recipients: deliveries a second, whole warn", number(warn_rate), "/s",
-                   "python bench/bulk.py"),
-            Figure(f"SMS to {size} recipients: peak memory", float(rss), "MiB", "python bench/bulk.py")]
+            Figure(f"SMS to {size} recipients, log on {store}: send (floor: a plain aiohttp client)", r["send_s"],
+                   "s", command, floor=floor["send_s"] if floor else None, floor_target=BULK_TARGET),
+            Figure(f"SMS to {size} recipients, log on {store}: whole warn (floor: the plain client's send)",
+                   r["warn_s"], "s", command, floor=floor["send_s"] if floor else None),
+            Figure(f"SMS to {size} recipients, log on {store}: CPU per delivery (floor: the plain client's)",
+                   r["send_cpu_s"] / r["recipients"], "µs", command,
+                   floor=floor["send_cpu_s"] / floor["recipients"] if floor else None),
+            Figure(f"SMS to {size} recipients, log on {store}: peak memory", r["peak_rss_mb"], "MiB", command)]
+        if store == "PostgreSQL" and r["recipients"] in lite:
+            base = lite[r["recipients"]]
+            run.figures += [
+                Figure(f"SMS to {size} recipients: whole warn, log on PostgreSQL (floor: the same on SQLite)",
+                       r["warn_s"], "s", command, floor=base["warn_s"], floor_target=BULK_STORE_TARGET),
+                Figure(f"SMS to {size} recipients: send, log on PostgreSQL (floor: the same on SQLite)",
+                       r["send_s"], "s", command, floor=base["send_s"], floor_target=BULK_STORE_TARGET)]
 
 
 # -- start-up, in a fresh venv ------------------------------------------------------------------------------------
@@ -348,7 +382,8 @@ def main() -> None:
             page(run, output)
         if output := bench(run, "review.py", ["2000"] if quick else []):
             review(run, output)
-        if output := bench(run, "bulk.py", ["--sizes", "2000"] if quick else []):
+        if output := bench(run, "bulk.py", ["--store", "postgresql", "--sizes",
+                                            "2000" if quick else "10000,100000"]):
             bulk(run, output)
         startup(run, bin_, runs=10 if quick else 40)
     DOC.write_text(page_text(run), encoding="utf-8")

@@ -8,6 +8,8 @@ Everything else is written once, in the SQL both understand (`?` placeholders, R
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -96,23 +98,37 @@ class PgConnection:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        import psycopg
-
-        try:
-            return self.raw.execute(placeholders(sql), list(params))
-        except (psycopg.IntegrityError, psycopg.errors.RaiseException) as exc:  # a constraint, or our trigger
-            raise sqlite3.IntegrityError(str(exc).strip()) from exc
-        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            raise sqlite3.OperationalError(str(exc).strip()) from exc
-        except psycopg.Error as exc:
-            raise sqlite3.DatabaseError(str(exc).strip()) from exc
+        with _as_sqlite_errors():
+            return self.raw.execute(_placeholders(sql), list(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(placeholders(sql), [list(row) for row in rows])
+        """One statement for many rows: psycopg prepares it once and pipelines the rows (one round trip, not one
+        a row), as the bulk sender's batches need."""
+        with _as_sqlite_errors(), self.raw.cursor() as cursor:
+            cursor.executemany(_placeholders(sql), rows)
 
     def close(self) -> None:
         self.raw.close()
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(sql: str) -> str:
+    """placeholders(), remembered: the same few statements are written again and again."""
+    return placeholders(sql)
+
+
+@contextlib.contextmanager
+def _as_sqlite_errors() -> Iterator[None]:
+    import psycopg
+
+    try:
+        yield
+    except (psycopg.IntegrityError, psycopg.errors.RaiseException) as exc:  # a constraint, or our trigger
+        raise sqlite3.IntegrityError(str(exc).strip()) from exc
+    except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+        raise sqlite3.OperationalError(str(exc).strip()) from exc
+    except psycopg.Error as exc:
+        raise sqlite3.DatabaseError(str(exc).strip()) from exc
 
 
 def connect(url: str, *, readonly: bool = False, wait: float = 30.0) -> PgConnection:
@@ -160,7 +176,8 @@ def redact(url: str) -> str:
 
 
 # The log's tables in PostgreSQL, as the SQLite migrations make them (sqlite-utils), with the same column names and
-# text timestamps, so an event hashes the same on both and a log moves between them unchanged.
+# text timestamps, so an event hashes the same on both and a log moves between them unchanged. The names are the
+# SQLite migrations' too: a SQLite log with all of them applied needs nothing from sqlite-utils.
 POSTGRES_MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", """
 CREATE TABLE incidents (slug text PRIMARY KEY, title text, status text, exercise bigint, opened_at text,

@@ -87,6 +87,11 @@ def event_hash(row: dict[str, Any]) -> str:
                           ).hexdigest()
 
 
+# An event as stored: the hashed columns, then the hash.
+STORED_COLUMNS = (*EVENT_COLUMNS, "hash")
+INSERT_EVENT = f"INSERT INTO events ({', '.join(STORED_COLUMNS)}) VALUES ({', '.join('?' for _ in STORED_COLUMNS)})"
+
+
 # The hashed columns and the hash, in chain order: what a walk of the chain reads, as tuples.
 CHAIN_SELECT = f"SELECT {', '.join(EVENT_COLUMNS)}, hash FROM events"
 
@@ -306,6 +311,18 @@ class Store:
         self._db: Database | None = None
         self._issued: tuple[Path, dict[str, Any]] | None = None  # the marker's record, once the alert commits
 
+    def _migrated(self) -> bool:
+        """Whether every migration is applied, asked without sqlite-utils (its import costs a fresh process about
+        60 ms, and is needed only when there is something to apply)."""
+        from broadcast.sql import POSTGRES_MIGRATIONS
+
+        try:
+            applied = {row[0] for row in self.conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'broadcast'")}
+        except sqlite3.OperationalError:  # a new log: no table yet
+            return False
+        return applied >= {name for name, _ in POSTGRES_MIGRATIONS}
+
     @property
     def where(self) -> str:
         """Where the log is, for people (a PostgreSQL URL without its password)."""
@@ -358,8 +375,9 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, path)
-            with store.transaction():
-                _migrations().apply(store.db)
+            if not store._migrated():
+                with store.transaction():
+                    _migrations().apply(store.db)
         except sqlite3.DatabaseError as exc:
             raise unusable(exc, path) from exc
         if not marker.exists():
@@ -467,33 +485,47 @@ class Store:
         supersedes: str | None = None,
     ) -> dict[str, Any]:
         """Append one event to the chain and return the stored row."""
-        if phase not in PHASES:
-            raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
-        recorded = utcnow()
+        [values] = self._append([{"type": type, "phase": phase, "actor": actor, "incident": incident, "alert": alert,
+                                  "channel": channel, "description": description, "details": details,
+                                  "occurred_at": occurred_at, "pinned": pinned, "supersedes": supersedes}])
+        return dict(zip(STORED_COLUMNS, values, strict=True))
+
+    def append_events(self, events: Iterable[dict[str, Any]]) -> int:
+        """Append events to the chain in one transaction, reading its head once: each a dict of append_event's
+        keywords (`occurred_at` a datetime, or already in the stored form). Each is stored, and hashed, exactly as
+        append_event would store it; returns how many."""
+        return len(self._append(events))
+
+    def _append(self, events: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """The events as stored rows (STORED_COLUMNS), chained on from the head and inserted by one prepared
+        statement."""
+        events = list(events)
+        if not events:
+            return []
+        for event in events:
+            if event["phase"] not in PHASES:
+                raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {event['phase']!r}")
+        recorded = isoformat(utcnow())
+        sha, body, new_id, spell = hashlib.sha256, hashed_body, uuid.uuid4, canonical_json
+        stored: list[tuple[Any, ...]] = []
         with self.transaction():
             head = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-            row: dict[str, Any] = {
-                "id": (head[0] + 1) if head else 1,
-                "event_id": str(uuid.uuid4()),
-                "occurred_at": isoformat(occurred_at or recorded),
-                "recorded_at": isoformat(recorded),
-                "type": type,
-                "phase": phase,
-                "actor": actor,
-                "incident": incident,
-                "alert": alert,
-                "channel": channel,
-                "description": description,
-                "details": canonical_json(details or {}),
-                "pinned": int(pinned),
-                "supersedes": supersedes,
-                "prev_hash": head[1] if head else GENESIS,
-            }
-            row["hash"] = event_hash(row)
-            names = ", ".join(row)
-            marks = ", ".join("?" for _ in row)
-            self.conn.execute(f"INSERT INTO events ({names}) VALUES ({marks})", list(row.values()))
-        return row
+            number, prev = (head[0], head[1]) if head else (0, GENESIS)
+            for event in events:
+                when = event.get("occurred_at")
+                number += 1
+                occurred = recorded if when is None else when if when.__class__ is str else isoformat(when)
+                values = (number, str(new_id()), occurred, recorded, event["type"], event["phase"], event["actor"],
+                          event.get("incident"), event.get("alert"), event.get("channel"), event.get("description"),
+                          spell(event.get("details") or {}), int(event.get("pinned") or False),
+                          event.get("supersedes"), prev)
+                prev = sha((prev + body(values)).encode("utf-8")).hexdigest()
+                stored.append((*values, prev))
+            if len(stored) == 1:
+                self.conn.execute(INSERT_EVENT, stored[0])
+            else:
+                self.conn.executemany(INSERT_EVENT, stored)
+        return stored
 
     def open_incident(self, slug: str, title: str, *, exercise: bool = False, actor: str = "system") -> dict[str, Any]:
         """Create an incident (status open) and log it; an existing slug is refused."""

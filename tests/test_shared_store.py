@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import VALUES, live_channels, make_workspace
+from conftest import REPO, VALUES, live_channels, make_workspace
 
 from broadcast.prepare.approvals import approve
 from broadcast.prepare.templates import find_template
@@ -54,8 +54,8 @@ def run(root, *args):
     return process.returncode, out, err
 
 
-def sets(school):
-    return [f"--set={k}={v}" for k, v in {**VALUES, "school": school}.items()]
+def sets(school, **changed):
+    return [f"--set={k}={v}" for k, v in {**VALUES, "school": school, **changed}.items()]
 
 
 def draft_as(root, text):
@@ -183,3 +183,50 @@ def test_a_password_in_broadcast_toml_is_refused_and_never_shown(tmp_path, sandb
     code, out, err = run(root, "status")
     assert code == 2 and "cannot use the log database postgresql://alerts:***@127.0.0.1:1/broadcast" in err, err
     assert "s3cr3t-pw" not in out + err
+
+
+def test_a_whole_incident_runs_on_postgresql_as_on_sqlite(machines, sandbox, postgres_url):
+    """Warn, update, correct, cancel, resend, review, verify, publish and close: all on the shared log."""
+    a, b = machines
+    code, out, err = run(a, "warn", "school-closure", *sets("Hillside Primary School"), "--yes", "--json")
+    assert code == 0, out + err
+    sent = json.loads(out)
+    incident, first = sent["incident"], sent["alert"]
+    code, out, err = run(b, "update", incident, "school-closure",
+                         *sets("Hillside Primary School", reason="heating"), "--yes")
+    assert code == 0, out + err
+    store = Store.open_url(postgres_url)
+    [_, second] = [a.identifier for a in store.alerts(incident)]
+    store.close()
+    code, out, err = run(a, "correct", second, "--set=date=2026-11-24", "--yes")
+    assert code == 0, out + err
+    sandbox.fault("hook-b", fail_next=9, status=500)
+    code, out, err = run(b, "cancel", first, "--reason", "sent for the wrong school", "--yes")
+    assert code == 1 and "hook-b" in out, out + err  # hook-b refuses: one channel left to finish
+    sandbox.clear()
+    code, out, err = run(a, "status")
+    assert code == 1 and "resend" in out  # machine A sees what machine B left undone
+    store = Store.open_url(postgres_url)
+    cancel = store.alerts(incident)[-1]
+    store.close()
+    code, out, err = run(a, "resend", cancel.identifier, "--yes")
+    assert code == 0, out + err
+    assert cancel.msg_type == "Cancel" and {r.target for r in sandbox.received(accepted=True)} == {"hook-b"}
+
+    code, out, _ = run(b, "review", "metrics", incident, "--json")
+    metrics = json.loads(out)
+    assert metrics["attempted"] == metrics["reached"] + metrics["failed"] + metrics["unknown"]
+    assert metrics["failed"] == 0 and metrics["corrections"] == 1 and metrics["retractions"] == 1
+    code, _, err = run(a, "review", incident, "--format", "jsonl", "-o", str(a / "timeline.jsonl"))
+    assert code == 0, err
+    check = subprocess.run([sys.executable, str(REPO / "docs" / "verify_export.py"), str(a / "timeline.jsonl")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert run(b, "close", incident)[0] == 0
+    code, out, _ = run(a, "review", "verify")
+    assert code == 0 and out.startswith("OK")
+    code, _, err = run(a, "page", "build")
+    assert code == 0, err
+    status = json.loads((a / "site" / "status.json").read_text(encoding="utf-8"))
+    [shown] = status["incidents"]
+    assert shown["id"] == incident and shown["broadcast_status"] == "cancelled"

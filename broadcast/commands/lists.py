@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -73,6 +72,8 @@ class ProgressBar:
         else:
             self.live[progress.channel] = progress
         if self.live:
+            import shutil  # its import costs --help 15 ms; only a progress bar needs it
+
             width = shutil.get_terminal_size().columns - 1
             click.echo(" | ".join(_line(p, compact=len(self.live) > 1) for p in self.live.values())[:width],
                        nl=False, err=True)

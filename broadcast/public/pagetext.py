@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -142,3 +142,10 @@ def _day(day: date, language: str) -> str:
 def machine_time(moment: datetime, zone: str) -> str:
     """The <time datetime> value: ISO 8601 with the offset, no fractions."""
     return local(moment, zone).replace(microsecond=0).isoformat()
+
+
+def utc_time(moment: datetime) -> str:
+    """The shortest <time datetime> value of an instant, for the index's byte budget: UTC, seconds only when there
+    are some ('2026-11-23T06:42Z'). The text beside it gives the local time and its zone."""
+    here = moment.astimezone(UTC).replace(microsecond=0)
+    return here.strftime("%Y-%m-%dT%H:%M:%SZ" if here.second else "%Y-%m-%dT%H:%MZ")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
+    from broadcast.alert import Alert
     from broadcast.public.pageconfig import PageSettings
     from broadcast.public.summary import Summary
     from broadcast.store import Store
@@ -44,9 +45,15 @@ class Written:
 
 
 def build_site(
-    workspace: Workspace, store: Store, *, settings: PageSettings | None = None, now: datetime | None = None
+    workspace: Workspace, store: Store, *, settings: PageSettings | None = None, now: datetime | None = None,
+    incremental: bool = True,
 ) -> Site:
-    """Render every CAP file, page and feed. Raises CapError (and writes nothing) if any CAP file is invalid."""
+    """Render every CAP file, page and feed. Raises CapError (and writes nothing) if any CAP file is invalid.
+
+    Incremental (the default), it takes from the workspace's .broadcast/page-cache what the last build made and is
+    still true: the CAP file of an alert already written (alerts never change) and each incident page whose
+    incident, settings and code are unchanged. The result is byte for byte what a full build makes."""
+    from broadcast.public.buildcache import BuildCache
     from broadcast.public.cap import cap_document
     from broadcast.public.feeds import atom, language_prefix, rss, status_json
     from broadcast.public.page import render_pages
@@ -54,17 +61,45 @@ def build_site(
     from broadcast.public.summary import summarise
 
     settings = settings or page_settings(workspace)
-    alerts = store.alerts()
+    alerts, fingerprints = _alerts(store)
     known = {alert.identifier: alert for alert in alerts}
     summary = summarise(workspace, store, settings, now or datetime.now(UTC), alerts=alerts)
-    files = {update.cap_path: cap_document(update.alert, known) for update in summary.updates}
-    files.update(render_pages(summary))
+    cache = BuildCache.of(workspace.root) if incremental else BuildCache(None)
+    files = {}
+    for update in summary.updates:  # a CAP file is the alert and the sender, identifier and sent of each it references
+        alert = update.alert
+        referenced = [fingerprints.get(reference.split(",")[-2 if reference.count(",") == 2 else -1])
+                      for reference in alert.references]
+        key = cache.key("cap", fingerprints[alert.identifier], referenced)
+        files[update.cap_path] = cache.get(key) or cache.put(key, cap_document(alert, known))
+    files.update(render_pages(summary, cache, fingerprints))
     for language in workspace.languages:
         prefix = language_prefix(summary, language)
         files[f"{prefix}feed.atom"] = atom(summary, language)
         files[f"{prefix}feed.rss"] = rss(summary, language)
     files["status.json"] = status_json(summary)
+    cache.save()
     return Site(files, summary)
+
+
+def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
+    """Every alert in the order recorded, and a fingerprint of each one's content, from its stored JSON where the
+    store has it (a store without rows, as in tests, gets one from the parsed alert)."""
+    import hashlib
+    import json
+
+    from broadcast.alert import Alert
+
+    if not hasattr(store, "rows"):
+        alerts = store.alerts()
+        return alerts, {a.identifier: hashlib.sha256(repr(a).encode("utf-8", "surrogatepass")).hexdigest()
+                        for a in alerts}
+    alerts, fingerprints = [], {}
+    for row in store.rows("alerts", order_by="rowid"):  # as Store.alerts() reads them, keeping the text it parses
+        alert = Alert.from_dict(json.loads(row["alert"]))
+        alerts.append(alert)
+        fingerprints[alert.identifier] = hashlib.sha256(row["alert"].encode("utf-8", "surrogatepass")).hexdigest()
+    return alerts, fingerprints
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from html import escape
@@ -83,11 +84,81 @@ def html_prefix(store: Store, header: Header, out: TextIO) -> None:
               + "</tr></thead><tbody>\n")
 
 
+HTML_IN_FULL = 1000  # timeline rows shown in full before routine delivery events are summarised
+# What a fan-out logs for every message that goes well: summarised, past HTML_IN_FULL, per minute and channel.
+ROUTINE = {"delivery_queued": "queued", "delivery_attempt": "attempts", "retry_scheduled": "retries scheduled",
+           "delivery_result": "sent", "fallback_published": "page published", "fallback_verified": "page verified"}
+
+
+class Summary:
+    """A run of routine events in one minute of the log: counted per channel and kind, written as one row."""
+
+    def __init__(self) -> None:
+        self.minute: str | None = None
+        self.first = self.last = 0
+        self.first_at = self.last_at = ""
+        self.channels: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.events = self.rows = 0  # over the whole export: summarised events and the rows that stand for them
+
+    def add(self, row: dict[str, Any]) -> None:
+        if not self.channels:
+            self.minute, self.first, self.first_at = row["occurred_at"][:16], row["seq"], row["occurred_at"]
+        self.last, self.last_at = row["seq"], row["occurred_at"]
+        self.channels[row["channel"] or "-"] += 1
+        self.kinds[ROUTINE[row["type"]]] += 1
+
+    def flush(self, localise: Localiser) -> str:
+        """The run so far as one row ('' when it is empty), and a fresh run."""
+        if not self.channels:
+            return ""
+        count = sum(self.channels.values())
+        self.events, self.rows = self.events + count, self.rows + 1
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in self.kinds.items())
+        channels = ", ".join(f"{channel} {n:,}" for channel, n in sorted(self.channels.items()))
+        when = localise.time(self.first_at)
+        if self.last_at[:19] != self.first_at[:19]:
+            when = f"{when[:8]}–{localise.time(self.last_at)}"
+        row = (f'<tr class="sum" data-events="{count}"><td class="n">{self.first}–{self.last}</td>'
+               f'<td class="t">{e(when)}</td><td>{count:,} routine events</td><td></td><td>{len(self.channels)} '
+               f'channel{"s" if len(self.channels) > 1 else ""}</td><td></td><td></td>'
+               f'<td class="d muted">{e(kinds)}. By channel: {e(channels)}</td><td></td></tr>\n')
+        self.channels, self.kinds = Counter(), Counter()
+        return row
+
+
+def routine(row: dict[str, Any]) -> bool:
+    """A delivery or page event that went as expected, and that no one pinned, corrected or backfilled."""
+    kind = row["type"]
+    return (kind in ROUTINE and not row["pinned"] and (kind != "delivery_result" or row["outcome"] == "sent")
+            and not row["supersedes"])
+
+
 def html_body(rows: Rows, out: TextIO, display: tzinfo, corrected: dict[str, str]) -> None:
-    """The timeline's rows, in the log's order."""
-    localise = Localiser(display)
+    """The timeline's rows, in the log's order. Past the first HTML_IN_FULL, routine delivery and page events are
+    summarised, a row per run of them within a minute; failures, pinned entries and every other event stay in full,
+    so a long incident's report stays a few MB (the CSV and JSON Lines exports hold every row)."""
+    localise, limit, summary = Localiser(display), HTML_IN_FULL, Summary()
+    write, shown = out.write, 0
     for _, row in rows:
-        out.write(timeline_tr(row, localise, corrected))
+        if shown >= limit and routine(row) and not backfilled(row):
+            if not summary.events and not summary.channels:
+                write(f'<tr class="sum"><td class="muted" colspan="9">After the first {limit:,} entries, routine '
+                      "delivery and page events are summarised, a row for each minute of them; failures, pinned "
+                      "entries and every other event are shown in full. Every entry, with its hash, is in the CSV "
+                      "and JSON Lines exports.</td></tr>\n")
+            elif summary.channels and row["occurred_at"][:16] != summary.minute:
+                write(summary.flush(localise))
+            summary.add(row)
+            continue
+        write(summary.flush(localise) + timeline_tr(row, localise, corrected))
+        shown += 1
+    write(summary.flush(localise))
+    if summary.events:
+        write(f'<tr class="sum"><td class="muted" colspan="9" data-shown="{shown}" data-summarised="{summary.events}">'
+              f"{shown:,} entries are shown in full; {summary.events:,} routine delivery and page events after the "
+              f"first {limit:,} entries are summarised in {summary.rows:,} rows, counted per minute and channel. "
+              "Every entry, with its hash, is in the CSV and JSON Lines exports.</td></tr>\n")
 
 
 def html_suffix(header: Header, out: TextIO) -> None:

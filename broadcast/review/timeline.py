@@ -214,8 +214,8 @@ def parse_details(text: str | None) -> dict[str, Any]:
     with contextlib.suppress(ValueError):
         value, end = _SCAN(text)
         if end == len(text):
-            return value  # type: ignore[no-any-return]
-    return json.loads(text)  # type: ignore[no-any-return]
+            return value
+    return json.loads(text)
 
 
 def default_phase(incident: dict[str, Any]) -> str:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 CHUNK = 500  # rows per queueing transaction and per look-up of a list's rows
 QUEUE_AHEAD = 2  # recipients waiting for a worker, per worker
+YIELD_EVERY = 25  # list rows read between turns of the event loop (a row costs tens of microseconds)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -275,6 +276,8 @@ class Run:
             if len(chunk) >= CHUNK:
                 await self._dispatch(chunk, queue)
                 chunk = []
+            elif not len(chunk) % YIELD_EVERY:
+                await asyncio.sleep(0)  # reading the list is CPU work: the answers arriving meanwhile go on
         await self._dispatch(chunk, queue)
 
     async def _dispatch(self, chunk: list[Recipient],
@@ -303,13 +306,11 @@ class Run:
 
     async def deliver(self, row: dict[str, Any], recipient: Recipient) -> None:
         """One person: look first where the platform lets us, then send with retries within the deadline."""
-        from broadcast.send.retry import Retry
-
         channel, journal, tally = self.channel, self.journal, self.tally[row["language"]]
         post = self.posts[row["language"]]
         # Any earlier attempt may have landed (a kill can leave even a `pending` row mid-retry): ask first.
         state: dict[str, Any] = {"maybe_sent": row["state"] in ("sending", "uncertain") or bool(row["attempts"]),
-                 "in_flight": False, "attempts": int(row["attempts"] or 0)}
+                                 "in_flight": False, "attempts": int(row["attempts"] or 0)}
         masked, key = row["recipient_masked"], row["idempotency_key"]
 
         def scheduled(retry: RetryCallState) -> None:  # logged only when a retry will really happen
@@ -331,9 +332,8 @@ class Run:
                 self.stop.check()
             state["attempts"] += 1
             tally.attempts += 1
-            journal.record(row, "sending", "delivery_attempt", description=f"{channel.name}: attempt "
-                           f"{state['attempts']} to {masked}", details={"attempt": state["attempts"], "key": key},
-                           attempts=state["attempts"])
+            journal.sending(row, attempt=state["attempts"], key=key,
+                            description=f"{channel.name}: attempt {state['attempts']} to {masked}")
             await journal.durable()
             async with self.slots:
                 state["in_flight"] = True
@@ -347,8 +347,14 @@ class Run:
 
         try:
             async with asyncio.timeout(self.limits.channel_deadline):
-                receipt: Receipt = await Retry(self.limits, idempotent=channel.resend_is_safe, sleep=self.sleep,
-                                               before_sleep=scheduled).run(attempt)
+                try:
+                    receipt: Receipt = await attempt()
+                except Exception as exc:  # noqa: BLE001  judged by the retry rule
+                    # Only now any retry machinery: most people are sent to at the first attempt.
+                    from broadcast.send.retry import Retry
+
+                    receipt = await Retry(self.limits, idempotent=channel.resend_is_safe, sleep=self.sleep,
+                                          before_sleep=scheduled).after(attempt, exc)
         except NotStarted:
             return  # stopped (Ctrl-C): the row stays as it was, for a resend
         except ChannelError as exc:

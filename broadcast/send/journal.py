@@ -1,4 +1,10 @@
-"""The outbox at list scale: delivery state changes and their events, written in batches."""
+"""The outbox at list scale: delivery state changes and their events, written in batches.
+
+A batch is one transaction: each statement prepared once and run for all its rows (executemany), the events chained
+on from one read of the head (`Store.append_events`). A list's first attempts are logged as one event per batch
+and channel, naming every delivery it moved to `sending` (`deliveries_settled`, as verify reads it): the row
+is still `sending` in the log before its request goes out, at a fraction of an event each.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class Journal:
         self.eager = eager
         self.updates: list[tuple[dict[str, Any], int]] = []
         self.events: list[dict[str, Any]] = []
+        self.first: dict[tuple[str, str], list[int]] = {}  # first attempts recorded, by (alert, channel)
         self.waiters: list[asyncio.Future[None]] = []
         self.written = 0
         self.error: Exception | None = None  # the storage error that stopped the writing, once there is one
@@ -39,20 +46,42 @@ class Journal:
     def incident(self) -> str | None:
         return self.incidents[self.alert]
 
+    def _incident(self, alert: str) -> str | None:
+        if alert not in self.incidents:
+            self.incidents[alert] = self.store.incident_of(alert)
+        return self.incidents[alert]
+
     def record(self, row: dict[str, Any], state: str, event: str, *, description: str,
                details: dict[str, Any], **fields: Any) -> None:
         row["state"] = state
-        self.updates.append(({"state": state, "updated_at": isoformat(utcnow()), **fields}, row["id"]))
+        now = isoformat(utcnow())
+        self.updates.append(({"state": state, "updated_at": now, **fields}, row["id"]))
         who = {"recipient": row["recipient_masked"]} if row.get("recipient") else {}  # a list's person, masked
-        self.events.append({"type": event, "channel": row["channel"], "description": description,
-                            "alert": row.get("alert", self.alert),
-                            "details": {"state": state, "language": row["language"], "delivery": row["id"],
-                                        **who, **details}})
+        alert = row.get("alert", self.alert)
+        self.events.append({"type": event, "phase": "warn", "actor": self.actor, "alert": alert,
+                            "incident": self._incident(alert), "channel": row["channel"], "description": description,
+                            "occurred_at": now, "details": {"state": state, "language": row["language"],
+                                                            "delivery": row["id"], **who, **details}})
         if len(self.events) >= self.batch:
             self.flush()
 
+    def sending(self, row: dict[str, Any], *, attempt: int, key: str, description: str) -> None:
+        """Mark a delivery `sending` before its request (then await `durable()`). A first attempt is named in
+        its batch's one event; a later one (a retry, or a resend of what may have gone) gets its own."""
+        if attempt > 1:
+            self.record(row, "sending", "delivery_attempt", description=description,
+                        details={"attempt": attempt, "key": key}, attempts=attempt)
+            return
+        row["state"] = "sending"
+        self.updates.append(({"state": "sending", "updated_at": isoformat(utcnow()), "attempts": 1}, row["id"]))
+        self.first.setdefault((row.get("alert", self.alert), row["channel"]), []).append(row["id"])
+        if len(self.updates) >= self.batch:
+            self.flush()
+
     def note(self, event: str, *, channel: str, description: str, details: dict[str, Any]) -> None:
-        self.events.append({"type": event, "channel": channel, "description": description, "details": details})
+        self.events.append({"type": event, "phase": "warn", "actor": self.actor, "alert": self.alert,
+                            "incident": self.incident, "channel": channel, "description": description,
+                            "details": details})
 
     async def durable(self) -> None:
         if self.error is not None:
@@ -82,10 +111,10 @@ class Journal:
         """Write what was recorded; a storage error is raised, and given to every worker waiting on durable()."""
         if self.error is not None:
             raise self.error
-        updates, events, waiters = self.updates, self.events, self.waiters
-        self.updates, self.events, self.waiters = [], [], []
+        updates, events, first, waiters = self.updates, self.events, self.first, self.waiters
+        self.updates, self.events, self.first, self.waiters = [], [], {}, []
         try:
-            self._write(updates, events)
+            self._write(updates, self._firsts(first) + events)
         except Exception as exc:
             self.error = exc
             for waiter in waiters:
@@ -96,20 +125,39 @@ class Journal:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _firsts(self, first: dict[tuple[str, str], list[int]]) -> list[dict[str, Any]]:
+        """One event per channel for the first attempts in a batch. They come before the batch's other events:
+        a delivery's result is only ever recorded in a later batch than its attempt (the request waits for it)."""
+        events = []
+        for (alert, channel), ids in first.items():
+            count = f"{len(ids):,} {'person' if len(ids) == 1 else 'people'}"
+            events.append({"type": "delivery_attempt", "phase": "warn", "actor": self.actor, "alert": alert,
+                           "incident": self._incident(alert), "channel": channel,
+                           "description": f"{channel}: first attempt to {count}",
+                           "details": {"state": "sending", "attempt": 1, "deliveries": len(ids),
+                                       "deliveries_settled": ids}})
+        return events
+
     def _write(self, updates: list[tuple[dict[str, Any], int]], events: list[dict[str, Any]]) -> None:
-        if updates or events:
-            with self.store.transaction() as conn:
-                for fields, row_id in updates:
-                    assignments = ", ".join(f"{name} = ?" for name in fields)
-                    conn.execute(f"UPDATE deliveries SET {assignments} WHERE id = ?", [*fields.values(), row_id])
-                for event in events:
-                    alert = event.get("alert", self.alert)
-                    if alert not in self.incidents:
-                        self.incidents[alert] = self.store.incident_of(alert)
-                    self.store.append_event(event["type"], phase="warn", actor=self.actor, alert=alert,
-                                            incident=self.incidents[alert], channel=event["channel"],
-                                            description=event["description"], details=event["details"])
-            self.written += len(updates)
+        if not (updates or events):
+            return
+        # A row changed twice in a batch (a retry's `pending`, then its next `sending`) needs only its last values;
+        # then each set of columns is one prepared statement, run for all its rows.
+        latest: dict[int, dict[str, Any]] = {}
+        for fields, row_id in updates:
+            if row_id in latest:
+                latest[row_id] = {**latest[row_id], **fields}
+            else:
+                latest[row_id] = fields
+        statements: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for row_id, fields in latest.items():
+            statements.setdefault(tuple(fields), []).append((*fields.values(), row_id))
+        with self.store.transaction() as conn:
+            for names, rows in statements.items():
+                conn.executemany(f"UPDATE deliveries SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?",
+                                 rows)
+            self.store.append_events(events)
+        self.written += len(updates)
 
     async def __aenter__(self) -> Journal:
         async def tick() -> None:

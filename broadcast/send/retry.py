@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from broadcast.channels.base import ChannelError
 from broadcast.errors import BroadcastError
@@ -19,10 +19,21 @@ from broadcast.secrets import mask
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-    from broadcast.send.fanout import Limits
-
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Limits(Protocol):
+    """What the rule reads of the workspace's [fanout] limits (broadcast.send.fanout.Limits, frozen)."""
+
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def first_backoff(self) -> float: ...
+    @property
+    def max_backoff(self) -> float: ...
+    @property
+    def max_retry_after(self) -> float: ...
 
 
 class Retry:
@@ -52,9 +63,29 @@ class Retry:
 
     async def run(self, call: Callable[[], Awaitable[T]]) -> T:
         """Await `call()` until it succeeds, fails for good, or runs out of attempts (the last error is raised)."""
+        self.attempts += 1
+        try:
+            return await call()
+        except Exception as exc:  # noqa: BLE001  judged by `retryable`, as tenacity would
+            failed = exc
+        return await self.after(call, failed)
+
+    async def after(self, call: Callable[[], Awaitable[T]], failed: Exception) -> T:
+        """Go on from a first attempt of `call()` that raised `failed`: retried as `run` would, or `failed` raised.
+
+        The first attempt costs no retry machinery (most requests succeed first time, and a list sends one per
+        person): tenacity is only built here, and replays the first failure so its waits and counts are the same.
+        """
+        self.attempts = max(self.attempts, 1)
+        if not self.retryable(failed) or self.limits.max_attempts <= 1:
+            raise failed
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+        replay: list[Exception] = [failed]
+
         async def attempt() -> T:
+            if replay:
+                raise replay.pop()
             self.attempts += 1
             return await call()
 

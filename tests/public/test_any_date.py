@@ -54,8 +54,11 @@ def test_a_warning_is_current_on_the_page_feed_and_cap_then_expires(live, sandbo
         [("current", [identifier])]
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "1 current alert" in index
-    shown = f'<time datetime="{local.isoformat()}">{local:%H:%M} {local.tzname()}'  # London's time, zone named
+    instant = sent.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ" if sent.second else "%Y-%m-%dT%H:%MZ")
+    shown = f'<time datetime="{instant}">{local:%H:%M} {local.tzname()}'  # London's time, zone named; UTC for machines
     assert shown in index, index
+    incident = (site / "incidents" / f"{status['incidents'][0]['id']}.html").read_text(encoding="utf-8")
+    assert f'<time datetime="{local.isoformat()}">{local:%H:%M} {local.tzname()}, {local:%A}' in incident
     feed = feedparser.parse((site / "feed.atom").read_bytes())
     [entry] = feed.entries
     assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == sent.astimezone(UTC)

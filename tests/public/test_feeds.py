@@ -5,7 +5,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import feedparser
-import pytest
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 from sitekit import T0, MemoryStore, hostile_alert, incident_row, make_alert, save, with_page
@@ -14,16 +13,11 @@ from test_cap import TEXT
 from broadcast.public.site import build_site
 from broadcast.store import Store
 
+pytest_plugins = ("pagekit",)  # store: an empty log; example: the example workspace
+
 BASE = "https://alerts.testshire.example/"
 ATOM = "{http://www.w3.org/2005/Atom}"
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store.open(tmp_path / "broadcast.db")
-    yield store
-    store.close()
 
 
 def snow_day(workspace, store):

@@ -16,19 +16,9 @@ from broadcast.public.site import build_site
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 
+pytest_plugins = ("pagekit",)  # store: an empty log; example: the example workspace
+
 PAGES = ("index.html", "cy/index.html")
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store.open(tmp_path / "broadcast.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def example(example_dir):
-    return Workspace(example_dir)
 
 
 def html(data: bytes):
@@ -55,9 +45,12 @@ def test_the_index_leads_with_the_answer(example, store):
     assert main.startswith("Emergency alerts 2 current alerts. This page was last published at 07:12 GMT, "
                            "Monday 23 November 2026.")
     assert main.index("Schools") < main.index("Current alerts") < main.index("Ended recently")
-    items = [text(li.find(".//h3")) for li in page.find_class("list")[0]]
-    assert items[0].startswith("Current Flood warning: Afon Lliw valley")  # Severe before Minor
-    assert items[1].startswith("Current Some schools are closed")
+    items = [text(li) for li in page.find_class("list")[0]]
+    assert items[0].startswith("Flood warning: Afon Lliw valley")  # Severe before Minor
+    assert items[1].startswith("Some schools are closed")
+    assert page.find_class("list")[0][0].xpath("a/@href") == ["incidents/flood.html"]
+    assert items[0].endswith("Updated 06:47 GMT.")  # its headline names the area: it is not said twice
+    assert items[1].endswith("Updated 06:42 GMT. Area: All of Bryngwyn county")  # a headline that does not
     assert page.findtext(".//title") == "2 current alerts – Bryngwyn County Council"
 
 
@@ -203,7 +196,7 @@ def test_exercises_are_hidden_unless_the_workspace_shows_them_and_then_marked(wo
     assert text(page.find(".//h1")).startswith("EXERCISE Current")
     assert "This is an exercise, not a real emergency. You do not need to do anything." in text(page)
     assert "Exercise Frosty Morning" in text(page)
-    assert text(html(shown.files["cy/index.html"]).find_class("list")[0]).startswith("YMARFER Cyfredol")
+    assert text(html(shown.files["cy/index.html"]).find_class("list")[0]).startswith("YMARFER Drill")
 
 
 def test_times_say_their_zone_in_winter_and_summer(workspace, store):
@@ -255,9 +248,21 @@ def test_hostile_text_is_escaped_in_every_page(workspace, text_):
     for path in ("index.html", "cy/index.html", "incidents/hostile.html", "cy/incidents/hostile.html"):
         page = html(files[path])
         assert not page.xpath("//script"), path
-        assert page.xpath("(//h1//bdi|//h3//bdi)[1]")[0].text_content() == text_, path
+        title = page.xpath("//h1//bdi")[0] if "incidents/" in path else page.xpath("//ul[@class='list']/li/a")[0]
+        assert title.text_content() == text_, path
     article = html(files["incidents/hostile.html"]).xpath("//article")[0]
     assert article.xpath("h2")[0].text_content() == "Alert " + text_
     assert [p.text_content() for p in article.xpath("div/p")][:2] == [shown, shown]
-    assert html(files["index.html"]).xpath("//h2[.='Schools']/following-sibling::ul[1]/li/bdi")[0].text_content() \
-        == shown
+    school = html(files["index.html"]).xpath("//h2[.='Schools']/following-sibling::ul[1]/li")[0]
+    assert school.text_content().startswith(shown + ": closed, updated "), school.text_content()
+
+
+@pytest.mark.parametrize("title, isolated", [("Snow: Hillside", False), ("مدرسة الأمل مغلقة", True),
+                                             ("Snow \u202eesolc", True), ("Eira: Ysgol Bro Lliw", False)])
+def test_text_that_could_reorder_the_page_is_isolated_and_plain_text_is_not(workspace, title, isolated):
+    files = build_site(workspace, MemoryStore([hostile_alert(title)], [incident_row("hostile", title)]), now=T0).files
+    for path in ("index.html", "cy/index.html"):
+        [link] = html(files[path]).xpath("//ul[@class='list']/li/a")
+        assert link.text_content() == title
+        assert [b.text_content() for b in link.xpath("bdi")] == ([title] if isolated else []), path
+    assert html(files["incidents/hostile.html"]).xpath("//h1//bdi")[0].text_content() == title

@@ -1,0 +1,90 @@
+"""What the last site build made, kept in the workspace's git-ignored .broadcast/ folder so the next build renders
+only what changed: an incident page whose incident, words and code are as they were, or the CAP file of an alert
+already written, is read back rather than built again."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+
+FOLDER = ".broadcast/page-cache"
+NEW = ".new-"
+# The code and templates a cached file was made with: a change to any of them makes every key new.
+SOURCES = ("cap.py", "page.py", "pagetext.py", "summary.py")
+LIBRARIES = ("jinja2", "markupsafe", "babel", "lxml")
+
+
+class BuildCache:
+    """Built files by a key of everything they are made from. A cache that cannot be read or written is only a
+    slower build: it never stops the page."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.used: set[str] = set()
+        self.made: dict[str, bytes] = {}
+
+    @classmethod
+    def of(cls, root: Path) -> BuildCache:
+        return cls(root / FOLDER)
+
+    def key(self, *parts: object) -> str:
+        """A file name for these inputs; their repr is their content (frozen dataclasses, strings, datetimes)."""
+        return hashlib.sha256(repr((code_version(), parts)).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+    def get(self, key: str) -> bytes | None:
+        self.used.add(key)
+        if self.folder is None:
+            return None
+        try:
+            return (self.folder / key).read_bytes()
+        except OSError:  # not built before, or pruned by another build meanwhile
+            return None
+
+    def put(self, key: str, data: bytes) -> bytes:
+        self.used.add(key)
+        self.made[key] = data
+        return data
+
+    def save(self) -> None:
+        """Keep what this build made, each file written whole then renamed into place; drop what it did not use."""
+        if self.folder is None:
+            return
+        temporary = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for key, data in self.made.items():
+                handle, temporary = tempfile.mkstemp(prefix=NEW, dir=self.folder)
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                os.replace(temporary, self.folder / key)
+                temporary = None
+            for entry in os.scandir(self.folder):  # another build's half-written file is its own to finish
+                if entry.name not in self.used and not entry.name.startswith(NEW):
+                    os.unlink(entry.path)
+        except OSError:  # a read-only or full disk: the next build renders what it lacks
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+        self.made.clear()
+
+
+@cache
+def code_version() -> str:
+    """A digest of the page code, its templates and the libraries that shape its bytes."""
+    import importlib
+    from importlib.resources import files
+
+    digest = hashlib.sha256()
+    for name in LIBRARIES:  # where each is installed and when: an upgrade changes both (metadata is slow to read)
+        location = Path(importlib.import_module(name).__file__ or name)
+        digest.update(f"{location}:{location.stat().st_mtime_ns}".encode())
+    here = Path(__file__).parent
+    for name in SOURCES:
+        digest.update((here / name).read_bytes())
+    for template in sorted(files("broadcast").joinpath("data", "page").iterdir(), key=lambda t: t.name):
+        digest.update(template.name.encode() + template.read_bytes())
+    return digest.hexdigest()
