@@ -230,3 +230,16 @@ def test_a_whole_incident_runs_on_postgresql_as_on_sqlite(machines, sandbox, pos
     status = json.loads((a / "site" / "status.json").read_text(encoding="utf-8"))
     [shown] = status["incidents"]
     assert shown["id"] == incident and shown["broadcast_status"] == "cancelled"
+
+
+def test_a_drill_or_rehearsal_copy_never_writes_to_the_shared_log(tmp_path):
+    from broadcast.drill import copy_workspace
+
+    root = make_workspace(tmp_path / "council")
+    (root / "broadcast.toml").write_text((root / "broadcast.toml").read_text(encoding="utf-8") + SHARED
+                                         + '\n[policy]\nunapproved = "draft"\n', encoding="utf-8")
+    copy = copy_workspace(root, tmp_path / "rehearsal")
+    config = (copy / "broadcast.toml").read_text(encoding="utf-8")
+    assert "[store]" not in config and "BROADCAST_STORE_URL" not in config
+    assert '[policy]\nunapproved = "draft"' in config  # the section after it is kept
+    assert Workspace(copy).store_url() is None  # its own SQLite file, beside the copy

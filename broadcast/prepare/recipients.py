@@ -35,6 +35,10 @@ ALIASES = {"mobile": "phone", "mobile number": "phone", "telephone": "phone", "t
            "e-mail": "email", "email address": "email", "mail": "email"}
 LANGUAGE_NAMES = {"english": "en", "saesneg": "en", "welsh": "cy", "cymraeg": "cy"}
 TAG_SPLIT = re.compile(r"[;,\s]+")
+# A UK mobile written the usual ways (07..., +447..., 00447..., with spaces or dashes): what most rows of a list
+# are, and what phonenumbers would make of them, without its parse (about 40 µs a row when a list is sent).
+UK_MOBILE = re.compile(r"(?:\+44|0044|0)(7\d{9})")
+SEPARATORS = str.maketrans("", "", " -")
 # Ofcom keeps 07700 900000-900999 for drama: never allocated, so phonenumbers calls them invalid; drills use them.
 DRAMA_MOBILES = range(7700900000, 7700901000)
 
@@ -158,6 +162,8 @@ def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check:
 
     `check=False` only normalises: for a list already checked, whose rows are matched to the log by hash.
     """
+    if not check and region == "GB" and (plain := UK_MOBILE.fullmatch(raw.strip().translate(SEPARATORS))):
+        return "+44" + plain[1]
     import phonenumbers
     from phonenumbers import PhoneNumberType
 

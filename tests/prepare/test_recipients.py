@@ -152,3 +152,29 @@ def test_a_long_list_is_streamed_not_loaded(lists):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert count == 10000 and peak < 3_000_000  # far less than 10,000 recipients held at once
+
+
+def test_a_uk_mobile_written_the_usual_ways_normalises_as_phonenumbers_does():
+    """The send's fast path for a checked list gives exactly what phonenumbers gives, and leaves the rest to it."""
+    import phonenumbers
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from broadcast.prepare.recipients import normalise_phone
+
+    def slow(raw):
+        return phonenumbers.format_number(phonenumbers.parse(raw, "GB"), phonenumbers.PhoneNumberFormat.E164)
+
+    @given(st.text("0123456789", min_size=9, max_size=9), st.sampled_from(["07{}", "+447{}", "00447{}", "+44 7{}",
+                                                                           " 07{} ", "07{}"]),
+           st.sampled_from([None, 3, 6]), st.sampled_from([" ", "-"]))
+    def same(digits, shape, gap, separator):
+        raw = shape.format(digits)
+        if gap is not None:
+            at = len(raw) - 9 + gap
+            raw = raw[:at] + separator + raw[at:]
+        assert normalise_phone(raw, check=False) == slow(raw)
+
+    same()
+    for other in ("+44 (0)7700 900001", "01632 960001", "+353 85 123 4567", "7700900001"):
+        assert normalise_phone(other, check=False) == slow(other)  # not the fast path's shape: phonenumbers decides
