@@ -446,12 +446,12 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
-        if self.sql is PostgreSQL:
-            self.conn.execute("BEGIN")
+        if self.sql is PostgreSQL:  # one round trip for both: a batch of a bulk send pays it every few ms
             try:
-                self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                self.conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # begun, but the lock was not had (waited past lock_timeout)
+                    self.conn.execute("ROLLBACK")
                 raise
         else:
             self.conn.execute("BEGIN IMMEDIATE")
