@@ -219,12 +219,7 @@ class Broadcast:
     """Workspaces with N webhook channels, built beforehand; `run` times one whole warning."""
 
     def __init__(self, url: str):
-        from conftest import make_workspace
-
-        from broadcast.prepare.approvals import approve
-        from broadcast.prepare.templates import find_template
-        from broadcast.store import Store
-        from broadcast.workspace import Workspace
+        from conftest import approved, make_workspace
 
         os.environ["BENCH_SECRET"] = SECRET
         self.folder = Path(tempfile.mkdtemp(prefix="bench-warn-"))
@@ -236,10 +231,7 @@ class Broadcast:
                 (root / "channels" / f"hook-{i:03d}.toml").write_text(
                     f'kind = "webhook"\n[settings]\nurl = "{url}/hooks/{i}"\n'
                     '[secrets]\nsigning_secret = "env:BENCH_SECRET"\n', encoding="utf-8")
-            workspace = Workspace(root)
-            store = Store.open(workspace.db_path)
-            approve(workspace, find_template(workspace, "school-closure"), "Bench Runner, Benchmark", store)
-            store.close()
+            approved(root)
             self.bases[n] = root
         self.copies = 0
 

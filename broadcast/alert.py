@@ -91,6 +91,13 @@ class Alert:
     def info(self, language: str) -> Info:
         return next((i for i in self.infos if i.language == language), self.infos[0])
 
+    @property
+    def referenced(self) -> tuple[str, ...]:
+        """The identifiers of the alerts it references (each reference is CAP's 'sender,identifier,sent', or a bare
+        identifier)."""
+        return tuple(parts[1] if len(parts) == 3 else parts[0]
+                     for parts in (reference.strip().split(",") for reference in self.references))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -287,12 +287,6 @@ def open_store(workspace: Workspace, *, create: bool = True, readonly: bool = Fa
     """The workspace's log: its PostgreSQL database when `[store] url` names one, else its SQLite file."""
     url = workspace.store_url()
     if url:
-        from urllib.parse import urlsplit
-
-        from broadcast.secrets import remember
-
-        if urlsplit(url).password:
-            remember(urlsplit(url).password or "")  # masked in every error, as a channel's secrets are
         return Store.open_url(url, readonly=readonly)
     if readonly:
         return Store.open_readonly(workspace.db_path)
@@ -333,8 +327,12 @@ class Store:
     @classmethod
     def open_url(cls, url: str, *, readonly: bool = False) -> Store:
         """Open (and migrate) a PostgreSQL log; writers take one lock, so N machines make one chain."""
+        from urllib.parse import urlsplit
+
+        from broadcast.secrets import remember
         from broadcast.sql import connect, migrate_postgres, redact
 
+        remember(urlsplit(url).password or "")  # masked in every error, as a channel's secrets are
         try:
             conn = connect(url, readonly=readonly, wait=lock_wait())
             if not readonly:
@@ -571,11 +569,15 @@ class Store:
 
     def alerts(self, incident: str | None = None) -> list[Alert]:
         """Alerts in the order they were recorded, optionally one incident's."""
+        return [alert for alert, _ in self.stored_alerts(incident)]
+
+    def stored_alerts(self, incident: str | None = None) -> list[tuple[Alert, str]]:
+        """Alerts in the order they were recorded, each with its stored text (what `alert_issued` hashes)."""
         from broadcast.alert import Alert
 
-        where, params = ("incident = ?", [incident]) if incident else (None, [])
-        return [Alert.from_dict(json.loads(row["alert"]))
-                for row in self.rows("alerts", where, params, order_by="rowid")]
+        where, params = (" WHERE incident = ?", [incident]) if incident else ("", [])
+        return [(Alert.from_dict(json.loads(text)), text) for (text,) in self.conn.execute(
+            f"SELECT alert FROM alerts{where} ORDER BY rowid", params)]
 
     def add_deliveries(self, alert: str, rows: list[dict[str, Any]], *, actor: str) -> None:
         """Write delivery rows as pending before the first byte goes out; rows already there are kept."""

@@ -65,6 +65,27 @@ def expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], what
     return value
 
 
+def postgres_url(value: str, file: object, key: str | None, why: str) -> str:
+    """A PostgreSQL URL given as env:NAME (read from the environment) or written out without a password (`why` says
+    where a written one would end up); anything else is a ConfigError naming `file` and `key`."""
+    import os
+    from urllib.parse import urlsplit
+
+    hint = ('write env:BROADCAST_STORE_URL and export BROADCAST_STORE_URL=postgresql://user:password@host/db in the '
+            "shell that runs broadcast (or keep the password in ~/.pgpass)")
+    if SECRET_REF_RE.match(value):
+        name = value.removeprefix("env:")
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise ConfigError(file, key, f"the environment variable {name} is not set",
+                              f"export {name}=postgresql://user:password@host:5432/broadcast")
+    elif urlsplit(value).password is not None:
+        raise ConfigError(file, key, f"holds a password: {why}", hint)
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(file, key, "is not a PostgreSQL URL (postgresql://...)", hint)
+    return value
+
+
 def check_name(kind: str, name: str) -> str:
     """Names of templates, channels and areas become file names: refuse anything that is not a plain slug."""
     if not NAME_RE.match(name):
@@ -169,29 +190,12 @@ class Workspace:
     def store_url(self) -> str | None:
         """The PostgreSQL log `[store] url` names (read from the environment when it says env:NAME), or None: the
         SQLite file `database`. A password is only ever taken from the environment."""
-        import os
-        from urllib.parse import urlsplit
-
         section = expect(self.config_path, "store", self.config.get("store", {}), dict, "a [store] table")
         check_keys(self.config_path, section, {"url"}, "store.")
         if "url" not in section:
             return None
         value = expect(self.config_path, "store.url", section["url"], str, 'env:NAME or "postgresql://..."')
-        hint = ('write url = "env:BROADCAST_STORE_URL" and export BROADCAST_STORE_URL=postgresql://user:password@host/'
-                "db in the shell that runs broadcast (or keep the password in ~/.pgpass)")
-        if SECRET_REF_RE.match(value):
-            name = value.removeprefix("env:")
-            value = os.environ.get(name, "").strip()
-            if not value:
-                raise ConfigError(self.config_path, "store.url", f"the environment variable {name} is not set",
-                                  f"export {name}=postgresql://user:password@host:5432/broadcast, or remove [store] "
-                                  "to use the SQLite file")
-        elif urlsplit(value).password is not None:
-            raise ConfigError(self.config_path, "store.url", "holds a password: it would be in the file and in git",
-                              hint)
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ConfigError(self.config_path, "store.url", "is not a PostgreSQL URL (postgresql://...)", hint)
-        return value
+        return postgres_url(value, self.config_path, "store.url", "it would be in the file and in git")
 
     @property
     def templates_dir(self) -> Path:

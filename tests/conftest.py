@@ -46,7 +46,6 @@ class Clock:
 
 def only_identifier(database: Path) -> str:
     """The identifier of the one alert a subprocess recorded: its year is the real clock's, so never spelled out."""
-    from broadcast.store import Store
 
     store = Store.open(database)
     try:
@@ -288,7 +287,6 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
     import httpx
 
     from broadcast.send.fanout import Job, Limits, delivery_key, fan_out
-    from broadcast.store import Store
 
     store = store or Store.open(channel.config.path.parent.parent / "broadcast.db")
     if not store.db.table("alerts").count_where("identifier = ?", [alert.identifier]):
@@ -313,6 +311,18 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
 SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
 
 
+def approved(root: Path) -> Workspace:
+    """The workspace at `root` with its school-closure template signed off (in its log, whichever store)."""
+    from broadcast.prepare.approvals import approve
+    from broadcast.store import open_store
+
+    workspace = Workspace(root)
+    store = open_store(workspace)
+    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
+    store.close()
+    return workspace
+
+
 def live_channels(root: Path, url: str) -> None:
     """Mastodon and two webhooks (hook-a, hook-b), on the sandbox at `url`."""
     channels = root / "channels"
@@ -332,12 +342,7 @@ def live(workspace_dir, sandbox, sandbox_env, monkeypatch):
     config = workspace_dir / "broadcast.toml"
     config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\nmax_backoff = 0.02\n",
                       encoding="utf-8")
-    from broadcast.prepare.approvals import approve
-
-    workspace = Workspace(workspace_dir)
-    store = Store.open(workspace.db_path)
-    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
-    store.close()
+    approved(workspace_dir)
     monkeypatch.setenv("BROADCAST_OPERATOR", "duty-officer")
     return workspace_dir
 

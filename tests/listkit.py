@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_workspace
+from conftest import approved, make_workspace  # noqa: F401  approved: the lists' tests import it from here
 
-from broadcast.prepare.templates import find_template
 from broadcast.sandbox.platforms import notify, twilio
-from broadcast.store import Store
 
 ENV = {"TEST_NOTIFY_KEY": notify.API_KEY, "TEST_TWILIO_SID": twilio.ACCOUNT_SID,
        "TEST_TWILIO_TOKEN": twilio.AUTH_TOKEN}
@@ -68,16 +66,6 @@ def list_workspace(root: Path, channels: list[tuple[str, str]], residents: str =
         config.write_text(config.read_text(encoding="utf-8") + "\n[fanout]\nfirst_backoff = 0.01\n"
                           "max_backoff = 0.02\n", encoding="utf-8")
     return root
-
-
-def approved(root: Path) -> None:
-    from broadcast.prepare.approvals import approve
-    from broadcast.workspace import Workspace
-
-    workspace = Workspace(root)
-    store = Store.open(workspace.db_path)
-    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
-    store.close()
 
 
 def many(count: int) -> str:

@@ -77,6 +77,11 @@ class MemoryStore:
     def alerts(self, incident: str | None = None) -> list[Alert]:
         return [a for a in self._alerts if incident is None or a.incidents == incident]
 
+    def stored_alerts(self, incident: str | None = None) -> list[tuple[Alert, str]]:
+        from broadcast.store import canonical_json
+
+        return [(a, canonical_json(a.to_dict())) for a in self.alerts(incident)]
+
     def incidents(self, status: str | None = None) -> list[dict[str, Any]]:
         return [row for row in self._incidents if status is None or row["status"] == status]
 

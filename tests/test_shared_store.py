@@ -9,11 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, VALUES, live_channels, make_workspace
+from conftest import REPO, VALUES, approved, live_channels, make_workspace
 
-from broadcast.prepare.approvals import approve
-from broadcast.prepare.templates import find_template
-from broadcast.store import Store, open_store
+from broadcast.store import Store
 from broadcast.workspace import Workspace
 
 pytest_plugins = ("pgkit",)
@@ -29,10 +27,7 @@ def machine(root, sandbox, *, shared=True):
     (root / "broadcast.toml").write_text((root / "broadcast.toml").read_text(encoding="utf-8") + FAST
                                          + (SHARED if shared else ""), encoding="utf-8")
     live_channels(root, sandbox.url)
-    workspace = Workspace(root)
-    store = open_store(workspace)
-    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
-    store.close()
+    approved(root)
     return root
 
 

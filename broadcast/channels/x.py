@@ -80,8 +80,8 @@ class X(Channel):
         metrics = (await self._tweet(client, receipt.remote_id)).get("public_metrics") or {}
         said, missing = await self._replies(client, receipt.remote_id)
         return Engagement(replies=int(metrics.get("reply_count") or 0),
-                       reposts=int(metrics.get("retweet_count") or 0) + int(metrics.get("quote_count") or 0),
-                       likes=int(metrics.get("like_count") or 0), views=_count(metrics.get("impression_count")),
+                          reposts=int(metrics.get("retweet_count") or 0) + int(metrics.get("quote_count") or 0),
+                          likes=int(metrics.get("like_count") or 0), views=_count(metrics.get("impression_count")),
                           said=said, note=missing)
 
     async def _tweet(self, client: httpx.AsyncClient, tweet_id: str) -> dict[str, Any]:

@@ -55,31 +55,12 @@ def store_migrate(ctx: click.Context, to: str) -> None:
 
     Example: broadcast store migrate --to env:BROADCAST_STORE_URL
     """
-    import os
-    from urllib.parse import urlsplit
-
-    from broadcast.errors import ConfigError
     from broadcast.store import Store
     from broadcast.transfer import migrate
-    from broadcast.workspace import SECRET_REF_RE
+    from broadcast.workspace import postgres_url
 
     workspace = open_workspace(ctx)
-    url = to
-    if SECRET_REF_RE.match(to):
-        url = os.environ.get(to.removeprefix("env:"), "").strip()
-        if not url:
-            raise ConfigError("--to", None, f"the environment variable {to.removeprefix('env:')} is not set",
-                              f"export {to.removeprefix('env:')}=postgresql://user:password@host:5432/broadcast")
-    elif urlsplit(to).password is not None:
-        raise ConfigError("--to", None, "the URL holds a password, which would stay in your shell's history",
-                          "export BROADCAST_STORE_URL=postgresql://... and give --to env:BROADCAST_STORE_URL")
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("--to", None, "is not a PostgreSQL URL (postgresql://...)",
-                          "e.g. --to env:BROADCAST_STORE_URL")
-    if urlsplit(url).password:
-        from broadcast.secrets import remember
-
-        remember(urlsplit(url).password or "")
+    url = postgres_url(to, "--to", None, "it would stay in your shell's history")
     source = Store.open(workspace.db_path, create=False)
     target = Store.open_url(url)
     try:

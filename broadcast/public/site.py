@@ -68,8 +68,7 @@ def build_site(
     files = {}
     for update in summary.updates:  # a CAP file is the alert and the sender, identifier and sent of each it references
         alert = update.alert
-        referenced = [fingerprints.get(reference.split(",")[-2 if reference.count(",") == 2 else -1])
-                      for reference in alert.references]
+        referenced = [fingerprints.get(identifier) for identifier in alert.referenced]
         key = cache.key("cap", fingerprints[alert.identifier], referenced)
         files[update.cap_path] = cache.get(key) or cache.put(key, cap_document(alert, known))
     files.update(render_pages(summary, cache, fingerprints))
@@ -83,23 +82,12 @@ def build_site(
 
 
 def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
-    """Every alert in the order recorded, and a fingerprint of each one's content, from its stored JSON where the
-    store has it (a store without rows, as in tests, gets one from the parsed alert)."""
+    """Every alert in the order recorded, and a fingerprint of each one's content (its stored text)."""
     import hashlib
-    import json
 
-    from broadcast.alert import Alert
-
-    if not hasattr(store, "rows"):
-        alerts = store.alerts()
-        return alerts, {a.identifier: hashlib.sha256(repr(a).encode("utf-8", "surrogatepass")).hexdigest()
-                        for a in alerts}
-    alerts, fingerprints = [], {}
-    for row in store.rows("alerts", order_by="rowid"):  # as Store.alerts() reads them, keeping the text it parses
-        alert = Alert.from_dict(json.loads(row["alert"]))
-        alerts.append(alert)
-        fingerprints[alert.identifier] = hashlib.sha256(row["alert"].encode("utf-8", "surrogatepass")).hexdigest()
-    return alerts, fingerprints
+    stored = store.stored_alerts()
+    return [alert for alert, _ in stored], {
+        alert.identifier: hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() for alert, text in stored}
 
 
 @dataclass(frozen=True)

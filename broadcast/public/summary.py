@@ -150,9 +150,7 @@ def summarise(
 
 def _group_by_references(alert: Alert, group_of: dict[str, str]) -> str:
     """An alert with no incident joins the group of an alert it references, or starts its own."""
-    for reference in alert.references:
-        parts = reference.split(",")
-        identifier = parts[1] if len(parts) == 3 else parts[0]
+    for identifier in alert.referenced:
         if identifier in group_of:
             return group_of[identifier]
     return alert.identifier

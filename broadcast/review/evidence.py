@@ -12,21 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broadcast.review.timeline import COLUMNS, SELECT, find_incident, snapshot, timeline
+from broadcast.review.timeline import SELECT, find_incident, snapshot, timeline
 
 if TYPE_CHECKING:
-
     from broadcast.store import Store, Verification
-
-HASHED = COLUMNS[:15]  # broadcast.store.EVENT_COLUMNS
-
-
-def canonical_body(values: tuple[Any, ...]) -> str:
-    """canonical_json of an event's hashed columns (COLUMNS order), as the chain hashes it."""
-    from broadcast.store import hashed_body
-
-    return hashed_body(values)
-
 
 PARALLEL_FROM = 20_000  # events: from here the chain is checked in a second process while the incident is read
 HELPER = "import sys; from broadcast.review.evidence import verify_main; verify_main(sys.argv)"

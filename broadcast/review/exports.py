@@ -109,24 +109,10 @@ def format_for(path: Path | None, fmt: str | None) -> str:
     return fmt or SUFFIXES.get(suffix, "md")
 
 
-def csv_field(value: Any) -> str:
-    """One RFC 4180 field as write_csv's csv.writer spells it: quoted when it holds a quote, comma or line break,
-    with quotes doubled."""
-    if value is None:
-        return ""
-    if type(value) is not str:
-        return str(value)
-    if '"' in value:
-        return '"' + value.replace('"', '""') + '"'
-    if "," in value or "\n" in value or "\r" in value:
-        return '"' + value + '"'
-    return value
-
-
 def write_csv(rows: Rows, out: TextIO, *, bom: bool = False) -> None:
     """RFC 4180: a header row, CRLF line ends, quotes only where needed; UTF-8 (with a BOM for Excel if asked).
 
-    The csv module's writer (its minimal quoting is csv_field's), fed each row's cells as a list.
+    The csv module's writer, with its minimal quoting, fed each row's cells as a list.
     """
     import csv
 

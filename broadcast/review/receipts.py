@@ -99,11 +99,12 @@ def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: s
 
     rows: list[Row] = []
     asked: dict[str, tuple[dict[str, Channel], dict[str, str]]] = {}
-    adapters: dict[str, Channel] = {}  # one per channel for the whole run: a Bluesky session is made once
-    for alert in store.alerts(incident):
-        usable, skipped = usable_channels(workspace, store, (), alert.status)
-        asked[alert.identifier] = ({c.name: adapters.setdefault(c.name, c) for _, c in usable
-                                    if not is_list_channel(c)}, dict(skipped))
+    by_status: dict[str, tuple[dict[str, Channel], dict[str, str]]] = {}  # one adapter per channel and status
+    for alert in store.alerts(incident):  # (a Bluesky session is made once for the whole run)
+        if alert.status not in by_status:
+            usable, skipped = usable_channels(workspace, store, (), alert.status)
+            by_status[alert.status] = ({c.name: c for _, c in usable if not is_list_channel(c)}, dict(skipped))
+        asked[alert.identifier] = by_status[alert.status]
         rows += [(alert.identifier, *row) for row in store.conn.execute(
             "SELECT channel, language, remote_id, remote_url FROM deliveries WHERE alert = ? AND recipient = '' "
             "AND state = 'sent' ORDER BY id", [alert.identifier]).fetchall()]
@@ -150,8 +151,10 @@ async def _reach_all(rows: list[Row], asked: dict[str, tuple[dict[str, Channel],
         reach.note = got.note  # counts, but not everything (X without search: no replies' text)
         return reach
 
+    from broadcast.send.transport import http_client
+
     timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with http_client(limits.concurrency, timeout=timeout) as client:
         return list(await asyncio.gather(*(one(row, client) for row in rows)))
 
 
@@ -191,10 +194,14 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
 
     incident_row(store, incident)  # an unknown incident is refused with the open ones named
     results: list[Receipts] = []
+    limits = Limits.from_workspace(workspace)
+    by_status: dict[str, tuple[dict[str, ListChannel], dict[str, str]]] = {}
     for alert in store.alerts(incident):
-        usable, skipped = usable_channels(workspace, store, (), alert.status)
-        channels = {c.name: c for _, c in usable if is_list_channel(c)}
-        reasons = dict(skipped)
+        if alert.status not in by_status:  # the channels an alert of this status may use: read once
+            usable, skipped = usable_channels(workspace, store, (), alert.status)
+            by_status[alert.status] = ({c.name: c for _, c in usable if is_list_channel(c)},  # type: ignore[misc]
+                                       dict(skipped))
+        channels, reasons = by_status[alert.status]
         rows = store.conn.execute(
             "SELECT channel, language, remote_id FROM deliveries WHERE alert = ? AND recipient != '' AND state = "
             "'sent' ORDER BY id", [alert.identifier]).fetchall()
@@ -207,11 +214,11 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
             if channel is None:
                 found.unknown, found.reported = len(ids), False
                 found.note = f"not asked: {reasons.get(name, 'the channel is not configured')}"
-            elif not channel.receipts:  # type: ignore[attr-defined]
+            elif not channel.receipts:
                 found.unknown, found.reported = len(ids), False
                 found.note = f"{channel.kind} reports no delivery receipts"
             else:
-                asyncio.run(_ask(channel, ids, found, Limits.from_workspace(workspace), sleep))  # type: ignore[arg-type]
+                asyncio.run(_ask(channel, ids, found, limits, sleep))
             results.append(found)
             store.append_event("receipts_collected", phase="review", actor=actor, incident=incident,
                                alert=alert.identifier, channel=name,
@@ -224,14 +231,12 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
 async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts, limits: Limits, sleep: Sleep) -> None:
     """Each message's status, CONCURRENCY at a time, each read retried as a send is (a 429, a 5xx, a dropped
     connection); one that still fails counts as unknown, with the platform's words in the note."""
-    import aiohttp
-
     from broadcast.send.retry import Retry, guarded
+    from broadcast.send.transport import list_session
 
     slots = asyncio.Semaphore(CONCURRENCY)
-    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)
     errors: Counter[str] = Counter()
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with list_session(CONCURRENCY, connect=limits.connect_timeout, read=limits.read_timeout) as session:
         await channel.open(session)
         try:
             async def read(remote_id: str) -> tuple[str, str | None]:

@@ -98,23 +98,16 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
     selections = {name: s for name in lists if (s := _selection(store, alert.identifier, name)) is not None}
     if not selections:
         return []
-    import aiohttp  # only now: a warning without lists never pays for it
-
-    from broadcast.send.transport import tls_context
+    from broadcast.send.transport import list_session  # only now: a warning without lists never imports aiohttp
 
     key = RecipientKey.for_workspace(workspace.root)
     opt_outs, _ = read_opt_outs(workspace.root, key)
-    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)
-    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=0, ssl=tls_context())
     slots = asyncio.Semaphore(limits.concurrency)
-    from broadcast import __version__
-
     runs: list[Run] = []
     results: list[Any] = []
     try:
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={
-                "User-Agent": f"broadcast/{__version__} (public warning and informing)"}) as session, \
-                Journal(store, alert=alert.identifier, actor=actor) as journal:
+        async with list_session(limits.concurrency, connect=limits.connect_timeout, read=limits.read_timeout
+                                ) as session, Journal(store, alert=alert.identifier, actor=actor) as journal:
             runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
                         journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
                         on_progress=on_progress, stop=stop) for name, selection in selections.items()]

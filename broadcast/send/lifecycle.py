@@ -48,15 +48,10 @@ def incident_row(store: Store, slug: str) -> dict[str, Any]:
     return rows[0]
 
 
-def referenced(alert: Alert) -> set[str]:
-    """The identifiers an alert refers to (each reference is CAP's 'sender,identifier,sent', or a bare identifier)."""
-    return {ref.split(",")[1] if "," in ref else ref for ref in alert.references}
-
-
 def live_alerts(store: Store, incident: str) -> list[Alert]:
     """The incident's alerts that nothing later has updated or cancelled: what an update supersedes."""
     alerts = store.alerts(incident)
-    superseded = set().union(*(referenced(a) for a in alerts))
+    superseded = {identifier for a in alerts for identifier in a.referenced}
     return [a for a in alerts if a.identifier not in superseded and a.msg_type not in FINAL]
 
 
@@ -83,7 +78,7 @@ def chain(store: Store, alert: Alert) -> list[Alert]:
     """The alert and every later alert of its incident that updates it, directly or through another."""
     found, members = [alert], {alert.identifier}
     for later in store.alerts(alert.incidents) if alert.incidents else []:
-        if later.identifier not in members and referenced(later) & members:
+        if later.identifier not in members and members.intersection(later.referenced):
             found.append(later)
             members.add(later.identifier)
     return found
@@ -355,9 +350,9 @@ def retract(workspace: Workspace, store: Store, alerts: list[Alert], *, actor: s
         sent += [(alert, d) for d in posted if d["channel"] in channels]
 
     async def run() -> list[Retraction]:
-        import httpx
+        from broadcast.send.transport import http_client
 
-        async with httpx.AsyncClient(timeout=15) as client:
+        async with http_client(timeout=15) as client:
             return list(await asyncio.gather(*(one(alert, d, client) for alert, d in sent)))
 
     async def one(alert: Alert, delivery: dict[str, Any], client: Any) -> Retraction:

@@ -150,11 +150,10 @@ async def tell(workspace: Workspace, to: list[Target], headline: str, text: str,
     send; `key` makes a text to the duty phone the same message again if it is retried."""
     import httpx
 
-    from broadcast import __version__
+    from broadcast.send.transport import http_client
 
     timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                 headers={"user-agent": f"broadcast/{__version__} (staff reminder)"}) as client:
+    async with http_client(len(to), timeout=timeout) as client:
         return list(await asyncio.gather(*(
             _tell_one(workspace, target, headline, text, key, limits, now, client) for target in to)))
 
@@ -218,10 +217,9 @@ def _text_call(channel: ListChannel, number: str, text: str, key: str,
     post = Post(channel.name, LANGUAGE, text, count_segments(text), channel.max_segments, "SMS segments", False, {})
 
     async def call() -> Receipt:
-        import aiohttp
+        from broadcast.send.transport import list_session
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
-                total=None, connect=limits.connect_timeout, sock_read=limits.read_timeout)) as session:
+        async with list_session(1, connect=limits.connect_timeout, read=limits.read_timeout) as session:
             await channel.open(session)
             try:
                 return await guarded(channel.name, channel.deliver(post, person, session,

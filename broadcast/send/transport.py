@@ -17,6 +17,8 @@ import httpx
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import aiohttp
+
 POOL_SIZE = 8  # connections per pool: small enough that a scan is cheap
 USER_AGENT = "broadcast/{version} (public warning and informing)"
 
@@ -85,3 +87,16 @@ def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) 
 
     return httpx.AsyncClient(timeout=timeout, transport=ShardedTransport(connections),
                              headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
+
+
+def list_session(connections: int, *, connect: float, read: float) -> aiohttp.ClientSession:
+    """The aiohttp session the list channels (Notify, Twilio) send and read through: the same TLS context and
+    user agent as the httpx client, `connections` at once to any host."""
+    import aiohttp
+
+    from broadcast import __version__
+
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read),
+        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0, ssl=tls_context()),
+        headers={"User-Agent": USER_AGENT.format(version=__version__)})

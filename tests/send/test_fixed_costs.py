@@ -12,9 +12,8 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from conftest import VALUES
+from conftest import VALUES, approved
 
-from broadcast.prepare.approvals import approve
 from broadcast.prepare.templates import _environment, find_template, render
 from broadcast.send.fanout import Job, Limits, fan_out
 from broadcast.send.limits import CACHE
@@ -31,11 +30,7 @@ def webhooks_only(root, sandbox, count: int = 2) -> Workspace:
         (root / "channels" / f"hook-{i}.toml").write_text(
             f'kind = "webhook"\n[settings]\nurl = "{sandbox.url}/hooks/hook-{i}"\n'
             '[secrets]\nsigning_secret = "env:TEST_WEBHOOK_SECRET"\n', encoding="utf-8")
-    workspace = Workspace(root)
-    store = Store.open(workspace.db_path)
-    approve(workspace, find_template(workspace, "school-closure"), "Alex Morgan, Head of Communications", store)
-    store.close()
-    return workspace
+    return approved(root)
 
 
 def with_mastodon(root, sandbox) -> Workspace:
