@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # Every writer takes this transaction-scoped lock first: one writer at a time, as SQLite's BEGIN IMMEDIATE gives, so
 # the chain cannot fork and two machines never take the same alert identifier.
 WRITE_LOCK = 0x62726F6164  # "broad"
+LONG_LIST = 32  # parameters above which a statement is planned with its values, never prepared
 
 
 class SQLite:
@@ -102,13 +103,39 @@ class PgConnection:
             if not params and "%" not in sql and "?" not in sql:
                 # As written, by the simple protocol: one round trip even for "BEGIN; SELECT ..."
                 return self.raw.execute(sql)
-            return self.raw.execute(_placeholders(sql), list(params))
+            # A long list of values (`recipient IN (?, ?, ...)`) is planned with them: psycopg prepares a statement
+            # run often, and a generic plan cannot hash a list of parameters, so it compares each row with every one.
+            return self.raw.execute(_placeholders(sql), list(params),
+                                    prepare=False if len(params) > LONG_LIST else None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows: psycopg prepares it once and pipelines the rows (one round trip, not one
         a row), as the bulk sender's batches need."""
         with _as_sqlite_errors(), self.raw.cursor() as cursor:
             cursor.executemany(_placeholders(sql), rows)
+
+    def begin(self, then: str = "") -> tuple[Any, ...] | None:
+        """BEGIN and take the write lock, and run `then` (a read the writer needs first), in one round trip by the
+        simple protocol; returns `then`'s first row. Should the lock not be had in time, the transaction is open:
+        the caller rolls it back."""
+        with _as_sqlite_errors():
+            cursor = self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                                      + (f"; {then}" if then else ""))
+            cursor.nextset()
+            if not then:
+                return None
+            cursor.nextset()
+            return cursor.fetchone()
+
+    def pipeline(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]], *, commit: bool = False) -> None:
+        """Statements, each run for its rows, then (if asked) COMMIT, all in one round trip. Should one fail, the
+        rest are not run and the transaction is left failed, for the caller to roll back."""
+        with _as_sqlite_errors(), self.raw.pipeline(), self.raw.cursor() as cursor:
+            for sql, rows in statements:
+                if rows:
+                    cursor.executemany(_placeholders(sql), rows)
+            if commit:
+                cursor.execute("COMMIT")
 
     def close(self) -> None:
         self.raw.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import StoreError
-from broadcast.sql import WRITE_LOCK, PostgreSQL, SQLite, rows
+from broadcast.sql import PostgreSQL, SQLite, rows
 
 if TYPE_CHECKING:
     from sqlite_utils import Database, Migrations
@@ -89,6 +89,7 @@ def event_hash(row: dict[str, Any]) -> str:
 
 # An event as stored: the hashed columns, then the hash.
 STORED_COLUMNS = (*EVENT_COLUMNS, "hash")
+HEAD = "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1"  # the chain's last event
 INSERT_EVENT = f"INSERT INTO events ({', '.join(STORED_COLUMNS)}) VALUES ({', '.join('?' for _ in STORED_COLUMNS)})"
 
 
@@ -445,12 +446,7 @@ class Store:
             yield self.conn
             return
         if self.sql is PostgreSQL:  # one round trip for both: a batch of a bulk send pays it every few ms
-            try:
-                self.conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-            except BaseException:
-                if self.conn.in_transaction:  # begun, but the lock was not had (waited past lock_timeout)
-                    self.conn.execute("ROLLBACK")
-                raise
+            self._begin()
         else:
             self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -466,6 +462,15 @@ class Store:
                 self._issued = None
                 with contextlib.suppress(OSError):  # a read-only folder: the log alone decides, as before
                     _write_marker(marker, data)
+
+    def _begin(self, then: str = "") -> tuple[Any, ...] | None:
+        """PostgreSQL: begin, lock and run `then` in one round trip (PgConnection.begin)."""
+        try:
+            return self.conn.begin(then)
+        except BaseException:
+            if self.conn.in_transaction:  # begun, but the lock was not had (waited past lock_timeout)
+                self.conn.execute("ROLLBACK")
+            raise
 
     def append_event(
         self,
@@ -488,41 +493,63 @@ class Store:
                                   "occurred_at": occurred_at, "pinned": pinned, "supersedes": supersedes}])
         return dict(zip(STORED_COLUMNS, values, strict=True))
 
-    def append_events(self, events: Iterable[dict[str, Any]]) -> int:
+    def append_events(self, events: Iterable[dict[str, Any]], *,
+                      changes: Sequence[tuple[str, Sequence[Sequence[Any]]]] = ()) -> int:
         """Append events to the chain in one transaction, reading its head once: each a dict of append_event's
         keywords (`occurred_at` a datetime, or already in the stored form). Each is stored, and hashed, exactly as
-        append_event would store it; returns how many."""
-        return len(self._append(events))
+        append_event would store it; returns how many. `changes` (SQL, and the rows to run it for) are made in the
+        same transaction, before the events: on PostgreSQL the whole is two round trips however many rows."""
+        return len(self._append(events, changes))
 
-    def _append(self, events: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def _append(self, events: Iterable[dict[str, Any]],
+                changes: Sequence[tuple[str, Sequence[Sequence[Any]]]] = ()) -> list[tuple[Any, ...]]:
         """The events as stored rows (STORED_COLUMNS), chained on from the head and inserted by one prepared
-        statement."""
+        statement, after the changes."""
         events = list(events)
-        if not events:
-            return []
         for event in events:
             if event["phase"] not in PHASES:
                 raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {event['phase']!r}")
-        recorded = isoformat(utcnow())
-        sha, body, new_id, spell = hashlib.sha256, hashed_body, uuid.uuid4, canonical_json
-        stored: list[tuple[Any, ...]] = []
+        if not events and not changes:
+            return []
+        if self.sql is PostgreSQL and not self.conn.in_transaction:
+            # Begin, lock and read the head; then the changes, the events and the commit, pipelined.
+            head = self._begin(HEAD)
+            try:
+                stored = self._chain(events, head)
+                self.conn.pipeline([*changes, (INSERT_EVENT, stored)], commit=True)
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            return stored
         with self.transaction():
-            head = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-            number, prev = (head[0], head[1]) if head else (0, GENESIS)
-            for event in events:
-                when = event.get("occurred_at")
-                number += 1
-                occurred = recorded if when is None else when if when.__class__ is str else isoformat(when)
-                values = (number, str(new_id()), occurred, recorded, event["type"], event["phase"], event["actor"],
-                          event.get("incident"), event.get("alert"), event.get("channel"), event.get("description"),
-                          spell(event.get("details") or {}), int(event.get("pinned") or False),
-                          event.get("supersedes"), prev)
-                prev = sha((prev + body(values)).encode("utf-8")).hexdigest()
-                stored.append((*values, prev))
+            for sql, rows in changes:
+                if rows:
+                    self.conn.executemany(sql, rows)
+            stored = self._chain(events, self.conn.execute(HEAD).fetchone() if events else None)
             if len(stored) == 1:
                 self.conn.execute(INSERT_EVENT, stored[0])
-            else:
+            elif stored:
                 self.conn.executemany(INSERT_EVENT, stored)
+        return stored
+
+    @staticmethod
+    def _chain(events: list[dict[str, Any]], head: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
+        """The events as stored rows, numbered and hashed on from the head (id, hash) of the chain."""
+        recorded = isoformat(utcnow())
+        sha, body, new_id, spell = hashlib.sha256, hashed_body, uuid.uuid4, canonical_json
+        number, prev = (head[0], head[1]) if head else (0, GENESIS)
+        stored: list[tuple[Any, ...]] = []
+        for event in events:
+            when = event.get("occurred_at")
+            number += 1
+            occurred = recorded if when is None else when if when.__class__ is str else isoformat(when)
+            values = (number, str(new_id()), occurred, recorded, event["type"], event["phase"], event["actor"],
+                      event.get("incident"), event.get("alert"), event.get("channel"), event.get("description"),
+                      spell(event.get("details") or {}), int(event.get("pinned") or False),
+                      event.get("supersedes"), prev)
+            prev = sha((prev + body(values)).encode("utf-8")).hexdigest()
+            stored.append((*values, prev))
         return stored
 
     def open_incident(self, slug: str, title: str, *, exercise: bool = False, actor: str = "system") -> dict[str, Any]:

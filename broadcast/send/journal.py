@@ -1,9 +1,9 @@
 """The outbox at list scale: delivery state changes and their events, written in batches.
 
 A batch is one transaction: each statement prepared once and run for all its rows (executemany), the events chained
-on from one read of the head (`Store.append_events`). A list's first attempts are logged as one event per batch
-and channel, naming every delivery it moved to `sending` (`deliveries_settled`, as verify reads it): the row
-is still `sending` in the log before its request goes out, at a fraction of an event each.
+on from one read of the head (`Store.append_events`; two round trips on PostgreSQL). A list's first attempts are
+logged as one event per batch and channel, naming every delivery it moved to `sending` (`deliveries_settled`, as
+verify reads it): the row is still `sending` in the log before its request goes out, at a fraction of an event each.
 """
 
 from __future__ import annotations
@@ -152,11 +152,9 @@ class Journal:
         statements: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for row_id, fields in latest.items():
             statements.setdefault(tuple(fields), []).append((*fields.values(), row_id))
-        with self.store.transaction() as conn:
-            for names, rows in statements.items():
-                conn.executemany(f"UPDATE deliveries SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?",
-                                 rows)
-            self.store.append_events(events)
+        self.store.append_events(events, changes=[
+            (f"UPDATE deliveries SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?", rows)
+            for names, rows in statements.items()])
         self.written += len(updates)
 
     async def __aenter__(self) -> Journal:
