@@ -384,8 +384,10 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int) 
         root = broadcast.fresh(1)
         server.reset()
         started = time.perf_counter()
+        # Run from the workspace, as an officer would: from the repository, `-c` would put this checkout first on
+        # sys.path, and import it without the bytecode an installed copy has (PYTHONDONTWRITEBYTECODE, or none yet).
         done = subprocess.run([python, "-c", DRIVER, "--workspace", str(root), *args], capture_output=True,
-                              text=True, env=env, check=False)
+                              text=True, env=env, check=False, cwd=root)
         wall = time.perf_counter() - started
         started = time.perf_counter()
         subprocess.run([python, "-c", "pass"], check=True)

@@ -257,10 +257,15 @@ def _checklist(path: Path, raw: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
-    from jinja2 import StrictUndefined, pass_context
+    from jinja2 import FunctionLoader, StrictUndefined, pass_context
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    from broadcast.jinjacache import bytecode_cache
+
+    # Sections are loaded by the digest of their text (_compiled), so Jinja's bytecode cache keeps them compiled
+    # between processes.
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                                        loader=FunctionLoader(_SECTIONS.get), bytecode_cache=bytecode_cache("message"))
 
     @pass_context
     def _and_list(ctx: Any, items: Any) -> str:
@@ -270,11 +275,16 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
+_SECTIONS: dict[str, str] = {}  # each section's text by its digest, for the environment's loader
+
+
 @cache
 def _compiled(source: str) -> JinjaTemplate:
     # Keyed by the text alone: the same section read from another copy of the workspace (a rehearsal, a library
     # caller's fresh checkout) is not compiled again. A syntax error is not cached: it is raised each time.
-    return _environment().from_string(source)
+    name = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    _SECTIONS[name] = source
+    return _environment().get_template(name)
 
 
 def compile_section(template: Template, variant: str, language: str) -> JinjaTemplate:

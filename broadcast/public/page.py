@@ -208,7 +208,9 @@ def _environment() -> Environment:
     """Its own autoescaping environment: the page is not rendered in the template sandbox."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
+    from broadcast.jinjacache import bytecode_cache
+
     env = Environment(loader=PackageLoader("broadcast", "data/page"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False, bytecode_cache=bytecode_cache("page"))
     env.filters["paragraphs"] = _paragraphs
     return env
