@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ class Bluesky(Channel):
 
     def prepare(self, alert: Alert, language: str) -> Post:
         post = super().prepare(alert, language)
-        return Post(**{**asdict(post), "extra": {"sent": alert.sent}})
+        return replace(post, extra={"sent": alert.sent})
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         session = await self._current(client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import (
@@ -50,7 +50,7 @@ class Facebook(Channel):
 
     def prepare(self, alert: Alert, language: str) -> Post:
         post = super().prepare(alert, language)
-        return Post(**{**asdict(post), "extra": {"link": alert.info(language).web, "alert": alert.identifier}})
+        return replace(post, extra={"link": alert.info(language).web, "alert": alert.identifier})
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         # The token goes in the form body, never the URL, so no proxy or server log holds it.

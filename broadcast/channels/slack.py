@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
@@ -77,7 +77,7 @@ class Slack(Channel):
     def prepare(self, alert: Alert, language: str) -> Post:
         post = super().prepare(alert, language)
         info = alert.info(language)
-        return Post(**{**asdict(post), "extra": {"headline": info.headline, "link": info.web}})
+        return replace(post, extra={"headline": info.headline, "link": info.web})
 
     def payload(self, post: Post) -> dict[str, Any]:
         """The message: `text` for notifications, and blocks (headline, body, link) for the channel."""

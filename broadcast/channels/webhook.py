@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
@@ -49,7 +49,7 @@ class Webhook(Channel):
             "web": info.web,
             "cap": f"{info.web}/cap/{alert.identifier}.xml",
         }
-        return Post(**{**asdict(post), "extra": {"payload": payload}})
+        return replace(post, extra={"payload": payload})
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         from standardwebhooks import Webhook as Signer
