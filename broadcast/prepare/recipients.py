@@ -17,6 +17,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,9 +161,11 @@ def list_path(workspace_root: Path, name: str) -> Path:
 def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check: bool = True) -> str:
     """E.164 (+447700900123), or ValueError saying why, never echoing the number.
 
-    `check=False` only normalises: for a list already checked, whose rows are matched to the log by hash.
+    `check=False` only normalises: for a list already checked, whose rows are matched to the log by hash. A UK
+    mobile written the usual ways is checked against phonenumbers' metadata without a parse (`_uk_mobile`).
     """
-    if not check and region == "GB" and (plain := UK_MOBILE.fullmatch(raw.strip().translate(SEPARATORS))):
+    if region == "GB" and (plain := UK_MOBILE.fullmatch(raw.strip().translate(SEPARATORS))) and (
+            not check or _uk_mobile(plain[1])):
         return "+44" + plain[1]
     import phonenumbers
     from phonenumbers import PhoneNumberType
@@ -182,6 +185,45 @@ def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check:
     if mobile and kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER):
         raise ValueError("phone is not a mobile number: it cannot receive texts")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@cache
+def _gb_descs() -> dict[str, tuple[frozenset[int], re.Pattern[str]] | None]:
+    """phonenumbers' GB number descriptions (possible lengths, national pattern), compiled once."""
+    import phonenumbers
+
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("GB")
+    assert meta is not None and not meta.same_mobile_and_fixed_line_pattern
+    descs = {}
+    for name in ("general_desc", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
+                 "uan", "voicemail", "fixed_line", "mobile"):
+        desc = getattr(meta, name)
+        descs[name] = (frozenset(desc.possible_length), re.compile(desc.national_number_pattern)) if (
+            desc is not None and desc.national_number_pattern) else None
+    return descs
+
+
+def _uk_mobile(national: str) -> bool:
+    """Whether a UK national number is one a list may text (mobile, fixed line or mobile, pager, or Ofcom's drama
+    range), decided as phonenumbers' number_type decides for GB, in its order, from its metadata, without its parse
+    and its per-call pattern look-ups (about 20 µs a row, twice a warning). False sends the number the slow way,
+    where phonenumbers says what is wrong with it."""
+    if int(national) in DRAMA_MOBILES:
+        return True
+    descs = _gb_descs()
+
+    def matches(name: str) -> bool:
+        desc = descs[name]
+        return desc is not None and (not desc[0] or len(national) in desc[0]) and bool(desc[1].fullmatch(national))
+
+    if not matches("general_desc") or any(matches(name) for name in (
+            "premium_rate", "toll_free", "shared_cost", "voip", "personal_number")):
+        return False
+    if matches("pager"):
+        return True
+    if matches("uan") or matches("voicemail"):
+        return False
+    return matches("mobile")  # a fixed line that is not also mobile is not textable
 
 
 def normalise_email(raw: str) -> str:

@@ -178,3 +178,38 @@ def test_a_uk_mobile_written_the_usual_ways_normalises_as_phonenumbers_does():
     same()
     for other in ("+44 (0)7700 900001", "01632 960001", "+353 85 123 4567", "7700900001"):
         assert normalise_phone(other, check=False) == slow(other)  # not the fast path's shape: phonenumbers decides
+
+
+def test_a_checked_uk_mobile_is_accepted_or_refused_exactly_as_phonenumbers_decides():
+    """A list's numbers are checked twice a warning; the usual UK shapes are checked against phonenumbers' metadata
+    without its parse. Every 07xxx prefix (with a random rest, and the drama range) gets the same answer as
+    phonenumbers' parse and number_type give; a refusal still comes from phonenumbers, with its reason."""
+    import random
+
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    from broadcast.prepare.recipients import DRAMA_MOBILES, _uk_mobile, normalise_phone
+
+    textable = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER)
+
+    def reference(raw):
+        number = phonenumbers.parse(raw, "GB")
+        kind = (PhoneNumberType.MOBILE if number.national_number in DRAMA_MOBILES
+                else phonenumbers.number_type(number))
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if kind in textable else None
+
+    def ours(raw):
+        try:
+            return normalise_phone(raw)
+        except ValueError as exc:
+            assert str(exc).startswith(("phone is not a valid number", "phone is not a mobile number"))
+            return None
+
+    rng = random.Random(17)
+    numbers = [f"0{prefix} {rng.randrange(100_000):05d}" for prefix in range(70_000, 80_000)]
+    numbers += ["07700 900123", "+44 7700 900999", "07700 901000", "07624 123456", "07911 123456"]
+    answers = [(raw, ours(raw), reference(raw)) for raw in numbers]
+    assert [a for a in answers if a[1] != a[2]] == []
+    assert sum(_uk_mobile(raw.replace(" ", "")[1:]) for raw in numbers[:10_000]) > 5000  # the fast answer, used
+    assert sum(a[1] is None for a in answers) > 1000  # and many are not
