@@ -9,7 +9,17 @@ import click
 from broadcast.errors import VariableError
 from broadcast.words import counted  # noqa: F401  (re-exported: the commands say counts with it)
 
+
+def to_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """An option's value as a Path, made when the command runs: `broadcast --help` imports no pathlib (its import,
+    with urllib.parse, is a tenth of the start-up)."""
+    from pathlib import Path
+
+    return None if value is None else Path(value)
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from broadcast.prepare.templates import Rendering, Template
     from broadcast.workspace import Workspace
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from broadcast.commands import JSON_HELP, SET_HELP, collect_sets, counted, echo_rendering, emit, open_workspace, phase
+from broadcast.commands import (
+    JSON_HELP,
+    SET_HELP,
+    collect_sets,
+    counted,
+    echo_rendering,
+    emit,
+    open_workspace,
+    phase,
+    to_path,
+)
 from broadcast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @phase("prepare")
@@ -324,7 +337,7 @@ def _switch(ctx: click.Context, name: str, *, on: bool, reason: str | None) -> N
 @click.command()
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
 @click.option("--mail-port", type=click.IntRange(1, 65535), help="The SMTP server's port (default: --port + 1).")
-@click.option("--rehearse", "into", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--rehearse", "into", type=click.Path(file_okay=False), callback=to_path,
               help="Copy this workspace into DIR (new) with every channel pointed at this sandbox, then serve.")
 @click.option("--env", "show_env", is_flag=True, help="Print the exports a rehearsal copy needs, and exit.")
 @click.pass_context
@@ -338,6 +351,8 @@ def sandbox(ctx: click.Context, port: int, mail_port: int | None, into: Path | N
     Example: broadcast sandbox --rehearse ../rehearsal, then in another terminal:
     cd ../rehearsal && . ./sandbox.env && broadcast warn ...
     """
+    from pathlib import Path
+
     from broadcast.drill import ENV_FILE, copy_workspace, is_rehearsal, point_at_sandbox
     from broadcast.sandbox.mail import start_mail
     from broadcast.sandbox.server import Sandbox, serve

@@ -6,14 +6,15 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from broadcast.commands import JSON_HELP, counted, emit, open_workspace, phase
+from broadcast.commands import JSON_HELP, counted, emit, open_workspace, phase, to_path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
@@ -71,7 +72,7 @@ def opened(ctx: click.Context, *, readonly: bool = False) -> Iterator[tuple[Work
 @review.command("export")
 @click.argument("incident")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="csv, jsonl, md or html (default: from -o, else md).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=to_path, help="Write to FILE, not stdout.")
 @click.option("--pinned", is_flag=True, help="Only the pinned entries (the narrative); metrics still cover all.")
 @click.option("--tz", metavar="ZONE", help=TZ_HELP)
 @click.option("--bom", is_flag=True, help="Start a CSV with a byte-order mark, for Excel.")
@@ -105,7 +106,7 @@ def review_export(ctx: click.Context, incident: str, fmt: str | None, output: Pa
 
 @review.command("verify")
 @click.argument("incident", required=False)
-@click.option("--database", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--database", type=click.Path(dir_okay=False), callback=to_path,
               help="Verify this copy of the log (opened read-only) instead of the workspace's.")
 @click.option("--head", "published", metavar="COUNT:HASH",
               help="A chain head published earlier (status.json's log, the page's footer, an export): the log must "
@@ -360,7 +361,7 @@ def _logged(kind: str, row: dict[str, Any], zone_name: str) -> None:
 
 @review.command("aar")
 @click.argument("incident")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.md.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=to_path, help="Write to FILE.md.")
 @click.option("--force", is_flag=True, help="Overwrite FILE (a reviewer's edits in it are lost).")
 @click.option("--tz", metavar="ZONE", help=TZ_HELP)
 @click.pass_context
