@@ -27,6 +27,39 @@ def test_cli_import_pulls_in_nothing_heavy():
     assert heavy == set()
 
 
+def test_the_command_table_says_what_each_command_says():
+    """`broadcast --help` lists the commands from broadcast.cli.COMMANDS without importing them: every command of
+    every module in broadcast.commands is there, in its order, with its module, phase and summary."""
+    import importlib
+    import pkgutil
+
+    import broadcast.commands
+    from broadcast.cli import COMMANDS
+
+    found = {}
+    for module in pkgutil.iter_modules(broadcast.commands.__path__):
+        for command in getattr(importlib.import_module(f"broadcast.commands.{module.name}"), "COMMANDS", []):
+            found[command.name] = (module.name, getattr(command, "phase", "prepare"),
+                                   command.get_short_help_str(limit=70))
+    assert found == COMMANDS
+    ordered = [name for module in dict.fromkeys(m for m, _, _ in COMMANDS.values())
+               for name in (c.name for c in importlib.import_module(f"broadcast.commands.{module}").COMMANDS)]
+    assert ordered == list(COMMANDS)  # a module's commands together, in the order it lists them
+
+
+def test_help_imports_no_command_and_a_command_only_its_own():
+    def loaded(*args):
+        code = ("import sys\nsys.argv = ['broadcast', *sys.argv[1:]]\nfrom broadcast.cli import main\n"
+                "try:\n    main()\nexcept SystemExit:\n    pass\n"
+                "print(sorted(m for m in sys.modules if m.startswith('broadcast.commands.')))")
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert loaded("--help") == "[]"
+    assert loaded("store", "--help") == "['broadcast.commands.store']"
+
+
 def test_preview_shows_every_variant_in_both_languages(run):
     result = run("templates", "preview", "school-closure", "--set", "school=Ysgol Bro Lliw",
                  "--set", "date=2026-11-23", "--set", "reason=heating", "--set", "next_update=9:30am",
