@@ -226,3 +226,33 @@ scalar = st.one_of(st.none(), st.integers(), st.text())
 @given(st.tuples(*[scalar] * 15))
 def test_the_hashed_body_is_canonical_json(values):
     assert hashed_body(values) == canonical_json(dict(zip(EVENT_COLUMNS, values, strict=True)))
+
+
+def test_an_export_is_the_same_text_to_a_file_to_stdout_and_to_any_text_stream(run, known, tmp_path):
+    """The rows are spooled while the header is worked out, then copied after it: as bytes onto a UTF-8 file,
+    as text onto anything else. The reader gets the same text whichever way it went."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from broadcast.review.exports import write_export
+
+    store, _ = known
+    store.append_event("note", phase="review", actor="Reviewer", incident=SLUG,
+                       description="Ysgol ar gau — ŵ, ŷ and “quotes”")  # text that UTF-8 and latin-1 spell apart
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False):  # one generated_at for all
+        same_text_every_way(run, store, tmp_path, write_export)
+
+
+def same_text_every_way(run, store, tmp_path, write_export):
+    for fmt in ("jsonl", "md", "html"):
+        path, _ = export(run, tmp_path, fmt)
+        on_file = path.read_text(encoding="utf-8")
+        to_stdout = run("review", SLUG, "--format", fmt)
+        assert to_stdout.exit_code == 0 and to_stdout.stdout == on_file
+        stream = io.StringIO()
+        write_export(store, SLUG, fmt, stream, display_zone="Europe/London")
+        assert stream.getvalue() == on_file and "Ysgol ar gau — ŵ" in on_file
+        with (tmp_path / f"utf16.{fmt}").open("w", encoding="utf-16", newline="") as other:
+            write_export(store, SLUG, fmt, other, display_zone="Europe/London")
+        assert (tmp_path / f"utf16.{fmt}").read_text(encoding="utf-16") == on_file
