@@ -26,14 +26,6 @@ KINDS = {
     "smtp": "broadcast.channels.smtp:Smtp",
 }
 
-# Which rendered variant each kind of channel posts, before fitting to its limit.
-VARIANT_BY_KIND = {
-    "webhook": "body", "mastodon": "short", "bluesky": "short", "telegram": "body", "slack": "body",
-    "teams": "body", "facebook": "body", "x": "short", "twilio": "short", "govuk-notify": "short",
-    "smtp": "body", "page": "body",
-}
-
-
 def adapter_class(kind: str) -> type[Channel]:
     """Import the adapter for `kind`. A missing or broken module fails this kind only."""
     from broadcast.channels.base import ChannelError

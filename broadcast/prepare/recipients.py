@@ -188,12 +188,14 @@ def normalise_phone(raw: str, region: str = "GB", *, mobile: bool = True, check:
 
 
 @cache
-def _gb_descs() -> dict[str, tuple[frozenset[int], re.Pattern[str]] | None]:
-    """phonenumbers' GB number descriptions (possible lengths, national pattern), compiled once."""
+def _gb_descs() -> dict[str, tuple[frozenset[int], re.Pattern[str]] | None] | None:
+    """phonenumbers' GB number descriptions (possible lengths, national pattern), compiled once; None if its
+    metadata were ever shaped otherwise (one pattern for mobiles and fixed lines): every number then goes its way."""
     import phonenumbers
 
     meta = phonenumbers.PhoneMetadata.metadata_for_region("GB")
-    assert meta is not None and not meta.same_mobile_and_fixed_line_pattern
+    if meta is None or meta.same_mobile_and_fixed_line_pattern:
+        return None
     descs = {}
     for name in ("general_desc", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
                  "uan", "voicemail", "fixed_line", "mobile"):
@@ -211,6 +213,8 @@ def _uk_mobile(national: str) -> bool:
     if int(national) in DRAMA_MOBILES:
         return True
     descs = _gb_descs()
+    if descs is None:
+        return False
 
     def matches(name: str) -> bool:
         desc = descs[name]
@@ -437,20 +441,6 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                 yield Recipient(medium, contact, digest, masked, language, row.line, opted_out)
     finally:
         seen.close()
-
-
-def check_tags(report: ListReport, to: tuple[str, ...], workspace: Workspace) -> None:
-    """Refuse a --to tag nobody on the list has, suggesting the nearest tag that exists."""
-    import difflib
-
-    from broadcast.errors import PolicyError
-
-    for tag in to:
-        if tag.lower() not in report.matched:
-            near = difflib.get_close_matches(tag.lower(), sorted(report.tags), n=1)
-            raise PolicyError(f"--to {tag}: no one on {report.path.relative_to(workspace.root)} has this group "
-                              "or area tag", hint=f"did you mean '{near[0]}'?" if near
-                              else "see the groups and areas columns of the list")
 
 
 def describe(report: ListReport) -> dict[str, Any]:

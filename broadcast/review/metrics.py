@@ -322,10 +322,6 @@ def duration(seconds: float | None) -> str:
     return f"{sign}{minutes}m {secs:02d}s"
 
 
-def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f}%"
-
-
 def messages_line(m: Metrics) -> str:
     """The incident's figures in the shared words (broadcast.review.tally.WORDS)."""
     from broadcast.review.tally import Tally, figures

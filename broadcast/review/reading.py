@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from broadcast.review.evidence import ChainJob, Digest
-from broadcast.review.timeline import SCHEMA_VERSION, find_incident, incident_rows, local, parse_instant, snapshot, zone
+from broadcast.review.timeline import SCHEMA_VERSION, find_incident, incident_rows, local, parse_instant, zone
 
 if TYPE_CHECKING:
     from broadcast.review.metrics import Metrics
@@ -96,14 +96,6 @@ def _header_data(store: Store, incident: dict[str, Any], metrics: Metrics, diges
                   "reason": chain.reason},
         "metrics": metrics.to_dict(),
     }
-
-
-def build_header(store: Store, slug: str, *, display_zone: str, pinned_only: bool = False,
-                 now: datetime | None = None) -> Header:
-    """The header alone (metrics, digest, chain check), for a caller that writes no rows."""
-    with snapshot(store):
-        return read(store, slug, lambda rows, display: None, display_zone=display_zone, pinned_only=pinned_only,
-                    now=now)
 
 
 def clock(text: str | None, display: tzinfo, pattern: str = "%Y-%m-%d %H:%M:%S %Z") -> str:

@@ -193,10 +193,6 @@ def channels_html(m: Metrics) -> str:
             + (f"<p><strong>What failed</strong></p><ul>{failures}</ul>" if failures else ""))
 
 
-def _ms(value: int | None) -> str:
-    return "-" if value is None else f"{value} ms"
-
-
 def decisions_html(store: Store, header: Header) -> str:
     made = decisions(store, header.slug)
     parts = ['<section aria-labelledby="decisions"><h2 id="decisions">Decision log</h2>']

@@ -118,12 +118,6 @@ def _rows(store: Store, slug: str) -> Iterator[tuple[Any, ...]]:
         " ORDER BY id", [found.first, found.end, slug, *CONTEXT_TYPES])
 
 
-def incident_events(store: Store, slug: str) -> Iterator[dict[str, Any]]:
-    """Stream an incident's stored events in chain order, with the page and channel events logged while it ran."""
-    for values in _rows(store, slug):
-        yield dict(zip(COLUMNS, values, strict=True))
-
-
 def _iso(moment: datetime) -> str:
     from broadcast.store import isoformat
 

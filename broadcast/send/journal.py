@@ -37,7 +37,6 @@ class Journal:
         self.events: list[dict[str, Any]] = []
         self.first: dict[tuple[str, str], list[int]] = {}  # first attempts recorded, by (alert, channel)
         self.waiters: list[asyncio.Future[None]] = []
-        self.written = 0
         self.error: Exception | None = None  # the storage error that stopped the writing, once there is one
         self._task: asyncio.Task[None] | None = None
         self._soon = False
@@ -155,7 +154,6 @@ class Journal:
         self.store.append_events(events, changes=[
             (f"UPDATE deliveries SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?", rows)
             for names, rows in statements.items()])
-        self.written += len(updates)
 
     async def __aenter__(self) -> Journal:
         async def tick() -> None:
