@@ -13,9 +13,12 @@ beside its floor:
 - Apprise: the same N notifications through its json:// plugin (one URL per endpoint, webhook-id as a header).
 "broadcast" is the whole warning through the library: open the log, render and plan (learning limits as `warn`
 does), record the alert, write the outbox, build and publish the page before and after, fan out. The workspace is
-built beforehand, outside the timer. With faults (10 % answer 429 with Retry-After: 1 once, 20 % answer 500 once)
-the honest floor is one Retry-After plus two round trips. Last, a fresh-process `broadcast warn` to one webhook,
-phase by phase, and `broadcast --help` beside `python -c pass`. It measures; it asserts nothing.
+built beforehand, outside the timer. Then the same warning to one webhook in a workspace with a past (50 incidents
+of 10 alerts in its log, its site of some 600 files published beforehand and left to settle): what a council sees
+on the fortieth school closure of a snowy morning. With faults (10 % answer 429 with Retry-After: 1 once, 20 %
+answer 500 once) the honest floor is one Retry-After plus two round trips. Last, a fresh-process `broadcast warn`
+to one webhook, phase by phase (in a new workspace and in the one with a past), and `broadcast --help` beside
+`python -c pass`. It measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 DELAY = 0.1
 SIZES: tuple[int, ...] = (1, 10, 50, 200)
+HISTORY = (50, 10)  # a workspace with a past: 50 incidents of 10 alerts each, its site published beforehand
 RUNS = 5
 FAULT_N = 200
 SECRET = "whsec_YmVuY2gtc2lnbmluZy1rZXktYmVuY2gtc2lnbmluZy1rZXk="
@@ -234,20 +238,63 @@ class Broadcast:
             approved(root)
             self.bases[n] = root
         self.copies = 0
+        self.history = self._with_history(self.bases[min(SIZES)])
+
+    def _with_history(self, base: Path) -> Path:
+        """A copy of `base` with HISTORY's incidents in its log (the repository's templates) and its site published."""
+        from sitekit import populate
+
+        from broadcast.public.publish import publish_site
+        from broadcast.store import Store
+        from broadcast.workspace import Workspace
+
+        root = Path(shutil.copytree(base, self.folder / "base-history"))
+        for part in ("templates", "areas"):
+            for source in (HERE.parent / part).iterdir():
+                if not (root / part / source.name).exists():
+                    (shutil.copytree if source.is_dir() else shutil.copyfile)(source, root / part / source.name)
+        workspace = Workspace(root)
+        store = Store.open(workspace.db_path)
+        populate(workspace, store, *HISTORY)
+        publish_site(workspace, store)
+        store.close()
+        return root
+
+    def with_history(self, runs: int) -> list[Path]:
+        """Copies of the workspace with a past, each with its site published (as a council's page was, long before
+        the warning), and old enough that nothing in it was just written."""
+        from broadcast.public.publish import publish_site
+        from broadcast.public.site import Manifest
+        from broadcast.store import Store
+        from broadcast.workspace import Workspace
+
+        roots = []
+        for _ in range(runs):
+            self.copies += 1
+            roots.append(Path(shutil.copytree(self.history, self.folder / f"run-{self.copies}")))
+        time.sleep(Manifest.RACY)
+        for root in roots:
+            store = Store.open(root / "broadcast.db")
+            publish_site(Workspace(root), store)
+            store.close()
+        return roots
+
+    def site_files(self) -> int:
+        return sum(1 for path in (self.history / "site").rglob("*") if path.is_file())
 
     def fresh(self, n: int) -> Path:
         """A copy of the workspace for N, as it was before any warning."""
         self.copies += 1
         return Path(shutil.copytree(self.bases[n], self.folder / f"run-{self.copies}"))
 
-    def run(self, n: int, *, trace: Callable[[str], None] | None = None) -> float:
+    def run(self, n: int, *, trace: Callable[[str], None] | None = None, root: Path | None = None) -> float:
         from conftest import VALUES
 
         from broadcast.send.sending import plan_warning, send_warning
         from broadcast.store import Store
         from broadcast.workspace import Workspace
 
-        root = self.fresh(n)
+        root = root or self.fresh(n)
         started = time.perf_counter()
         workspace = Workspace(root)
         store = Store.open(workspace.db_path)
@@ -293,6 +340,14 @@ def clean(server: Server, broadcast: Broadcast, tools: list[str]) -> None:
         print(f"{n:>4} {floor:8.3f} {floor2:8.3f} {other if other else float('nan'):8.3f} {ours:9.3f} "
               f"{ours / floor:7.2f}x {ours / floor2:8.2f}x {(other or 0) / ours:9.2f}x  "
               f"{stats['delivered']}/{n}, {stats['duplicates']}")
+    n, (incidents, updates) = min(SIZES), HISTORY
+    floor = round(measure(server, partial(floor_threads, server.url, n))[0], 3)
+    roots = iter(broadcast.with_history(RUNS + 1))
+    timed, stats = measure(server, lambda: broadcast.run(n, root=next(roots)))
+    ours = round(timed, 3)
+    print(f"N={n} with a past ({incidents} incidents x {updates} alerts in the log, {broadcast.site_files()} files on "
+          f"its published site): floor {floor:.3f} s, broadcast {ours:.3f} s = {ours / floor:.2f}x; "
+          f"delivered {stats['delivered']}/{n}, duplicates {stats['duplicates']}")
 
 
 def faulty(server: Server, broadcast: Broadcast, tools: list[str]) -> None:
@@ -373,15 +428,17 @@ print("PHASES " + json.dumps(phases))
 """
 
 
-def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int) -> None:
-    print(f"\n## `broadcast warn` to one webhook from a fresh process ({python}; median of {runs} after a warm-up; "
-          f"the network is one {DELAY * 1000:.0f} ms request)")
+def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, *, history: bool = False) -> None:
+    past = f", in the workspace with a past ({HISTORY[0]} incidents x {HISTORY[1]} alerts)" if history else ""
+    print(f"\n## `broadcast warn` to one webhook from a fresh process{past} ({python}; median of {runs} after a "
+          f"warm-up; the network is one {DELAY * 1000:.0f} ms request)")
+    prepared = broadcast.with_history(runs + 1) if history else []
     args = ["warn", "school-closure", "--set", "school=Hillside Primary School", "--set", "date=2026-11-23",
             "--set", "reason=snow", "--set", "next_update=10:00", "--set", "area=town", "--yes"]
     env = {**os.environ, "BENCH_SECRET": SECRET, "BROADCAST_OPERATOR": "Bench Runner"}
     walls, passes, phases = [], [], []
     for i in range(runs + 1):
-        root = broadcast.fresh(1)
+        root = prepared[i] if history else broadcast.fresh(1)
         server.reset()
         started = time.perf_counter()
         # Run from the workspace, as an officer would: from the repository, `-c` would put this checkout first on
@@ -454,6 +511,7 @@ def main() -> None:
             statements(broadcast, server)
         if "fresh" in parts:
             fresh_process(broadcast, server, python, runs=7 if RUNS >= 5 else 3)
+            fresh_process(broadcast, server, python, runs=7 if RUNS >= 5 else 3, history=True)
         if "start" in parts:
             startup(python, runs=20 if RUNS >= 5 else 5)
         shutil.rmtree(broadcast.folder, ignore_errors=True)

@@ -602,9 +602,12 @@ class Store:
         """Alerts in the order they were recorded, each with its stored text (what `alert_issued` hashes)."""
         from broadcast.alert import Alert
 
+        return [(Alert.from_dict(json.loads(text)), text) for text in self.alert_texts(incident)]
+
+    def alert_texts(self, incident: str | None = None) -> list[str]:
+        """The stored text of each alert, in the order recorded."""
         where, params = (" WHERE incident = ?", [incident]) if incident else ("", [])
-        return [(Alert.from_dict(json.loads(text)), text) for (text,) in self.conn.execute(
-            f"SELECT alert FROM alerts{where} ORDER BY rowid", params)]
+        return [text for (text,) in self.conn.execute(f"SELECT alert FROM alerts{where} ORDER BY rowid", params)]
 
     def add_deliveries(self, alert: str, rows: list[dict[str, Any]], *, actor: str) -> None:
         """Write delivery rows as pending before the first byte goes out; rows already there are kept."""

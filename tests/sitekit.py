@@ -82,6 +82,9 @@ class MemoryStore:
 
         return [(a, canonical_json(a.to_dict())) for a in self.alerts(incident)]
 
+    def alert_texts(self, incident: str | None = None) -> list[str]:
+        return [text for _, text in self.stored_alerts(incident)]
+
     def incidents(self, status: str | None = None) -> list[dict[str, Any]]:
         return [row for row in self._incidents if status is None or row["status"] == status]
 

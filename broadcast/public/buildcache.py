@@ -16,6 +16,9 @@ NEW = ".new-"
 # The code and templates a cached file was made with: a change to any of them makes every key new.
 SOURCES = ("cap.py", "page.py", "pagetext.py", "summary.py")
 LIBRARIES = ("jinja2", "markupsafe", "babel", "lxml")
+# What this process last read from or wrote to the cache folder it last used, by key: the build after a send (the
+# page after) reads none of it from disk again.
+_IN_MEMORY: dict[Path, dict[str, bytes]] = {}
 
 
 class BuildCache:
@@ -26,6 +29,9 @@ class BuildCache:
         self.folder = folder
         self.used: set[str] = set()
         self.made: dict[str, bytes] = {}
+        if folder is not None and folder not in _IN_MEMORY:
+            _IN_MEMORY.clear()  # one workspace's at a time
+        self.memory = _IN_MEMORY.setdefault(folder, {}) if folder is not None else {}
 
     @classmethod
     def of(cls, root: Path) -> BuildCache:
@@ -39,10 +45,15 @@ class BuildCache:
         self.used.add(key)
         if self.folder is None:
             return None
+        data = self.memory.get(key)
+        if data is not None:
+            return data
         try:
-            return (self.folder / key).read_bytes()
+            data = (self.folder / key).read_bytes()
         except OSError:  # not built before, or pruned by another build meanwhile
             return None
+        self.memory[key] = data
+        return data
 
     def put(self, key: str, data: bytes) -> bytes:
         self.used.add(key)
@@ -62,6 +73,9 @@ class BuildCache:
                     out.write(data)
                 os.replace(temporary, self.folder / key)
                 temporary = None
+                self.memory[key] = data
+            for key in set(self.memory) - self.used:
+                del self.memory[key]
             for entry in os.scandir(self.folder):  # another build's half-written file is its own to finish
                 if entry.name not in self.used and not entry.name.startswith(NEW):
                     os.unlink(entry.path)

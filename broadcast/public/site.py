@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -9,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
@@ -82,12 +85,24 @@ def build_site(
 
 
 def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
-    """Every alert in the order recorded, and a fingerprint of each one's content (its stored text)."""
+    """Every alert in the order recorded, and a fingerprint of each one's content (its stored text). What the last
+    build in this process read is kept, so the build after a send (the page after) parses only the new alerts."""
     import hashlib
 
-    stored = store.stored_alerts()
-    return [alert for alert, _ in stored], {
-        alert.identifier: hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() for alert, text in stored}
+    from broadcast.alert import Alert
+
+    read = {}
+    for text in store.alert_texts():
+        known = _LAST_READ.get(text)
+        if known is None:
+            known = Alert.from_dict(json.loads(text)), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        read[text] = known
+    _LAST_READ.clear()
+    _LAST_READ.update(read)
+    return [alert for alert, _ in read.values()], {alert.identifier: digest for alert, digest in read.values()}
+
+
+_LAST_READ: dict[str, tuple[Alert, str]] = {}  # stored text -> the Alert it holds and its fingerprint
 
 
 @dataclass(frozen=True)
@@ -146,10 +161,11 @@ def managed(path: str) -> bool:
     return (parts[0] == "cap" and path.endswith(".xml")) or ("incidents" in parts[:-1] and path.endswith(".html"))
 
 
-def write_tree(files: dict[str, bytes], directory: Path) -> Written:
+def write_tree(files: dict[str, bytes], directory: Path, manifest: Manifest | None = None) -> Written:
     """Write the site into `directory`: every changed file is first written in full to a hidden staging folder,
     then moved into place with an atomic rename, so a reader (or a crash) never sees a half-written file and a failed
-    build leaves the previous site as it was. Unchanged files are not touched, so their caches stay valid."""
+    build leaves the previous site as it was. Unchanged files are not touched, so their caches stay valid; with a
+    `manifest` of the folder, a file it vouches for is known unchanged without being read."""
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(directory)
     staging: Path | None = None  # made only when a file changed: an unchanged site is only read
@@ -164,6 +180,8 @@ def write_tree(files: dict[str, bytes], directory: Path) -> Written:
         changed = []
         for path, data in files.items():
             target = directory / path
+            if manifest is not None and manifest.holds(path, data):
+                continue
             if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
                 continue
             staging = staging or Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
@@ -184,10 +202,92 @@ def write_tree(files: dict[str, bytes], directory: Path) -> Written:
     return Written(changed, removed)
 
 
+class Manifest:
+    """What each file of a published folder held when it was last written or read back here: its digest, and the
+    size, inode, modification and change times it had then. A file whose stat is as recorded still holds it, as
+    make, rsync and git assume (nothing can set a file's change time back), so it is not read again. As in git, a
+    file changed less than RACY seconds before the record was written is read again next time, in case a coarse
+    file-system clock hid a second write in the same tick: the record's own modification time is the file system's
+    clock, so the check holds whatever the process's clock says. Kept in the workspace, never in the published
+    folder; a record that cannot be read vouches for nothing, and one that cannot be written only means the next
+    publish reads everything."""
+
+    RACY = 2.0
+
+    def __init__(self, directory: Path, record: Path | None) -> None:
+        self.directory = directory
+        self.record = record
+        self.entries: dict[str, list[Any]] = {}
+        self.settled = 0  # file times before this (ns, the file system's clock) are older than the record by RACY
+        self.seen: dict[str, list[int]] = {}  # stats found as recorded during this publish
+        self._digests: dict[str, tuple[bytes, str]] = {}
+        if record is not None:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+                with open(record, "rb") as handle:
+                    loaded = json.loads(handle.read())
+                    written = os.fstat(handle.fileno()).st_mtime_ns
+                if loaded.get("directory") == str(directory):
+                    self.entries = dict(loaded["files"])
+                    self.settled = written - int(self.RACY * 1e9)
+
+    def _stat(self, path: str) -> list[int] | None:
+        try:
+            st = os.stat(os.path.join(self.directory, path))
+        except OSError:
+            return None
+        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+    def _digest(self, path: str, data: bytes) -> str:
+        known = self._digests.get(path)
+        if known is None or known[0] is not data:
+            known = self._digests[path] = (data, hashlib.sha256(data).hexdigest())
+        return known[1]
+
+    def holds(self, path: str, data: bytes) -> bool:
+        """Whether `path` surely holds `data`, as recorded and unchanged since, without reading it."""
+        entry = self.entries.get(path)
+        if not entry or max(entry[3], entry[4]) >= self.settled or entry[0] != self._digest(path, data):
+            return False
+        stat = self._stat(path)
+        if stat != entry[1:]:
+            return False
+        self.seen[path] = stat
+        return True
+
+    def remember(self, files: dict[str, bytes]) -> None:
+        """Record `files` as the folder holds them now (call after reading them back), and keep the record."""
+        entries = {}
+        for path, data in files.items():
+            stat = self.seen.get(path) or self._stat(path)
+            if stat is not None:
+                entries[path] = [self._digest(path, data), *stat]
+        self.entries, self.seen, self.settled = entries, {}, 0
+        if self.record is None:
+            return
+        with contextlib.suppress(OSError):
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            staged = self.record.with_name(f"{self.record.name}.{os.getpid()}.new")
+            staged.write_text(json.dumps({"directory": str(self.directory), "files": entries}), encoding="utf-8")
+            staged.replace(self.record)
+
+    def forget(self) -> None:
+        """After a read-back that found a difference: vouch for nothing until the folder is read again."""
+        self.entries = {}
+        if self.record is not None:
+            with contextlib.suppress(OSError):
+                self.record.unlink()
+
+
 def existing_files(directory: Path) -> list[str]:
     """Files in a published folder, leaving out any staging folder."""
-    found = (p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
-    return sorted(path for path in found if not path.startswith(STAGING))
+    found: list[str] = []
+    for folder, subfolders, names in os.walk(directory):
+        if folder == str(directory):
+            subfolders[:] = [name for name in subfolders if not name.startswith(STAGING)]
+        relative = os.path.relpath(folder, directory).replace(os.sep, "/")
+        prefix = "" if relative == "." else relative + "/"
+        found.extend(prefix + name for name in names)
+    return sorted(found)
 
 
 def _remove_stale_staging(directory: Path) -> None:

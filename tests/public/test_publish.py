@@ -20,7 +20,8 @@ from test_packaging import installed  # noqa: F401  (the wheel, installed in a f
 
 from broadcast.public.cap import CapError
 from broadcast.public.publish import publish_site
-from broadcast.public.site import existing_files, preview_server
+from broadcast.public.site import Manifest, existing_files, preview_server
+from broadcast.public.targets import MANIFESTS
 from broadcast.store import Store
 
 TARGET_EVENTS = ("fallback_published", "fallback_verified", "fallback_failed")
@@ -94,6 +95,72 @@ def test_a_second_publish_only_touches_what_changed(workspace, store):
     assert old_cap.stat().st_mtime == 1  # an unchanged file keeps its Last-Modified, so caches stay valid
     again = publish_site(workspace, store, now=T0 + timedelta(minutes=30))
     assert again.results[0].written == 0 and again.results[0].verified == len(again.site.files)
+
+
+def reads_of(folder: Path, monkeypatch) -> list[str]:
+    """The files of `folder` read from now on."""
+    reads, real = [], Path.read_bytes
+
+    def reading(self):
+        if folder in self.parents:
+            reads.append(self.relative_to(folder).as_posix())
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", reading)
+    return reads
+
+
+def settle(record: Path) -> None:
+    """As if the folder's record had been written ten seconds later: every file it lists has settled."""
+    later = record.stat().st_mtime_ns + 10 * 10**9
+    os.utime(record, ns=(later, later))
+
+
+def test_a_file_changed_just_before_its_record_was_written_is_read_again(tmp_path):
+    """A coarse file-system clock can give a second write the same times as the first: such a file is not vouched
+    for until the record is written RACY seconds after its last change."""
+    folder, record = tmp_path / "site", tmp_path / "record.json"
+    folder.mkdir()
+    (folder / "index.html").write_bytes(b"one")
+    Manifest(folder, record).remember({"index.html": b"one"})
+    assert not Manifest(folder, record).holds("index.html", b"one")  # recorded within RACY of the write
+    settle(record)
+    assert Manifest(folder, record).holds("index.html", b"one")
+    assert not Manifest(folder, record).holds("index.html", b"two")  # vouches only for what it recorded
+
+def test_a_publish_reads_what_it_writes_and_what_changed_behind_its_back_and_no_more(workspace, store, monkeypatch):
+    first_alert(workspace, store)
+    publish_site(workspace, store, now=T0)
+    site = workspace.root / "site"
+    (record,) = (workspace.root / MANIFESTS).glob("*.json")
+    settle(record)
+    reads = reads_of(site, monkeypatch)
+    second_alert(workspace, store)
+    report = publish_site(workspace, store, now=T0 + timedelta(minutes=30))
+    assert "cap/A-2026-0001.xml" not in reads, reads  # unchanged since it was read back: neither compared nor reread
+    assert len(set(reads)) == report.results[0].written == 10 and report.results[0].verified == 11
+    assert report.ok and snapshot(site) == report.site.files
+
+    # Someone edits a published file in place, same size, and sets its time back; another file is deleted.
+    settle(record)
+    cap = site / "cap" / "A-2026-0001.xml"
+    before = cap.stat()
+    tampered = cap.read_bytes().replace(b"snow", b"rain")
+    assert tampered != report.site.files["cap/A-2026-0001.xml"]
+    cap.write_bytes(tampered)
+    os.utime(cap, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (site / "incidents" / "snow.html").unlink()
+    again = publish_site(workspace, store, now=T0 + timedelta(minutes=30))
+    assert again.ok and again.results[0].written == 2
+    assert snapshot(site) == again.site.files  # both put right
+
+    # The record lives in the workspace, never in the published folder; a damaged one vouches for nothing.
+    assert not [path for path in existing_files(site) if path.endswith(".json") and path != "status.json"]
+    record.write_text("{not json", encoding="utf-8")
+    cap.write_bytes(tampered)
+    os.utime(cap, ns=(before.st_atime_ns, before.st_mtime_ns))
+    third = publish_site(workspace, store, now=T0 + timedelta(minutes=30))
+    assert third.ok and third.results[0].written == 1 and snapshot(site) == third.site.files
 
 
 def test_a_crash_mid_build_leaves_the_previous_site_intact(workspace, store, monkeypatch):
