@@ -35,8 +35,9 @@ class CapError(BroadcastError):
 
 
 def xml_text(text: str) -> str:
-    """Text as XML 1.0 can hold it: characters it forbids are removed."""
-    return XML_ILLEGAL_RE.sub("", text)
+    """Text as XML 1.0 can hold it: characters it forbids are removed. Printable text (most of it) has none: every
+    character XML forbids is a control character, a surrogate or a noncharacter, none of which is printable."""
+    return text if text.isprintable() else XML_ILLEGAL_RE.sub("", text)
 
 
 def safe_stem(name: str) -> str:
@@ -119,7 +120,7 @@ def alert_xml(alert: Alert, references: list[str]) -> bytes:
 
     def add(parent: _Element, tag: str, value: str | None) -> None:
         if value:
-            SubElement(parent, QNAMES[tag]).text = XML_ILLEGAL_RE.sub("", value)
+            SubElement(parent, QNAMES[tag]).text = xml_text(value)
 
     root = Element(QNAMES["alert"], nsmap={None: NS})
     for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),

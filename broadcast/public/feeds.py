@@ -48,7 +48,7 @@ def feed_updates(summary: Summary) -> list[Update]:
 def _sub(parent: _Element, tag: str, text: str | None = None, **attributes: str) -> _Element:
     from lxml import etree
 
-    element = etree.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attributes.items()})
+    element = etree.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attributes.items()} if attributes else None)
     if text is not None:
         element.text = xml_text(text)
     return element

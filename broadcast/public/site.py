@@ -248,6 +248,8 @@ class Manifest:
         entry = self.entries.get(path)
         if not entry or max(entry[3], entry[4]) >= self.settled or entry[0] != self._digest(path, data):
             return False
+        if path in self.seen:  # found as recorded a moment ago, in this publish
+            return True
         stat = self._stat(path)
         if stat != entry[1:]:
             return False

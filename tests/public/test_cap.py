@@ -11,7 +11,17 @@ from lxml import etree
 from sitekit import SQUARE, hostile_alert, make_alert
 
 from broadcast.alert import AlertArea
-from broadcast.public.cap import NS, CapError, cap_document, cap_filename, check_alert, schema, validate_xml
+from broadcast.public.cap import (
+    NS,
+    XML_ILLEGAL_RE,
+    CapError,
+    cap_document,
+    cap_filename,
+    check_alert,
+    schema,
+    validate_xml,
+    xml_text,
+)
 
 EXAMPLES = Path(__file__).parent.parent / "data" / "cap"
 XSD_SHA256 = "b7798ef25868b068c97b268bda02d067c7d4ba9373adc5638bf37105804ee723"
@@ -150,6 +160,11 @@ def test_control_characters_xml_cannot_hold_are_dropped(workspace):
     root = etree.fromstring(cap_document(dirty, {}))
     assert root.find(f"{{{NS}}}info").findtext(f"{{{NS}}}headline") == "Snow now"
 
+
+def test_no_printable_character_is_one_xml_forbids():
+    """xml_text passes printable text through unchecked: that holds for every character this Python knows."""
+    assert not [c for c in map(chr, range(0x110000)) if c.isprintable() and XML_ILLEGAL_RE.search(c)]
+    assert xml_text("Snow\x00 \x0bnow\ufffe\ud800") == "Snow now" and xml_text("Eira ar ŵyl") == "Eira ar ŵyl"
 
 def test_identifiers_become_safe_file_names():
     assert cap_filename("A-2026-0001") == "A-2026-0001.xml"
