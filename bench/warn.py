@@ -260,23 +260,20 @@ class Broadcast:
         store.close()
         return root
 
-    def with_history(self, runs: int) -> list[Path]:
-        """Copies of the workspace with a past, each with its site published (as a council's page was, long before
-        the warning), and old enough that nothing in it was just written."""
-        from broadcast.public.publish import publish_site
+    def with_history(self, runs: int, python: str = sys.executable) -> list[Path]:
+        """Copies of the workspace with a past, each with its site published by `python`'s broadcast (as a council's
+        page was, long before the warning, by the same install: its build cache is that install's), and old enough
+        that nothing in it was just written."""
         from broadcast.public.site import Manifest
-        from broadcast.store import Store
-        from broadcast.workspace import Workspace
 
         roots = []
         for _ in range(runs):
             self.copies += 1
             roots.append(Path(shutil.copytree(self.history, self.folder / f"run-{self.copies}")))
-        time.sleep(Manifest.RACY)
+        time.sleep(Manifest.RACY)  # so the publish finds the copied files settled, as they would be after hours
         for root in roots:
-            store = Store.open(root / "broadcast.db")
-            publish_site(Workspace(root), store)
-            store.close()
+            subprocess.run([python, "-m", "broadcast", "--workspace", str(root), "page", "publish"], check=True,
+                           capture_output=True, cwd=root, env={**os.environ, "BROADCAST_OPERATOR": "Bench Runner"})
         return roots
 
     def site_files(self) -> int:
@@ -432,7 +429,7 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, 
     past = f", in the workspace with a past ({HISTORY[0]} incidents x {HISTORY[1]} alerts)" if history else ""
     print(f"\n## `broadcast warn` to one webhook from a fresh process{past} ({python}; median of {runs} after a "
           f"warm-up; the network is one {DELAY * 1000:.0f} ms request)")
-    prepared = broadcast.with_history(runs + 1) if history else []
+    prepared = broadcast.with_history(runs + 1, python) if history else []
     args = ["warn", "school-closure", "--set", "school=Hillside Primary School", "--set", "date=2026-11-23",
             "--set", "reason=snow", "--set", "next_update=10:00", "--set", "area=town", "--yes"]
     env = {**os.environ, "BENCH_SECRET": SECRET, "BROADCAST_OPERATOR": "Bench Runner"}
