@@ -49,7 +49,8 @@ class BuildCache:
         if data is not None:
             return data
         try:
-            data = (self.folder / key).read_bytes()
+            with open(os.path.join(self.folder, key), "rb") as cached:
+                data = cached.read()
         except OSError:  # not built before, or pruned by another build meanwhile
             return None
         self.memory[key] = data

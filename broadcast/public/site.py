@@ -179,9 +179,9 @@ def write_tree(files: dict[str, bytes], directory: Path, manifest: Manifest | No
     try:
         changed = []
         for path, data in files.items():
-            target = directory / path
             if manifest is not None and manifest.holds(path, data):
                 continue
+            target = directory / path
             if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
                 continue
             staging = staging or Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
@@ -220,7 +220,9 @@ class Manifest:
         self.entries: dict[str, list[Any]] = {}
         self.settled = 0  # file times before this (ns, the file system's clock) are older than the record by RACY
         self.seen: dict[str, list[int]] = {}  # stats found as recorded during this publish
-        self._digests: dict[str, tuple[bytes, str]] = {}
+        if directory not in _DIGESTS:
+            _DIGESTS.clear()  # one folder's at a time
+        self.digests = _DIGESTS.setdefault(directory, {})
         if record is not None:
             with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
                 with open(record, "rb") as handle:
@@ -238,9 +240,11 @@ class Manifest:
         return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
     def _digest(self, path: str, data: bytes) -> str:
-        known = self._digests.get(path)
+        """The SHA-256 of `data`, hashed once per bytes object: the build cache hands the next build in this process
+        the very objects it kept, so the publish after a send hashes only what was built anew."""
+        known = self.digests.get(path)
         if known is None or known[0] is not data:
-            known = self._digests[path] = (data, hashlib.sha256(data).hexdigest())
+            known = self.digests[path] = (data, hashlib.sha256(data).hexdigest())
         return known[1]
 
     def holds(self, path: str, data: bytes) -> bool:
@@ -278,6 +282,9 @@ class Manifest:
         if self.record is not None:
             with contextlib.suppress(OSError):
                 self.record.unlink()
+
+
+_DIGESTS: dict[Path, dict[str, tuple[bytes, str]]] = {}  # folder -> path -> (the bytes last hashed, their digest)
 
 
 def existing_files(directory: Path) -> list[str]:
