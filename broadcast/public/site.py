@@ -229,7 +229,7 @@ class Manifest:
                     loaded = json.loads(handle.read())
                     written = os.fstat(handle.fileno()).st_mtime_ns
                 if loaded.get("directory") == str(directory):
-                    self.entries = dict(loaded["files"])
+                    self.entries = {path: entry for path, entry in dict(loaded["files"]).items() if _entry(entry)}
                     self.settled = written - int(self.RACY * 1e9)
 
     def _stat(self, path: str) -> list[int] | None:
@@ -282,6 +282,12 @@ class Manifest:
         if self.record is not None:
             with contextlib.suppress(OSError):
                 self.record.unlink()
+
+
+def _entry(entry: Any) -> bool:
+    """A manifest entry as remember() writes it: [digest, size, inode, mtime_ns, ctime_ns]."""
+    return (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)
+            and all(isinstance(value, int) for value in entry[1:]))
 
 
 _DIGESTS: dict[Path, dict[str, tuple[bytes, str]]] = {}  # folder -> path -> (the bytes last hashed, their digest)

@@ -127,6 +127,10 @@ def test_a_file_changed_just_before_its_record_was_written_is_read_again(tmp_pat
     settle(record)
     assert Manifest(folder, record).holds("index.html", b"one")
     assert not Manifest(folder, record).holds("index.html", b"two")  # vouches only for what it recorded
+    for damaged in ([], ["digest"], [None, 1, 2, 3, 4], ["digest", 1, 2, 3, "4"], {"a": 1}, 7):
+        record.write_text(json.dumps({"directory": str(folder), "files": {"index.html": damaged}}), encoding="utf-8")
+        settle(record)
+        assert not Manifest(folder, record).holds("index.html", b"one")  # vouches for nothing, breaks nothing
 
 def test_a_publish_reads_what_it_writes_and_what_changed_behind_its_back_and_no_more(workspace, store, monkeypatch):
     first_alert(workspace, store)
