@@ -7,7 +7,8 @@ Run: python bench/warn.py                 (Apprise comes with: pip install -e '.
 
 The server runs in its own process (aiohttp), answers every request after 100 ms, and counts requests, deliveries
 and duplicates (a webhook-id accepted twice). Every figure is the median of 5 runs after a warm-up round, printed
-beside its floor:
+beside its floor; the contenders for the same N take turns, round by round, so a machine that drifts moves them
+alike:
 - floor: a thread per request, each opening its own connection (http.client), the same N POSTs;
 - floor 2: one plain aiohttp.ClientSession posting the same N requests at once;
 - Apprise: the same N notifications through its json:// plugin (one URL per endpoint, webhook-id as a header).
@@ -322,26 +323,47 @@ def measure(server: Server, timed: Callable[[], float], *, faults: bool = False)
     return statistics.median(times), stats
 
 
+def measure_together(server: Server, contenders: dict[str, Callable[[], float]]
+                     ) -> dict[str, tuple[float, dict[str, object]]]:
+    """Like measure, for several contenders whose runs take turns (one round of each, RUNS + 1 rounds, the first
+    a warm-up), so that a machine growing slower or faster during the measurement moves them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    stats: dict[str, dict[str, object]] = {}
+    for i in range(RUNS + 1):
+        for name, timed in contenders.items():
+            server.reset()
+            elapsed = timed()
+            time.sleep(0.05)
+            stats[name] = server.stats()
+            if i:
+                times[name].append(elapsed)
+    return {name: (statistics.median(times[name]), stats[name]) for name in contenders}
+
+
 def clean(server: Server, broadcast: Broadcast, tools: list[str]) -> None:
     print(f"\n## Whole warning to N webhooks, no faults (median of {RUNS} after a warm-up; server delay "
           f"{DELAY * 1000:.0f} ms)")
     print(f"{'N':>4} {'floor':>8} {'floor 2':>8} {'Apprise':>8} {'broadcast':>9} {'bc/floor':>8} {'bc/floor2':>9} "
           f"{'Apprise/bc':>10}  delivered, duplicates (broadcast)")
     for n in SIZES:
+        contenders = {"floor": partial(floor_threads, server.url, n), "floor 2": partial(floor_aiohttp, server.url, n),
+                      "broadcast": partial(broadcast.run, n)}
+        if "apprise" in tools:
+            contenders["Apprise"] = partial(run_apprise, server, n)
+        measured = measure_together(server, contenders)
         # rounded as printed, so a reader's own division agrees with the ratios
-        floor = round(measure(server, partial(floor_threads, server.url, n))[0], 3)
-        floor2 = round(measure(server, partial(floor_aiohttp, server.url, n))[0], 3)
-        timed, stats = measure(server, partial(broadcast.run, n))
-        ours = round(timed, 3)
-        other = round(measure(server, partial(run_apprise, server, n))[0], 3) if "apprise" in tools else None
+        floor, floor2, ours = (round(measured[name][0], 3) for name in ("floor", "floor 2", "broadcast"))
+        stats = measured["broadcast"][1]
+        other = round(measured["Apprise"][0], 3) if "Apprise" in measured else None
         print(f"{n:>4} {floor:8.3f} {floor2:8.3f} {other if other else float('nan'):8.3f} {ours:9.3f} "
               f"{ours / floor:7.2f}x {ours / floor2:8.2f}x {(other or 0) / ours:9.2f}x  "
               f"{stats['delivered']}/{n}, {stats['duplicates']}")
     n, (incidents, updates) = min(SIZES), HISTORY
-    floor = round(measure(server, partial(floor_threads, server.url, n))[0], 3)
     roots = iter(broadcast.with_history(RUNS + 1))
-    timed, stats = measure(server, lambda: broadcast.run(n, root=next(roots)))
-    ours = round(timed, 3)
+    measured = measure_together(server, {"floor": partial(floor_threads, server.url, n),
+                                         "broadcast": lambda: broadcast.run(n, root=next(roots))})
+    floor, ours = (round(measured[name][0], 3) for name in ("floor", "broadcast"))
+    stats = measured["broadcast"][1]
     print(f"N={n} with a past ({incidents} incidents x {updates} alerts in the log, {broadcast.site_files()} files on "
           f"its published site): floor {floor:.3f} s, broadcast {ours:.3f} s = {ours / floor:.2f}x; "
           f"delivered {stats['delivered']}/{n}, duplicates {stats['duplicates']}")
