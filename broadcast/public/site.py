@@ -87,8 +87,6 @@ def build_site(
 def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
     """Every alert in the order recorded, and a fingerprint of each one's content (its stored text). What the last
     build in this process read is kept, so the build after a send (the page after) parses only the new alerts."""
-    import hashlib
-
     from broadcast.alert import Alert
 
     read = {}
