@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import BroadcastError
-from broadcast.public.site import Written, managed, swap_order, write_tree
+from broadcast.public.site import Manifest, Written, managed, swap_order, write_tree
 
 if TYPE_CHECKING:
     from broadcast.public.pageconfig import Target
@@ -51,8 +51,6 @@ class DirectoryTarget:
     compare nor read back again: on a site of hundreds of files, a publish reads only what it writes."""
 
     def __init__(self, target: Target, workspace: Workspace):
-        from broadcast.public.site import Manifest
-
         self.name = target.name
         self.path = (workspace.root / target.options["path"]).resolve()
         self.location = str(self.path)

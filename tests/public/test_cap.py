@@ -166,6 +166,7 @@ def test_no_printable_character_is_one_xml_forbids():
     assert not [c for c in map(chr, range(0x110000)) if c.isprintable() and XML_ILLEGAL_RE.search(c)]
     assert xml_text("Snow\x00 \x0bnow\ufffe\ud800") == "Snow now" and xml_text("Eira ar ŵyl") == "Eira ar ŵyl"
 
+
 def test_identifiers_become_safe_file_names():
     assert cap_filename("A-2026-0001") == "A-2026-0001.xml"
     odd = cap_filename("urn:oid:2.49.0.1.826/../x")

@@ -132,6 +132,7 @@ def test_a_file_changed_just_before_its_record_was_written_is_read_again(tmp_pat
         settle(record)
         assert not Manifest(folder, record).holds("index.html", b"one")  # vouches for nothing, breaks nothing
 
+
 def test_a_publish_reads_what_it_writes_and_what_changed_behind_its_back_and_no_more(workspace, store, monkeypatch):
     first_alert(workspace, store)
     publish_site(workspace, store, now=T0)
