@@ -74,6 +74,7 @@ class Channel:
     can_retract: ClassVar[bool] = False
     secret_keys: ClassVar[tuple[str, ...]] = ()
     engagement_note: ClassVar[str] = "its API reports nothing about a post"  # why engagement() gives None
+    per_person: ClassVar[bool] = False  # one message to each person on a list (ListChannel), not one post
 
     def __init__(self, config: ChannelConfig, page_url: str):
         self.config = config

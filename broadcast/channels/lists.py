@@ -29,6 +29,7 @@ EMAIL_LIMIT = 100_000
 class ListChannel(Channel):
     """A channel whose audience is a list in lists/: texts or emails, one per person."""
 
+    per_person: ClassVar[bool] = True
     media: tuple[str, ...] = ("sms",)  # which contacts of a row it uses; an instance may set its own
     checkable: ClassVar[bool] = False  # can ask the platform whether a delivery (by our key) already went
     bulk_concurrency: ClassVar[int] = 100  # requests in flight at once (rate limits still apply)

@@ -180,14 +180,12 @@ def resend(ctx: click.Context, alert: str, only: tuple[str, ...], include_uncert
 
 
 def show_resend(planned: Resend) -> None:
-    from broadcast.send.audience import is_list_channel
-
     identifier = planned.alert.identifier
     if planned.waiting:
         click.secho(f"Left to send for {identifier}", bold=True)
         width = max(len(name) for name, *_ in planned.waiting)
         for name, language, state, number in planned.waiting:
-            what = (counted(number, "person", "people") if is_list_channel(planned.channels[name]) else "the post")
+            what = (counted(number, "person", "people") if planned.channels[name].per_person else "the post")
             click.echo(f"  {name:{width}} ({language})  {what} {state}")
     for name, language, number in planned.uncertain:
         click.echo(f"  {name} ({language})  {number:,} may have gone out already: left alone (check by hand, then "

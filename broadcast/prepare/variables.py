@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcast.errors import ConfigError, VariableError
+from broadcast.words import long_date
 from broadcast.workspace import Localized, primary_tag
 
 if TYPE_CHECKING:
@@ -263,9 +264,7 @@ def display(value: Any, language: str) -> Any:
     if isinstance(value, datetime):
         raise TypeError("variables hold dates or times, not datetimes")
     if isinstance(value, date):
-        from babel.dates import format_date
-
-        return format_date(value, "EEEE d MMMM y", locale=language.replace("-", "_"))
+        return long_date(value, language)
     if isinstance(value, time):
         return format_time(value, language)
     if isinstance(value, int):

@@ -89,17 +89,21 @@ class BuildCache:
 
 @cache
 def code_version() -> str:
-    """A digest of the page code, its templates and the libraries that shape its bytes."""
-    import importlib
+    """A digest of the page code, its templates, the date names and the libraries that shape its bytes."""
     from importlib.resources import files
+    from importlib.util import find_spec
+
+    from broadcast.words import DATE_NAMES
 
     digest = hashlib.sha256()
     for name in LIBRARIES:  # where each is installed and when: an upgrade changes both (metadata is slow to read)
-        location = Path(importlib.import_module(name).__file__ or name)
+        spec = find_spec(name)  # found, not imported: a build that needs no babel does not load it
+        location = Path(spec.origin if spec and spec.origin else name)
         digest.update(f"{location}:{location.stat().st_mtime_ns}".encode())
     here = Path(__file__).parent
     for name in SOURCES:
         digest.update((here / name).read_bytes())
+    digest.update(DATE_NAMES.read_bytes())
     for template in sorted(files("broadcast").joinpath("data", "page").iterdir(), key=lambda t: t.name):
         digest.update(template.name.encode() + template.read_bytes())
     return digest.hexdigest()

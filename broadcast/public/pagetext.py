@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from functools import cache
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from broadcast.words import long_date
 from broadcast.workspace import primary_tag
 
 # Welsh drafted by the development team: a Welsh translator should check it, as for the templates.
@@ -129,14 +129,7 @@ def clock(moment: datetime, zone: str) -> str:
 def long_time(moment: datetime, zone: str, language: str) -> str:
     """'06:42 GMT, Monday 23 November 2026' in the page's language."""
     here = local(moment, zone)
-    return f"{clock(here, zone)}, {_day(here.date(), language)}"
-
-
-@cache
-def _day(day: date, language: str) -> str:
-    from babel.dates import format_date
-
-    return format_date(day, "EEEE d MMMM y", locale=language.replace("-", "_"))
+    return f"{clock(here, zone)}, {long_date(here.date(), language)}"
 
 
 def machine_time(moment: datetime, zone: str) -> str:

@@ -93,7 +93,6 @@ Row = tuple[str, str, str, str | None, str | None]  # alert, channel, language, 
 def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: str,
                   sleep: Sleep = asyncio.sleep) -> list[Reach]:
     """Ask each social platform about every post of the incident still up; log one snapshot per post."""
-    from broadcast.send.audience import is_list_channel
     from broadcast.send.fanout import Limits
     from broadcast.send.sending import usable_channels
 
@@ -103,7 +102,7 @@ def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: s
     for alert in store.alerts(incident):  # (a Bluesky session is made once for the whole run)
         if alert.status not in by_status:
             usable, skipped = usable_channels(workspace, store, (), alert.status)
-            by_status[alert.status] = ({c.name: c for _, c in usable if not is_list_channel(c)}, dict(skipped))
+            by_status[alert.status] = ({c.name: c for _, c in usable if not c.per_person}, dict(skipped))
         asked[alert.identifier] = by_status[alert.status]
         rows += [(alert.identifier, *row) for row in store.conn.execute(
             "SELECT channel, language, remote_id, remote_url FROM deliveries WHERE alert = ? AND recipient = '' "
@@ -187,7 +186,6 @@ async def _read(channel: Channel, receipt: Receipt, client: httpx.AsyncClient, *
 def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
             sleep: Sleep = asyncio.sleep) -> list[Receipts]:
     """Ask the platforms about every message of the incident's alerts sent to lists; log one snapshot each."""
-    from broadcast.send.audience import is_list_channel
     from broadcast.send.fanout import Limits
     from broadcast.send.lifecycle import incident_row
     from broadcast.send.sending import usable_channels
@@ -199,7 +197,7 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
     for alert in store.alerts(incident):
         if alert.status not in by_status:  # the channels an alert of this status may use: read once
             usable, skipped = usable_channels(workspace, store, (), alert.status)
-            by_status[alert.status] = ({c.name: c for _, c in usable if is_list_channel(c)},  # type: ignore[misc]
+            by_status[alert.status] = ({c.name: c for _, c in usable if c.per_person},  # type: ignore[misc]
                                        dict(skipped))
         channels, reasons = by_status[alert.status]
         rows = store.conn.execute(

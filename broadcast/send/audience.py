@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from broadcast.workspace import ChannelConfig, Workspace
 
 
-def is_list_channel(channel: Channel) -> bool:
-    return isinstance(channel, ListChannel)
-
-
 # -- the plan: who a send reaches, in which language, at what cost ------------------------------------
 @dataclass(frozen=True)
 class AudienceLine:

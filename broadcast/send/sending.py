@@ -158,9 +158,11 @@ def plan_rendering(workspace: Workspace, rendering: Rendering, approval: Approva
     from broadcast.send.limits import learn_limits as learn
 
     learn(workspace, [channel for _, channel in usable], ask=learn_limits)
-    from broadcast.send.audience import target
+    audience = None
+    if to or any(channel.per_person for _, channel in usable):  # else the list machinery is not even imported
+        from broadcast.send.audience import target
 
-    audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
+        audience = target(workspace, alert, usable, to=to, one_segment=one_segment)  # streams each list once
     posts = [(channel, channel.prepare(alert, language)) for config, channel in usable
              for language in config.languages]
     broken = [b for name, b in workspace.broken_channels.items() if not only or name in only]
@@ -200,12 +202,13 @@ def send_warning(workspace: Workspace, store: Store, plan: Plan, *, actor: str, 
         store.save_alert(alert, sent_by=actor, approved_by=approved_by)
         if release and release.draft is not None:
             store.conn.execute("UPDATE drafts SET state = 'sent', alert = ? WHERE id = ?", [identifier, release.draft])
-        from broadcast.send.audience import is_list_channel, record
-
         queue_posts(store, identifier, [(channel.name, post.language) for channel, post in plan.posts
-                                        if not is_list_channel(channel)], actor=actor)  # lists: a row per person
-        record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
-               workspace=workspace)
+                                        if not channel.per_person], actor=actor)  # lists: a row per person
+        if plan.audience is not None:
+            from broadcast.send.audience import record
+
+            record(store, identifier, plan.audience, [channel for channel, _ in plan.posts], actor=actor,
+                   workspace=workspace)
     failed = _record_broken(store, identifier, plan.broken, actor=actor)
     channels = {channel.name: channel for channel, _ in plan.posts}
     report = _run(workspace, store, alert, channels, states=("pending",), actor=actor, limits=limits,
@@ -275,7 +278,6 @@ def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tu
     """Find what is left of an alert's deliveries; nothing is written."""
     import json
 
-    from broadcast.channels.lists import ListChannel
 
     row = store.conn.execute("SELECT alert FROM alerts WHERE identifier = ?", [identifier]).fetchone()
     if row is None:
@@ -300,7 +302,7 @@ def plan_resend(workspace: Workspace, store: Store, identifier: str, *, only: tu
     # the resend sends it there, so every channel can be brought up to the incident's latest message.
     known = {r[0] for r in store.conn.execute("SELECT DISTINCT channel FROM deliveries WHERE alert = ?", [identifier])}
     new = [(config.name, language) for config, channel in usable if only and config.name not in known
-           and not isinstance(channel, ListChannel) for language in config.languages]
+           and not channel.per_person for language in config.languages]
     waiting += [(name, language, "not sent to it before", 1) for name, language in new]
     return Resend(alert, channels, skipped, waiting, uncertain, states, new,
                   left_on_skipped(store, identifier, skipped))
@@ -345,12 +347,9 @@ def left_on_skipped(store: Store, identifier: str, skipped: list[tuple[str, str]
 def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, Channel], *, states: tuple[str, ...],
          actor: str, limits: Limits | None, on_outcome: Callable[[Outcome], None] | None,
          skipped: list[tuple[str, str]], on_progress: Callable[[Progress], None] | None = None) -> Report:
-    from broadcast.send.audience import is_list_channel
-    from broadcast.send.bulk import deliver_lists
-
     jobs = [Job(d, channels[d["channel"]], channels[d["channel"]].prepare(alert, d["language"]))
             for d in store.deliveries(alert.identifier, states, recipients=False) if d["channel"] in channels]
-    lists = {name: channel for name, channel in channels.items() if is_list_channel(channel)}
+    lists = {name: channel for name, channel in channels.items() if channel.per_person}
     report = Report(alert, [], skipped)
     limits = limits or Limits.from_workspace(workspace)
     # Ctrl-C or SIGTERM: start nothing new, settle, republish, say how to go on
@@ -359,6 +358,10 @@ def _run(workspace: Workspace, store: Store, alert: Alert, channels: dict[str, C
 
         async def both() -> list[Outcome]:  # the lists go out at their own pace, beside the social fan-out
             social = _fan_out(store, jobs, actor=actor, limits=limits, on_outcome=on_outcome, stop=stop)
+            if not lists:  # nor is the list machinery imported
+                return await social
+            from broadcast.send.bulk import deliver_lists
+
             people = deliver_lists(workspace, store, alert, lists, states=states, actor=actor, limits=limits,
                                    on_outcome=on_outcome, on_progress=on_progress, stop=stop, sleep=stop.sleep)
             first, second = await asyncio.gather(social, people)
@@ -401,7 +404,6 @@ def merge(known: list[Outcome], logged: list[Outcome]) -> list[Outcome]:
 def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channel], *, actor: str) -> None:
     """Deliveries an interrupted or killed run left mid-request, on a platform that cannot tell us whether they
     landed, become `uncertain`: a resend skips them unless told otherwise, so nobody is sent it twice."""
-    from broadcast.channels.lists import ListChannel
 
     for delivery in store.deliveries(identifier, ("sending",), recipients=False):
         channel = channels.get(delivery["channel"])
@@ -410,7 +412,7 @@ def settle_interrupted(store: Store, identifier: str, channels: dict[str, Channe
                              description=f"{delivery['channel']}: outcome unknown after an interrupted run",
                              details={"outcome": "uncertain"})
     for name, channel in channels.items():  # a list's people: one update and one event for each channel
-        if not isinstance(channel, ListChannel) or channel.resend_is_safe:
+        if not channel.per_person or channel.resend_is_safe:
             continue
         ids = [row[0] for row in store.conn.execute(
             "SELECT id FROM deliveries WHERE alert = ? AND channel = ? AND recipient != '' AND state = 'sending'",

@@ -120,3 +120,19 @@ def test_a_cache_that_cannot_be_written_only_makes_the_build_slower(workspace, s
     assert site.files == build_site(workspace, store, now=T0, incremental=False).files
     assert not (workspace.root / FOLDER).exists()
     assert made["cap"] == ["A-2026-0001"] * 3  # nothing kept: built by each build
+
+
+def test_a_library_upgraded_in_place_makes_every_key_new_without_importing_it(tmp_path, monkeypatch):
+    import sys
+
+    from broadcast.public import buildcache
+
+    library = tmp_path / "shaping_library.py"
+    library.write_text("raise AssertionError('imported')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(buildcache, "LIBRARIES", ("shaping_library",))
+    before = buildcache.code_version.__wrapped__()
+    stat = library.stat()
+    os.utime(library, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # reinstalled: a new file time
+    assert buildcache.code_version.__wrapped__() != before
+    assert "shaping_library" not in sys.modules

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 from conftest import VALUES, approved
 
 from broadcast.prepare.templates import _environment, find_template, render
@@ -76,6 +80,23 @@ def test_a_warning_to_webhooks_asks_no_platform_for_limits_and_builds_no_tls_for
     assert sorted(r.path for r in sandbox.received()) == ["/hooks/hook-0", "/hooks/hook-1"]  # nothing else asked
     assert tls_context.cache_info().misses == 0  # http only: no CA bundle was loaded
     assert not (workspace_dir / CACHE).exists()
+
+
+@pytest.mark.real_clock
+def test_a_warning_to_webhooks_from_a_fresh_process_loads_neither_the_list_machinery_nor_babel(workspace_dir, sandbox,
+                                                                                             sandbox_env):
+    webhooks_only(workspace_dir, sandbox)
+    code = ("import sys\nfrom broadcast.cli import main\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+            "print(sorted({name.split('.')[0] if name.startswith('babel') else name for name in sys.modules\n"
+            "              if name.startswith(('babel', 'broadcast.send.audience', 'broadcast.send.bulk',\n"
+            "                                  'broadcast.prepare.recipients', 'broadcast.channels.lists'))}))")
+    values = [arg for name, value in VALUES.items() for arg in ("--set", f"{name}={value}")]
+    done = subprocess.run([sys.executable, "-c", code, "warn", "school-closure", *values, "--yes"], cwd=workspace_dir,
+                          capture_output=True, text=True, env={**os.environ, "BROADCAST_OPERATOR": "Duty Officer"})
+    assert done.stdout.splitlines()[-2:] == ["exit 0", "[]"], done.stdout + done.stderr
+    assert sorted(r.path for r in sandbox.received()) == ["/hooks/hook-0", "/hooks/hook-1"]
+    assert "Dydd Llun 23 Tachwedd 2026" in (workspace_dir / "site" / "cy" / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_learnt_limit_is_cached_used_and_asked_again_once_it_expires(workspace_dir, sandbox, sandbox_env, clock):
