@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "store": ("store", "prepare", "The log: which store is in use; move it to a shared PostgreSQL."),
 }
 
+HELP_WIDTH = 100
 PHASES = {
     "prepare": "Prepare: templates, channels, runbooks, drills",
     "warn": "Warn and inform",
@@ -109,7 +111,7 @@ class PhaseGroup(click.Group):
             ctx.exit(failure.exit_code)
 
 
-@click.group(cls=PhaseGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=PhaseGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH})
 @click.version_option(__version__, "--version", prog_name="broadcast")
 @click.option("--workspace", "-w", metavar="DIR", envvar="BROADCAST_WORKSPACE",
               help="The workspace folder (default: $BROADCAST_WORKSPACE, or the current folder and up).")
@@ -132,6 +134,19 @@ def cli(ctx: click.Context, workspace: str | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def terminal_width() -> int:
+    """The width help is wrapped to, as click wraps it: the columns found as shutil.get_terminal_size finds them
+    ($COLUMNS, else the terminal, else 80), at most HELP_WIDTH, less a margin of 2, at least 50. Click would import
+    shutil for it, and with it three compression modules: a twentieth of `broadcast --help`."""
+    columns = 0
+    with contextlib.suppress(ValueError):
+        columns = int(os.environ.get("COLUMNS", "0"))
+    if columns <= 0:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    return max(min(columns or 80, HELP_WIDTH) - 2, 50)
+
+
 def main() -> None:
     """Entry point of the `broadcast` console script.
 
@@ -143,7 +158,7 @@ def main() -> None:
 
     gc.set_threshold(10_000)
     try:
-        cli.main(prog_name="broadcast")
+        cli.main(prog_name="broadcast", terminal_width=terminal_width())
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
         sys.exit(INTERRUPTED)

@@ -1,6 +1,8 @@
+import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -58,6 +60,20 @@ def test_help_imports_no_command_and_a_command_only_its_own():
 
     assert loaded("--help") == "[]"
     assert loaded("store", "--help") == "['broadcast.commands.store']"
+
+
+@pytest.mark.parametrize("columns", ["60", "200", "40", "not a number"])
+def test_help_is_wrapped_as_click_wraps_it_without_importing_shutil(columns):
+    # broadcast's entry point, where an import of shutil fails (a .pth file may have loaded it already) ...
+    ours = ("import sys\nsys.modules['shutil'] = None\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
+            "from broadcast.cli import main\nmain()")
+    # ... and click's own wrapping, to the width it finds through shutil
+    clicks = "import sys\nfrom broadcast.cli import cli\ncli.main(sys.argv[1:], prog_name='broadcast')"
+    for args in (["--help"], ["warn", "--help"]):
+        said = [subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
+                               env={**os.environ, "COLUMNS": columns}) for code in (ours, clicks)]
+        assert [done.returncode for done in said] == [0, 0], said[0].stderr
+        assert said[0].stdout == said[1].stdout
 
 
 def test_preview_shows_every_variant_in_both_languages(run):
