@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from functools import cache
+import threading
+from collections.abc import Iterable, Mapping
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from broadcast.errors import BroadcastError
 
 if TYPE_CHECKING:
-    from lxml.etree import XMLSchema, _Element
+    from lxml.etree import XMLSchema
 
     from broadcast.alert import Alert
 
@@ -23,10 +24,6 @@ SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 # Characters XML 1.0 cannot carry at all; they are dropped rather than stop a warning going out.
 XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 POINT_RE = re.compile(r"^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$")
-TAGS = ("alert identifier sender sent status msgType scope note references incidents info language category event "
-        "responseType urgency severity certainty expires senderName headline description instruction web contact "
-        "area areaDesc polygon geocode valueName value")
-QNAMES = {tag: f"{{{NS}}}{tag}" for tag in TAGS.split()}
 HINT = "the alert is not published; fix its source (template, area file or --set values) and send a corrected alert"
 
 
@@ -95,8 +92,10 @@ def check_alert(alert: Alert, known: Mapping[str, Alert]) -> list[str]:
     return resolve_references(alert, known)
 
 
+@lru_cache(maxsize=1024)
 def polygon_problem(polygon: str) -> str | None:
-    """Why a CAP polygon ('lat,lon lat,lon …') would break consumers, or None if it is good."""
+    """Why a CAP polygon ('lat,lon lat,lon …') would break consumers, or None if it is good. Remembered: a site
+    build checks the same few area polygons in every alert."""
     pairs = polygon.split()
     points = []
     for pair in pairs:
@@ -115,41 +114,50 @@ def polygon_problem(polygon: str) -> str | None:
 
 
 def alert_xml(alert: Alert, references: list[str]) -> bytes:
-    """Serialise the Alert as a CAP 1.2 document, elements in the schema's order."""
-    from lxml.etree import Element, SubElement, tostring
+    """Serialise the Alert as a CAP 1.2 document, elements in the schema's order.
 
-    def add(parent: _Element, tag: str, value: str | None) -> None:
-        if value:
-            SubElement(parent, QNAMES[tag]).text = xml_text(value)
-
-    root = Element(QNAMES["alert"], nsmap={None: NS})
-    for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
+    Written as text, in the very bytes lxml's tostring(pretty_print=True) gives for the same tree (a test compares
+    the two over every field and every kind of character): building that tree took longer than parsing and
+    validating the document, and was a third of a full site build. cap_document still parses and validates every
+    document with lxml."""
+    out = ["<?xml version='1.0' encoding='UTF-8'?>", f'<alert xmlns="{NS}">']
+    _texts(out, "  ", (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
                        ("status", alert.status), ("msgType", alert.msg_type), ("scope", alert.scope),
-                       ("note", alert.note), ("references", " ".join(references)), ("incidents", alert.incidents)):
-        add(root, tag, value)
+                       ("note", alert.note), ("references", " ".join(references)), ("incidents", alert.incidents)))
     for info in alert.infos:
-        element = SubElement(root, QNAMES["info"])
-        add(element, "language", info.language)
-        for category in info.category:
-            add(element, "category", category)
-        add(element, "event", info.event)
-        for response in info.response_type:
-            add(element, "responseType", response)
-        for tag, value in (("urgency", info.urgency), ("severity", info.severity), ("certainty", info.certainty),
-                           ("expires", info.expires), ("senderName", info.sender_name), ("headline", info.headline),
-                           ("description", info.description), ("instruction", info.instruction), ("web", info.web),
-                           ("contact", info.contact)):
-            add(element, tag, value)
+        inner: list[str] = []
+        _texts(inner, "    ", (("language", info.language), *(("category", c) for c in info.category),
+                                ("event", info.event), *(("responseType", r) for r in info.response_type),
+                                ("urgency", info.urgency), ("severity", info.severity), ("certainty", info.certainty),
+                                ("expires", info.expires), ("senderName", info.sender_name),
+                                ("headline", info.headline), ("description", info.description),
+                                ("instruction", info.instruction), ("web", info.web), ("contact", info.contact)))
         for area in info.areas:
-            area_element = SubElement(element, QNAMES["area"])
-            add(area_element, "areaDesc", area.desc)
-            for polygon in area.polygons:
-                add(area_element, "polygon", polygon)
+            parts: list[str] = []
+            _texts(parts, "      ", (("areaDesc", area.desc), *(("polygon", p) for p in area.polygons)))
             for name, value in area.geocodes:
-                geocode = SubElement(area_element, QNAMES["geocode"])
-                add(geocode, "valueName", name)
-                add(geocode, "value", value)
-    return tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+                _wrap(parts, "      ", "geocode", _texts([], "        ", (("valueName", name), ("value", value))))
+            _wrap(inner, "    ", "area", parts)
+        _wrap(out, "  ", "info", inner)
+    out.append("</alert>\n")
+    return "\n".join(out).encode("utf-8")
+
+
+def _texts(out: list[str], indent: str, fields: Iterable[tuple[str, str | None]]) -> list[str]:
+    """An element for each field with a value (an empty one is left out, as CAP wants), its text escaped as
+    libxml2 escapes it."""
+    for tag, value in fields:
+        if value:
+            text = xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            out.append(f"{indent}<{tag}>{text.replace(CR, '&#13;')}</{tag}>")
+    return out
+
+
+CR = "\r"
+
+
+def _wrap(out: list[str], indent: str, tag: str, children: list[str]) -> None:
+    out.extend((f"{indent}<{tag}>", *children, f"{indent}</{tag}>") if children else (f"{indent}<{tag}/>",))
 
 
 @cache
@@ -163,12 +171,18 @@ def schema() -> XMLSchema:
     return etree.XMLSchema(etree.fromstring(data, etree.XMLParser(no_network=True)))
 
 
+_PARSERS = threading.local()
+
+
 def validate_xml(document: bytes, name: str) -> None:
     """Check a CAP document against the XSD; raise CapError with the schema's own words and line."""
     from lxml import etree
 
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:  # one per thread (an lxml parser is not thread-safe), made once: a build checks hundreds
+        parser = _PARSERS.parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
-        tree = etree.fromstring(document, etree.XMLParser(no_network=True, resolve_entities=False))
+        tree = etree.fromstring(document, parser)
     except etree.XMLSyntaxError as exc:
         raise CapError(f"{name} is not well-formed XML: {exc}", hint=HINT) from None
     checker = schema()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from broadcast.words import long_date
@@ -120,23 +121,27 @@ def local(moment: datetime, zone: str) -> datetime:
     return moment.astimezone(ZoneInfo(zone))
 
 
+@lru_cache(maxsize=4096)  # a build writes each update's times in several places
 def clock(moment: datetime, zone: str) -> str:
     """'06:42 GMT': 24-hour, with the zone, as the snow-day list shows it."""
     here = local(moment, zone)
     return f"{here:%H:%M} {here.tzname()}"
 
 
+@lru_cache(maxsize=4096)
 def long_time(moment: datetime, zone: str, language: str) -> str:
     """'06:42 GMT, Monday 23 November 2026' in the page's language."""
     here = local(moment, zone)
     return f"{clock(here, zone)}, {long_date(here.date(), language)}"
 
 
+@lru_cache(maxsize=4096)
 def machine_time(moment: datetime, zone: str) -> str:
     """The <time datetime> value: ISO 8601 with the offset, no fractions."""
     return local(moment, zone).replace(microsecond=0).isoformat()
 
 
+@lru_cache(maxsize=4096)
 def utc_time(moment: datetime) -> str:
     """The shortest <time datetime> value of an instant, for the index's byte budget: UTC, seconds only when there
     are some ('2026-11-23T06:42Z'). The text beside it gives the local time and its zone."""

@@ -15,6 +15,7 @@ from broadcast.public.cap import (
     NS,
     XML_ILLEGAL_RE,
     CapError,
+    alert_xml,
     cap_document,
     cap_filename,
     check_alert,
@@ -185,3 +186,61 @@ def test_hostile_text_comes_back_exactly_from_the_cap_file(text):
     assert area.findtext(f"{{{NS}}}areaDesc") == text
     assert area.findtext(f"{{{NS}}}polygon") == SQUARE
     assert b"<script" not in document
+
+
+def lxml_alert_xml(alert, references):
+    """The document as lxml serialises the same tree (how alert_xml wrote it before it wrote text): the oracle."""
+    def add(parent, tag, value):
+        if value:
+            etree.SubElement(parent, f"{{{NS}}}{tag}").text = xml_text(value)
+
+    root = etree.Element(f"{{{NS}}}alert", nsmap={None: NS})
+    for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
+                       ("status", alert.status), ("msgType", alert.msg_type), ("scope", alert.scope),
+                       ("note", alert.note), ("references", " ".join(references)), ("incidents", alert.incidents)):
+        add(root, tag, value)
+    for info in alert.infos:
+        element = etree.SubElement(root, f"{{{NS}}}info")
+        add(element, "language", info.language)
+        for category in info.category:
+            add(element, "category", category)
+        add(element, "event", info.event)
+        for response in info.response_type:
+            add(element, "responseType", response)
+        for tag, value in (("urgency", info.urgency), ("severity", info.severity), ("certainty", info.certainty),
+                           ("expires", info.expires), ("senderName", info.sender_name), ("headline", info.headline),
+                           ("description", info.description), ("instruction", info.instruction), ("web", info.web),
+                           ("contact", info.contact)):
+            add(element, tag, value)
+        for area in info.areas:
+            area_element = etree.SubElement(element, f"{{{NS}}}area")
+            add(area_element, "areaDesc", area.desc)
+            for polygon in area.polygons:
+                add(area_element, "polygon", polygon)
+            for name, value in area.geocodes:
+                geocode = etree.SubElement(area_element, f"{{{NS}}}geocode")
+                add(geocode, "valueName", name)
+                add(geocode, "value", value)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+ANY_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(TEXT, ANY_TEXT, st.sampled_from(["\r", "\r\n", "a\rb", "\x85", "\x7f\x80\x9f", "\t\n", " ",
+                                                         "\x00", "\ufffe", "\ud800", "]]>&<>\"'"])),
+       other=ANY_TEXT, empty_area=st.booleans(), note=st.one_of(st.none(), ANY_TEXT))
+def test_the_document_is_byte_for_byte_what_lxml_writes_for_the_same_tree(text, other, empty_area, note):
+    alert = hostile_alert(text)
+    areas = (AlertArea(other, (), ((other, ""), ("", ""))), AlertArea("")) if empty_area else alert.infos[0].areas
+    alert = replace(alert, note=note, references=("a,b,c",),
+                    infos=(replace(alert.infos[0], areas=areas, category=(other, "Safety")), *alert.infos[1:]))
+    for references in ([], ["alerts@testshire.example,A-2026-0000,2026-11-23T06:00:00-00:00", other]):
+        assert alert_xml(alert, references) == lxml_alert_xml(alert, references)
+
+
+def test_the_examples_and_a_template_warning_are_written_as_lxml_writes_them(workspace):
+    alerts = [make_alert(workspace, "A-2026-0001"), hostile_alert("Ysgol <Bro> & \"Lliw\" \r\n ŵ 🌨️")]
+    for alert in alerts:
+        assert alert_xml(alert, []) == lxml_alert_xml(alert, [])
