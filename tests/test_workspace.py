@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from broadcast.errors import ConfigError
@@ -89,3 +91,23 @@ def test_workspace_files_that_link_outside_it_are_refused(workspace_dir, tmp_pat
     inside = workspace_dir / "templates" / "alias.md"  # a link within the workspace is the planner's business
     inside.symlink_to(workspace_dir / "templates" / "school-closure.md")
     assert find_template(workspace, "alias").title
+
+
+def test_a_channels_folder_that_links_outside_the_workspace_breaks_every_channel_in_it(workspace_dir, tmp_path):
+    outside = tmp_path / "elsewhere-channels"
+    shutil.copytree(workspace_dir / "channels", outside)
+    (outside / "hook.toml").write_text('kind = "webhook"\n[settings]\nurl = "https://example.org"\n', encoding="utf-8")
+    shutil.rmtree(workspace_dir / "channels")
+    (workspace_dir / "channels").symlink_to(outside)
+    workspace = Workspace(workspace_dir)
+    assert not workspace.channels
+    assert {"hook", "mastodon-council"} <= set(workspace.broken_channels)
+    assert all("outside the workspace" in b.error.message for b in workspace.broken_channels.values())
+
+
+def test_a_channel_file_linked_within_the_workspace_is_used(workspace_dir):
+    (workspace_dir / "shared").mkdir()
+    (workspace_dir / "shared" / "hook.toml").write_text('kind = "webhook"\n[settings]\nurl = "https://example.org"\n',
+                                                         encoding="utf-8")
+    (workspace_dir / "channels" / "hook.toml").symlink_to(workspace_dir / "shared" / "hook.toml")
+    assert Workspace(workspace_dir).channels["hook"].kind == "webhook"

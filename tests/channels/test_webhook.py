@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 
 import pytest
 from conftest import channel_config, make_alert, send_one
@@ -36,7 +37,8 @@ def test_signed_json_derived_from_the_alert(webhook, sandbox):
     assert body["headline"] == alert.info("cy-GB").headline
     assert body["event_id"] == received.headers["webhook-id"] == store.deliveries("A-2026-0001")[0]["idempotency_key"]
     assert body["cap"] == "https://alerts.testshire.example/cap/A-2026-0001.xml"
-    assert body["areas"][0]["desc"] == "Tref Testshire"
+    assert body["areas"] == [json.loads(json.dumps(asdict(area))) for area in alert.info("cy-GB").areas]
+    assert body["areas"][0]["desc"] == "Tref Testshire" and body["areas"][0]["polygons"]
 
 
 def test_a_wrong_signature_is_refused_by_the_receiver(webhook, sandbox, monkeypatch):
