@@ -19,6 +19,7 @@ LIBRARIES = ("jinja2", "markupsafe", "babel", "lxml")
 # What this process last read from or wrote to the cache folder it last used, by key: the build after a send (the
 # page after) reads none of it from disk again.
 _IN_MEMORY: dict[Path, dict[str, bytes]] = {}
+_PRUNED: dict[Path, set[str]] = {}  # the cache folder this process last saved, and the keys it left in it
 
 
 class BuildCache:
@@ -65,21 +66,28 @@ class BuildCache:
         """Keep what this build made, each file written whole then renamed into place; drop what it did not use."""
         if self.folder is None:
             return
+        for key in set(self.memory) - self.used:
+            del self.memory[key]
+        if not self.made and _PRUNED.get(self.folder) == self.used:
+            return  # as this process left it: nothing to write, nothing to drop (the page after a send)
         temporary = None
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
             for key, data in self.made.items():
-                handle, temporary = tempfile.mkstemp(prefix=NEW, dir=self.folder)
+                try:
+                    handle, temporary = tempfile.mkstemp(prefix=NEW, dir=self.folder)
+                except FileNotFoundError:  # the first build in this workspace
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    handle, temporary = tempfile.mkstemp(prefix=NEW, dir=self.folder)
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
                 os.replace(temporary, self.folder / key)
                 temporary = None
                 self.memory[key] = data
-            for key in set(self.memory) - self.used:
-                del self.memory[key]
             for entry in os.scandir(self.folder):  # another build's half-written file is its own to finish
                 if entry.name not in self.used and not entry.name.startswith(NEW):
                     os.unlink(entry.path)
+            _PRUNED.clear()
+            _PRUNED[self.folder] = set(self.used)
         except OSError:  # a read-only or full disk: the next build renders what it lacks
             if temporary is not None:
                 with contextlib.suppress(OSError):

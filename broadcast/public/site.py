@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from broadcast.workspace import Workspace
 
 STALE_STAGING_SECONDS = 3600
-# Inside the target folder: the same file system (so a rename is atomic) and writable whenever the folder is,
-# which its parent (say /var/www) often is not.
+# A file's new copy is written beside it: the same file system (so a rename is atomic), and writable whenever the
+# folder is, which its parent (say /var/www) often is not; hidden, and skipped by every listing of the site.
 STAGING = ".broadcast-staging-"
 
 
@@ -160,43 +161,49 @@ def managed(path: str) -> bool:
 
 
 def write_tree(files: dict[str, bytes], directory: Path, manifest: Manifest | None = None) -> Written:
-    """Write the site into `directory`: every changed file is first written in full to a hidden staging folder,
-    then moved into place with an atomic rename, so a reader (or a crash) never sees a half-written file and a failed
-    build leaves the previous site as it was. Unchanged files are not touched, so their caches stay valid; with a
-    `manifest` of the folder, a file it vouches for is known unchanged without being read."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(directory)
-    staging: Path | None = None  # made only when a file changed: an unchanged site is only read
-    made: set[Path] = set()  # folders known to exist: one mkdir each, not one per file
-
-    def folder(path: Path) -> None:
-        if path not in made:
-            path.mkdir(parents=True, exist_ok=True)
-            made.add(path)
-
+    """Write the site into `directory`: every changed file is first written in full to a hidden copy beside it, and
+    only when all of them are written is each moved into place with an atomic rename, so a reader (or a crash) never
+    sees a half-written file and a failed build leaves the previous site as it was. Unchanged files are not touched,
+    so their caches stay valid; with a `manifest` of the folder, a file it vouches for is known unchanged without
+    being read, and one read here is not read again to verify it."""
+    staged: dict[str, Path] = {}  # path -> its copy beside it, until renamed into place
+    token = secrets.token_hex(6)  # another publish's copies have another name
     try:
-        changed = []
         for path, data in files.items():
             if manifest is not None and manifest.holds(path, data):
                 continue
             target = directory / path
-            if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
-                continue
-            staging = staging or Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
-            staged = staging / path
-            folder(staged.parent)
-            staged.write_bytes(data)
-            changed.append(path)
-        for path in sorted(changed, key=swap_order):
-            target = directory / path
-            folder(target.parent)
-            os.replace(staging / path, target)  # type: ignore[operator]
-        removed = [path for path in existing_files(directory) if managed(path) and path not in files]
+            with contextlib.suppress(OSError):
+                before = os.stat(target)
+                if stat.S_ISREG(before.st_mode) and before.st_size == len(data) and target.read_bytes() == data:
+                    if manifest is not None:
+                        manifest.confirm(path, before)
+                    continue
+            copy = target.with_name(f"{STAGING}{token}-{target.name}")
+            staged[path] = copy
+            try:
+                copy.write_bytes(data)
+            except FileNotFoundError:  # a folder not made yet (the first publish, a new language)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_bytes(data)
+        changed = sorted(staged, key=swap_order)
+        for path in changed:
+            os.replace(staged[path], directory / path)
+            del staged[path]
+        present, leftovers = _walk(directory)
+        removed = [path for path in present if managed(path) and path not in files]
         for path in removed:
             (directory / path).unlink()
+        for leftover in leftovers:  # copies a killed publish left, an hour old and more
+            with contextlib.suppress(OSError):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
     finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        for copy in staged.values():  # not moved into place: the build failed part-way
+            with contextlib.suppress(OSError):
+                copy.unlink()
     return Written(changed, removed)
 
 
@@ -217,7 +224,8 @@ class Manifest:
         self.record = record
         self.entries: dict[str, list[Any]] = {}
         self.settled = 0  # file times before this (ns, the file system's clock) are older than the record by RACY
-        self.seen: dict[str, list[int]] = {}  # stats found as recorded during this publish
+        self.seen: dict[str, list[int]] = {}  # stats found as recorded, or before a read, during this publish
+        self.confirmed: set[str] = set()  # read during this publish and found to hold what is published
         if directory not in _DIGESTS:
             _DIGESTS.clear()  # one folder's at a time
         self.digests = _DIGESTS.setdefault(directory, {})
@@ -258,6 +266,11 @@ class Manifest:
         self.seen[path] = stat
         return True
 
+    def confirm(self, path: str, found: os.stat_result) -> None:
+        """`path` was read just now, after this stat, and holds what is published: verify need not read it again."""
+        self.seen[path] = [found.st_size, found.st_ino, found.st_mtime_ns, found.st_ctime_ns]
+        self.confirmed.add(path)
+
     def remember(self, files: dict[str, bytes]) -> None:
         """Record `files` as the folder holds them now (call after reading them back), and keep the record."""
         entries = {}
@@ -265,13 +278,17 @@ class Manifest:
             stat = self.seen.get(path) or self._stat(path)
             if stat is not None:
                 entries[path] = [self._digest(path, data), *stat]
-        self.entries, self.seen, self.settled = entries, {}, 0
+        self.entries, self.seen, self.confirmed, self.settled = entries, {}, set(), 0
         if self.record is None:
             return
         with contextlib.suppress(OSError):
-            self.record.parent.mkdir(parents=True, exist_ok=True)
             staged = self.record.with_name(f"{self.record.name}.{os.getpid()}.new")
-            staged.write_text(json.dumps({"directory": str(self.directory), "files": entries}), encoding="utf-8")
+            text = json.dumps({"directory": str(self.directory), "files": entries})
+            try:
+                staged.write_text(text, encoding="utf-8")
+            except FileNotFoundError:  # the first publish from this workspace
+                self.record.parent.mkdir(parents=True, exist_ok=True)
+                staged.write_text(text, encoding="utf-8")
             staged.replace(self.record)
 
     def forget(self) -> None:
@@ -292,22 +309,25 @@ _DIGESTS: dict[Path, dict[str, tuple[bytes, str]]] = {}  # folder -> path -> (th
 
 
 def existing_files(directory: Path) -> list[str]:
-    """Files in a published folder, leaving out any staging folder."""
+    """Files in a published folder, leaving out any copy a publish is writing (or a killed one left)."""
+    return _walk(directory)[0]
+
+
+def _walk(directory: Path) -> tuple[list[str], list[Path]]:
+    """The published folder's files, and the copies (or, from older versions, staging folders) that publishes killed
+    part-way left in it more than STALE_STAGING_SECONDS ago: a copy younger than that may be another publish's."""
     found: list[str] = []
+    stale: list[Path] = []
+    old = time.time() - STALE_STAGING_SECONDS
     for folder, subfolders, names in os.walk(directory):
-        if folder == str(directory):
-            subfolders[:] = [name for name in subfolders if not name.startswith(STAGING)]
         relative = os.path.relpath(folder, directory).replace(os.sep, "/")
         prefix = "" if relative == "." else relative + "/"
-        found.extend(prefix + name for name in names)
-    return sorted(found)
+        for name in [*subfolders, *names]:
+            if name.startswith(STAGING):
+                with contextlib.suppress(OSError):
+                    if os.lstat(os.path.join(folder, name)).st_mtime < old:
+                        stale.append(Path(folder, name))
+        subfolders[:] = [name for name in subfolders if not name.startswith(STAGING)]
+        found.extend(prefix + name for name in names if not name.startswith(STAGING))
+    return sorted(found), stale
 
-
-def _remove_stale_staging(directory: Path) -> None:
-    """A build killed mid-way leaves its staging folder; clear those old enough not to be another publish's."""
-    for leftover in directory.glob(STAGING + "*"):
-        try:
-            if time.time() - leftover.stat().st_mtime > STALE_STAGING_SECONDS:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except FileNotFoundError:
-            pass

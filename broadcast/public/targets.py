@@ -65,11 +65,12 @@ class DirectoryTarget:
                               hint="check the folder exists, is writable and the disk is not full") from None
 
     def verify(self, site: Site, written: Written) -> int:
-        """Read back every file written now, and any other the manifest cannot vouch for."""
-        fresh = set(written.written)
+        """Read back every file written now, and any other the manifest cannot vouch for or the publish did not
+        read just now."""
+        fresh, manifest = set(written.written), self.manifest
         bad = []
         for path, data in site.files.items():
-            if path not in fresh and self.manifest.holds(path, data):
+            if path not in fresh and (path in manifest.confirmed or manifest.holds(path, data)):
                 continue
             try:
                 if (self.path / path).read_bytes() != data:

@@ -188,7 +188,7 @@ def test_a_crash_mid_build_leaves_the_previous_site_intact(workspace, store, mon
     with pytest.raises(MemoryError):
         publish_site(workspace, store, now=T0 + timedelta(minutes=30))
     assert snapshot(workspace.root / "site") == before
-    assert not list((workspace.root / "site").glob(".broadcast-staging-*"))
+    assert not list((workspace.root / "site").rglob(".broadcast-staging-*"))
 
 
 def test_a_full_disk_while_writing_leaves_the_previous_site_intact(workspace, store, monkeypatch):
@@ -213,7 +213,7 @@ def test_a_full_disk_while_writing_leaves_the_previous_site_intact(workspace, st
     assert report.results[0].error == f"site: cannot write {workspace.root / 'site'}: No space left on device"
     assert "disk is not full" in report.results[0].hint
     assert snapshot(workspace.root / "site") == before
-    assert not list((workspace.root / "site").glob(".broadcast-staging-*"))
+    assert not list((workspace.root / "site").rglob(".broadcast-staging-*"))
     assert page_events(store)[-1] == ("fallback_failed", "site", "warn")
 
 
@@ -249,10 +249,15 @@ def test_a_killed_build_leaves_the_site_intact_and_its_leftovers_are_cleared_lat
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert snapshot(site) == before
-    (leftover,) = (workspace.root / "site").glob(".broadcast-staging-*")
-    os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+    leftovers = list(site.rglob(".broadcast-staging-*"))  # the three copies written before the kill, beside theirs
+    assert len(leftovers) == 3 and not set(existing_files(site)) - set(before)  # hidden from every listing
+    for leftover in leftovers[1:]:
+        os.utime(leftover, (time.time() - 7200, time.time() - 7200))
     assert publish_site(workspace, store, now=T0 + timedelta(minutes=30)).ok
-    assert not list((workspace.root / "site").glob(".broadcast-staging-*"))
+    assert list(site.rglob(".broadcast-staging-*")) == leftovers[:1]  # young enough to be another publish's
+    os.utime(leftovers[0], (time.time() - 7200, time.time() - 7200))
+    assert publish_site(workspace, store, now=T0 + timedelta(minutes=30)).ok
+    assert not list((workspace.root / "site").rglob(".broadcast-staging-*"))
     assert (site / "cap" / "A-2026-0002.xml").is_file()
 
 

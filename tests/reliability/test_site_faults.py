@@ -82,7 +82,7 @@ def test_an_unwritable_site_fails_the_page_only_and_keeps_the_published_site(liv
             message = "No space left on device"
 
         assert second_warning_with_the_page_failing(live, sandbox, message) == before
-        assert not list(site.glob(STAGING + "*"))  # nothing half-written left behind
+        assert not list(site.rglob(STAGING + "*"))  # nothing half-written left behind
 
         if fault == "read-only":
             subprocess.run(["mount", "-o", "remount,rw", str(site)], check=True)
@@ -110,4 +110,4 @@ def test_a_write_failing_mid_publish_keeps_the_published_site(live, sandbox, mon
 
     monkeypatch.setattr(Path, "write_bytes", full_after_four)
     assert second_warning_with_the_page_failing(live, sandbox, "No space left on device") == before
-    assert not list(site.glob(STAGING + "*"))
+    assert not list(site.rglob(STAGING + "*"))
