@@ -121,29 +121,46 @@ def local(moment: datetime, zone: str) -> datetime:
     return moment.astimezone(ZoneInfo(zone))
 
 
-@lru_cache(maxsize=4096)  # a build writes each update's times in several places
 def clock(moment: datetime, zone: str) -> str:
     """'06:42 GMT': 24-hour, with the zone, as the snow-day list shows it."""
-    here = local(moment, zone)
+    return _clock(moment.astimezone(UTC), zone)
+
+
+def long_time(moment: datetime, zone: str, language: str) -> str:
+    """'06:42 GMT, Monday 23 November 2026' in the page's language."""
+    return _long_time(moment.astimezone(UTC), zone, language)
+
+
+def machine_time(moment: datetime, zone: str) -> str:
+    """The <time datetime> value: ISO 8601 with the offset, no fractions."""
+    return _machine_time(moment.astimezone(UTC), zone)
+
+
+def utc_time(moment: datetime) -> str:
+    """The shortest <time datetime> value of an instant, for the index's byte budget: UTC, seconds only when there
+    are some ('2026-11-23T06:42Z'). The text beside it gives the local time and its zone."""
+    return _utc_time(moment.astimezone(UTC))
+
+
+# Each remembered by the instant in UTC (a build writes each update's times in several places): two local times an
+# hour apart in the hour a clock goes back compare equal (01:30 BST and 01:30 GMT), two UTC ones never do.
+@lru_cache(maxsize=4096)
+def _clock(instant: datetime, zone: str) -> str:
+    here = local(instant, zone)
     return f"{here:%H:%M} {here.tzname()}"
 
 
 @lru_cache(maxsize=4096)
-def long_time(moment: datetime, zone: str, language: str) -> str:
-    """'06:42 GMT, Monday 23 November 2026' in the page's language."""
-    here = local(moment, zone)
-    return f"{clock(here, zone)}, {long_date(here.date(), language)}"
+def _long_time(instant: datetime, zone: str, language: str) -> str:
+    return f"{_clock(instant, zone)}, {long_date(local(instant, zone).date(), language)}"
 
 
 @lru_cache(maxsize=4096)
-def machine_time(moment: datetime, zone: str) -> str:
-    """The <time datetime> value: ISO 8601 with the offset, no fractions."""
-    return local(moment, zone).replace(microsecond=0).isoformat()
+def _machine_time(instant: datetime, zone: str) -> str:
+    return local(instant, zone).replace(microsecond=0).isoformat()
 
 
 @lru_cache(maxsize=4096)
-def utc_time(moment: datetime) -> str:
-    """The shortest <time datetime> value of an instant, for the index's byte budget: UTC, seconds only when there
-    are some ('2026-11-23T06:42Z'). The text beside it gives the local time and its zone."""
-    here = moment.astimezone(UTC).replace(microsecond=0)
+def _utc_time(instant: datetime) -> str:
+    here = instant.replace(microsecond=0)
     return here.strftime("%Y-%m-%dT%H:%M:%SZ" if here.second else "%Y-%m-%dT%H:%MZ")

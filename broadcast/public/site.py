@@ -8,11 +8,11 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def write_tree(files: dict[str, bytes], directory: Path, manifest: Manifest | No
             target = directory / path
             with contextlib.suppress(OSError):
                 before = os.stat(target)
-                if stat.S_ISREG(before.st_mode) and before.st_size == len(data) and target.read_bytes() == data:
+                if S_ISREG(before.st_mode) and before.st_size == len(data) and target.read_bytes() == data:
                     if manifest is not None:
                         manifest.confirm(path, before)
                     continue

@@ -71,3 +71,17 @@ def test_a_warning_is_current_on_the_page_feed_and_cap_then_expires(live, sandbo
     assert later["status"]["description"] == "No current alerts"
     assert [(i["broadcast_status"], [u["id"] for u in i["incident_updates"]]) for i in later["incidents"]] == \
         [("ended", [identifier])]
+
+
+def test_the_two_local_times_of_the_hour_the_clocks_go_back_are_each_written_with_their_own_offset():
+    from broadcast.public.pagetext import clock, long_time, machine_time
+
+    zone = "Europe/London"
+    summer, winter = (datetime(2026, 10, 25, hour, 30, tzinfo=UTC).astimezone(ZoneInfo(zone)) for hour in (0, 1))
+    assert summer == winter  # the same wall time in the same zone: Python compares them equal, an hour apart
+    for first, second in ((summer, winter), (winter, summer)):
+        assert {clock(first, zone), clock(second, zone)} == {"01:30 BST", "01:30 GMT"}
+        assert {machine_time(first, zone), machine_time(second, zone)} == {"2026-10-25T01:30:00+01:00",
+                                                                           "2026-10-25T01:30:00+00:00"}
+        assert {long_time(first, zone, "en-GB"), long_time(second, zone, "en-GB")} == {
+            "01:30 BST, Sunday 25 October 2026", "01:30 GMT, Sunday 25 October 2026"}
