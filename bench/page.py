@@ -25,6 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from timing import together
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -56,13 +58,11 @@ def main() -> None:
         store = Store.open(root / "broadcast.db")
         now = populate(workspace, store, INCIDENTS, UPDATES)
 
-        site = build_site(workspace, store, now=now, incremental=False)  # warm up: imports, schema, templates
+        site = build_site(workspace, store, now=now, incremental=False)
         floor = Floor(site.summary)
         every = floor.pages()
-        floor.render(every)  # warm up: its templates compiled
-        # The build and its floor take turns, round by round, so a machine whose speed drifts moves both alike.
-        full, every_page = _together(lambda: build_site(workspace, store, now=now, incremental=False),
-                                     lambda: floor.render(every))
+        full, every_page = together(lambda: build_site(workspace, store, now=now, incremental=False),
+                                    lambda: floor.render(every), runs=RUNS)
 
         def first() -> None:
             shutil.rmtree(root / FOLDER, ignore_errors=True)
@@ -180,17 +180,6 @@ def new_process() -> None:
 
     broadcast.public.buildcache._IN_MEMORY.clear()
     broadcast.public.site._LAST_READ.clear()
-
-
-def _together(first: Callable[[], object], second: Callable[[], object]) -> tuple[float, float]:
-    """The median of RUNS runs of each, the two taking turns."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(RUNS):
-        for work, kept in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter()
-            work()
-            kept.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _median(work: Callable[[], object]) -> float:

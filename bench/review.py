@@ -35,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from timing import together
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
@@ -195,19 +197,6 @@ def floor_select() -> str:
             "ORDER BY id")
 
 
-def together(ours: Callable[[], object], floor: Callable[[], object]) -> tuple[float, float]:
-    """Seconds each takes, both warmed up once, then the medians of RUNS runs taking turns: (ours, floor)."""
-    ours()
-    floor()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(RUNS):
-        for work, kept in ((ours, times[0]), (floor, times[1])):
-            started = time.perf_counter()
-            work()
-            kept.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
 def measure_floors(path: Path, folder: Path, ours: dict[str, Callable[[], object]]) -> Floors:
     """The standard library alone over the same rows, read from a plain sqlite3 cursor, each timed taking turns with
     broadcast's figure: {figure: (what the floor is, its seconds, broadcast's seconds)}."""
@@ -255,7 +244,7 @@ def measure_floors(path: Path, folder: Path, ours: dict[str, Callable[[], object
                                               sha_only)}
     floors = {}
     for key, (what, floor) in plain.items():
-        seconds, floor_seconds = together(ours[key.split(", ")[0]], floor)
+        seconds, floor_seconds = together(ours[key.split(", ")[0]], floor, runs=RUNS)
         floors[key] = (what, floor_seconds, seconds)
     conn.close()
     return floors

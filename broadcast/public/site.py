@@ -181,11 +181,7 @@ def write_tree(files: dict[str, bytes], directory: Path, manifest: Manifest | No
                     continue
             copy = target.with_name(f"{STAGING}{token}-{target.name}")
             staged[path] = copy
-            try:
-                copy.write_bytes(data)
-            except FileNotFoundError:  # a folder not made yet (the first publish, a new language)
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                copy.write_bytes(data)
+            write_file(copy, data)
         changed = sorted(staged, key=swap_order)
         for path in changed:
             os.replace(staged[path], directory / path)
@@ -240,10 +236,9 @@ class Manifest:
 
     def _stat(self, path: str) -> list[int] | None:
         try:
-            st = os.stat(os.path.join(self.directory, path))
+            return _recorded(os.stat(os.path.join(self.directory, path)))
         except OSError:
             return None
-        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
     def _digest(self, path: str, data: bytes) -> str:
         """The SHA-256 of `data`, hashed once per bytes object: the build cache hands the next build in this process
@@ -268,7 +263,7 @@ class Manifest:
 
     def confirm(self, path: str, found: os.stat_result) -> None:
         """`path` was read just now, after this stat, and holds what is published: verify need not read it again."""
-        self.seen[path] = [found.st_size, found.st_ino, found.st_mtime_ns, found.st_ctime_ns]
+        self.seen[path] = _recorded(found)
         self.confirmed.add(path)
 
     def remember(self, files: dict[str, bytes]) -> None:
@@ -283,12 +278,7 @@ class Manifest:
             return
         with contextlib.suppress(OSError):
             staged = self.record.with_name(f"{self.record.name}.{os.getpid()}.new")
-            text = json.dumps({"directory": str(self.directory), "files": entries})
-            try:
-                staged.write_text(text, encoding="utf-8")
-            except FileNotFoundError:  # the first publish from this workspace
-                self.record.parent.mkdir(parents=True, exist_ok=True)
-                staged.write_text(text, encoding="utf-8")
+            write_file(staged, json.dumps({"directory": str(self.directory), "files": entries}).encode("utf-8"))
             staged.replace(self.record)
 
     def forget(self) -> None:
@@ -299,6 +289,11 @@ class Manifest:
                 self.record.unlink()
 
 
+def _recorded(found: os.stat_result) -> list[int]:
+    """What a manifest keeps of a file's stat: size, inode, modification and change times."""
+    return [found.st_size, found.st_ino, found.st_mtime_ns, found.st_ctime_ns]
+
+
 def _entry(entry: Any) -> bool:
     """A manifest entry as remember() writes it: [digest, size, inode, mtime_ns, ctime_ns]."""
     return (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)
@@ -306,6 +301,16 @@ def _entry(entry: Any) -> bool:
 
 
 _DIGESTS: dict[Path, dict[str, tuple[bytes, str]]] = {}  # folder -> path -> (the bytes last hashed, their digest)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write `path`, making its folder only when the write finds it missing (the first publish, a new language):
+    a publish is spared a mkdir for every folder it writes to."""
+    try:
+        path.write_bytes(data)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
 def existing_files(directory: Path) -> list[str]:

@@ -240,7 +240,7 @@ def test_the_document_is_byte_for_byte_what_lxml_writes_for_the_same_tree(text, 
         assert alert_xml(alert, references) == lxml_alert_xml(alert, references)
 
 
-def test_the_examples_and_a_template_warning_are_written_as_lxml_writes_them(workspace):
+def test_a_template_warning_and_hostile_text_are_written_as_lxml_writes_them(workspace):
     alerts = [make_alert(workspace, "A-2026-0001"), hostile_alert("Ysgol <Bro> & \"Lliw\" \r\n ŵ 🌨️")]
     for alert in alerts:
         assert alert_xml(alert, []) == lxml_alert_xml(alert, [])
