@@ -117,7 +117,7 @@ def classify(name: str, exc: BaseException) -> ChannelError:
     while isinstance(exc, ExceptionGroup) and exc.exceptions:  # e.g. anyio's, around a bad port number
         exc = exc.exceptions[0]
     said = type(exc).__name__
-    if isinstance(exc, httpx.InvalidURL | aiohttp.InvalidURL):  # before any request: the address itself is wrong
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | aiohttp.InvalidURL):  # the address is wrong
         return ChannelError(f"{name}: its address is not a valid URL ({mask(str(exc))})", transient=False,
                             hint=f"fix the address in channels/{name}.toml, or the environment variable it names")
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | aiohttp.ClientConnectorError):

@@ -1,17 +1,25 @@
 """The process's HTTP plumbing for sending: one TLS context, built only when an https request needs it, and an
-httpx transport that spreads requests over several small connection pools, opened as they are needed.
+httpx transport that speaks HTTP/1.1 through h11 straight over asyncio's streams.
 
-httpcore 1.0's pool re-scans every connection for every queued request on each event, so one pool holding
-dozens of connections spends more time scanning than sending (encode/httpcore#1035). Several small pools keep
-each scan short; the fan-out still uses one shared httpx.AsyncClient.
+httpx's own transport goes through httpcore and anyio: a cancel scope, a sniffio look-up and a lock for every read
+and write, and a pool that re-scans every connection for every queued request (encode/httpcore#1035). For a
+fan-out that is most of its CPU, and importing them is a tenth of a fresh warning's start. This transport keeps what
+the fan-out relies on from httpcore: h11 frames every request and response (the bytes on the wire are the same,
+tests/send/test_transport.py compares them), a connection is reused only while it is idle and open, and every
+failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads what may have gone the
+same way. Like httpx with a transport of its own, it uses no proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
+from collections.abc import AsyncIterator
 from functools import cache
 from typing import TYPE_CHECKING
 
+import h11
 import httpx
 
 if TYPE_CHECKING:
@@ -19,8 +27,10 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-POOL_SIZE = 8  # connections per pool: small enough that a scan is cheap
 USER_AGENT = "broadcast/{version} (public warning and informing)"
+KEEPALIVE = 5.0  # seconds an idle connection is kept for reuse, as httpx's default
+READ_SIZE = 65536
+PORTS = {"http": 80, "https": 443}
 
 
 @cache
@@ -32,48 +42,210 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-@cache
-def _plain() -> ssl.SSLContext:
-    # httpx builds a verifying context for every transport not given one; pools that only ever see http get this
-    # empty one instead, which trusts no certificate: an https request can never be sent through it unverified.
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+Origin = tuple[str, str, int]
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Send each request through the pool of its scheme with the fewest requests in flight; a pool is opened when
-    every open one is full, up to `connections` in all."""
+class Connection:
+    """One HTTP/1.1 connection: h11's state machine over an asyncio stream."""
 
-    def __init__(self, connections: int, **options: object):
-        self.count = max(1, -(-connections // POOL_SIZE))
-        size = -(-connections // self.count)
-        self.size = size
-        self.options = {"limits": httpx.Limits(max_connections=size, max_keepalive_connections=size), **options}
-        self.pools: dict[str, list[httpx.AsyncHTTPTransport]] = {"http": [], "https": []}
-        self.busy: dict[str, list[int]] = {"http": [], "https": []}
+    def __init__(self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.origin, self.reader, self.writer = origin, reader, writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
 
-    def _choose(self, scheme: str) -> tuple[list[int], int]:
-        pools, busy = self.pools[scheme], self.busy[scheme]
-        index = min(range(len(pools)), key=busy.__getitem__) if pools else -1
-        if index < 0 or (busy[index] >= self.size and len(pools) < self.count):
-            verify = tls_context() if scheme == "https" else _plain()
-            pools.append(httpx.AsyncHTTPTransport(verify=verify, **self.options))  # type: ignore[arg-type]
-            busy.append(0)
-            index = len(pools) - 1
-        return busy, index
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        scheme = "https" if request.url.scheme == "https" else "http"
-        busy, index = self._choose(scheme)
-        busy[index] += 1
+    @classmethod
+    async def open(cls, origin: Origin, timeout: float | None) -> Connection:
+        scheme, host, port = origin
+        secure = scheme == "https"
         try:
-            return await self.pools[scheme][index].handle_async_request(request)
-        finally:
-            busy[index] -= 1
+            async with asyncio.timeout(timeout):  # the TLS handshake included, as in httpcore
+                reader, writer = await asyncio.open_connection(
+                    host, port, limit=READ_SIZE, happy_eyeballs_delay=0.25, ssl=tls_context() if secure else None,
+                    server_hostname=host if secure else None)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
+        except OSError as exc:  # refused, unreachable, no such host, a certificate not trusted (ssl.SSLError)
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return cls(origin, reader, writer)
+
+    def usable(self, now: float) -> bool:
+        """Idle, open and fresh: a connection the server may have closed is never sent a request."""
+        return (self.h11.our_state is h11.IDLE and now - self.idle_since < KEEPALIVE and not self.reader.at_eof()
+                and not self.writer.is_closing())
+
+    async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> h11.Response:
+        """Write the request and read the head of its answer."""
+        try:
+            await self._write(request, timeouts.get("write"))
+        except httpx.WriteError:
+            # The server may have answered and closed before reading all of it (a 413, say): read its answer first,
+            # as httpcore does, and raise the write error only if there is none.
+            try:
+                return await self._head(timeouts.get("read"))
+            except httpx.TransportError:
+                pass
+            raise
+        return await self._head(timeouts.get("read"))
+
+    async def _write(self, request: httpx.Request, timeout: float | None) -> None:
+        url = request.url
+        head = self.h11.send(h11.Request(method=request.method, target=url.raw_path, headers=request.headers.raw))
+        parts = [head] if head else []
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream:  # type: ignore[union-attr]
+                    if not chunk:
+                        continue
+                    parts.append(self.h11.send(h11.Data(data=chunk)) or b"")
+                    if len(parts) > 16:
+                        self.writer.write(b"".join(parts))
+                        parts.clear()
+                        await self.writer.drain()
+                parts.append(self.h11.send(h11.EndOfMessage()) or b"")
+                self.writer.write(b"".join(parts))
+                await self.writer.drain()
+        except TimeoutError:
+            raise httpx.WriteTimeout(f"could not write to {url.host} within {timeout} s") from None
+        except OSError as exc:
+            raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc)) from exc
+
+    async def _head(self, timeout: float | None) -> h11.Response:
+        while True:
+            event = await self.next_event(timeout)
+            if isinstance(event, h11.Response):
+                return event
+            # an InformationalResponse (100 Continue) is passed over; the final answer follows
+
+    async def next_event(self, timeout: float | None) -> h11.Event:
+        """The next event of the answer, reading as needed; a server that hangs up mid-answer is a protocol error."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
+                except OSError as exc:
+                    raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+                try:
+                    self.h11.receive_data(data)
+                except h11.RemoteProtocolError as exc:
+                    raise httpx.RemoteProtocolError(str(exc)) from exc
+                continue
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+            return event  # type: ignore[return-value]
+
+    def reusable(self) -> bool:
+        """After an answer read to its end: ready for the next request, unless either side asked to close."""
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+            self.idle_since = time.monotonic()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Body(httpx.AsyncByteStream):
+    """A response's body, read from its connection as it is iterated; closing it hands the connection back."""
+
+    def __init__(self, transport: Transport, connection: Connection, timeout: float | None):
+        self.transport, self.connection, self.timeout = transport, connection, timeout
+        self.complete = self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while not self.complete:
+            event = await self.connection.next_event(self.timeout)
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self.complete = True
 
     async def aclose(self) -> None:
-        for pools in self.pools.values():
-            for pool in pools:
-                await pool.aclose()
+        if not self.closed:
+            self.closed = True
+            self.transport.release(self.connection, reuse=self.complete and self.connection.reusable())
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """At most `connections` requests in flight at once, over any number of hosts; idle connections kept per origin
+    for KEEPALIVE seconds."""
+
+    def __init__(self, connections: int = 8):
+        self.connections = connections
+        self.slots = asyncio.Semaphore(connections)
+        self.idle: dict[Origin, list[Connection]] = {}
+        self.idle_count = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in PORTS:
+            raise httpx.UnsupportedProtocol(f"{url.scheme}:// is not http or https")
+        if not url.host:
+            raise httpx.UnsupportedProtocol("the address has no host")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise httpx.InvalidURL(f"port {url.port} is not between 1 and 65535")
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            if self.slots.locked():
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await self.slots.acquire()
+            else:
+                await self.slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"all {self.connections} connections stayed busy") from None
+        connection: Connection | None = None
+        try:
+            origin = (url.scheme, url.host, url.port or PORTS[url.scheme])
+            connection = self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"))
+            head = await connection.send(request, timeouts)
+        except BaseException:
+            if connection:
+                connection.close()
+            self.slots.release()
+            raise
+        return httpx.Response(head.status_code, headers=head.headers.raw_items(),
+                              stream=Body(self, connection, timeouts.get("read")),
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
+
+    def _reuse(self, origin: Origin) -> Connection | None:
+        idle, now = self.idle.get(origin), time.monotonic()
+        while idle:
+            connection = idle.pop()
+            self.idle_count -= 1
+            if connection.usable(now):
+                return connection
+            connection.close()
+        return None
+
+    def release(self, connection: Connection, *, reuse: bool) -> None:
+        self.slots.release()
+        if not reuse:
+            connection.close()
+            return
+        idle = self.idle.setdefault(connection.origin, [])
+        idle.append(connection)
+        self.idle_count += 1
+        if self.idle_count > self.connections:  # keep no more idle than could be in flight
+            oldest = min((c for group in self.idle.values() for c in group), key=lambda c: c.idle_since)
+            self.idle[oldest.origin].remove(oldest)
+            self.idle_count -= 1
+            oldest.close()
+
+    async def aclose(self) -> None:
+        for idle in self.idle.values():
+            for connection in idle:
+                connection.close()
+        self.idle.clear()
+        self.idle_count = 0
 
     async def __aexit__(self, exc_type: type[BaseException] | None = None, exc: BaseException | None = None,
                         tb: TracebackType | None = None) -> None:
@@ -82,10 +254,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
 def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) -> httpx.AsyncClient:
     """A client for sending (and for the calls around it: limits, retractions) that builds nothing until a request
-    needs it. One per event loop: an httpx client's connections cannot outlive the loop that opened them."""
+    needs it. One per event loop: its connections cannot outlive the loop that opened them."""
     from broadcast import __version__
 
-    return httpx.AsyncClient(timeout=timeout, transport=ShardedTransport(connections),
+    return httpx.AsyncClient(timeout=timeout, transport=Transport(connections),
                              headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
 
 

@@ -83,14 +83,16 @@ def test_a_warning_to_webhooks_asks_no_platform_for_limits_and_builds_no_tls_for
 
 
 @pytest.mark.real_clock
-def test_a_warning_to_webhooks_from_a_fresh_process_loads_neither_the_list_machinery_nor_babel(workspace_dir, sandbox,
-                                                                                             sandbox_env):
+def test_a_warning_to_webhooks_from_a_fresh_process_loads_no_list_machinery_babel_or_httpcore(workspace_dir, sandbox,
+                                                                                               sandbox_env):
     webhooks_only(workspace_dir, sandbox)
     code = ("import sys\nfrom broadcast.cli import main\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
-            "print(sorted({name.split('.')[0] if name.startswith('babel') else name for name in sys.modules\n"
-            "              if name.startswith(('babel', 'broadcast.send.audience', 'broadcast.send.bulk',\n"
-            "                                  'broadcast.prepare.recipients', 'broadcast.channels.lists'))}))")
+            "print(sorted({name.split('.')[0] if name.startswith(('babel', 'httpcore', 'anyio')) else name\n"
+            "              for name in sys.modules\n"
+            "              if name.startswith(('babel', 'httpcore', 'anyio', 'broadcast.send.audience',\n"
+            "                                  'broadcast.send.bulk', 'broadcast.prepare.recipients',\n"
+            "                                  'broadcast.channels.lists'))}))")
     values = [arg for name, value in VALUES.items() for arg in ("--set", f"{name}={value}")]
     done = subprocess.run([sys.executable, "-c", code, "warn", "school-closure", *values, "--yes"], cwd=workspace_dir,
                           capture_output=True, text=True, env={**os.environ, "BROADCAST_OPERATOR": "Duty Officer"})

@@ -1,0 +1,366 @@
+"""The sending transport seen from the server's side of a real socket: the bytes that arrive, the connections
+opened, and what the client is told when a server hangs up, stalls or is not there. The server is a plain threaded
+TCP server on 127.0.0.1 that frames HTTP with h11; httpx's own transport (httpcore) is the oracle where the two
+must agree."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import h11
+import httpx
+import pytest
+
+from broadcast.send import transport
+from broadcast.send.retry import classify
+from broadcast.send.transport import Transport, http_client
+
+
+class Server(socketserver.ThreadingTCPServer):
+    """Answers each request with `answer(request, body) -> (status, headers, body)`, or acts on the special
+    answers "hang up" (close without a word) and "stall" (say nothing for a while). Records every request's raw
+    bytes, the connections opened, and the most open at once."""
+
+    daemon_threads = allow_reuse_address = True
+
+    def __init__(self, answer: Callable[[h11.Request, bytes], object], tls: ssl.SSLContext | None = None):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.answer, self.tls = answer, tls
+        self.raw: list[bytes] = []
+        self.requests: list[tuple[bytes, bytes]] = []  # (method, target)
+        self.connections = self.open = self.most_open = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.tls else "127.0.0.1"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.server_address[1]}"
+
+
+class Handler(socketserver.BaseRequestHandler):
+    server: Server
+
+    def handle(self) -> None:
+        server, sock = self.server, self.request
+        if server.tls:
+            try:
+                sock = server.tls.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # the client refused our certificate: nothing was sent
+        with server.lock:
+            server.connections += 1
+            server.open += 1
+            server.most_open = max(server.most_open, server.open)
+        try:
+            self.serve(sock)
+        finally:
+            with server.lock:
+                server.open -= 1
+            sock.close()
+
+    def serve(self, sock: socket.socket) -> None:
+        server, wire = self.server, h11.Connection(h11.SERVER)
+        while True:
+            raw, request, body = b"", None, b""
+            while True:
+                event = wire.next_event()
+                if event is h11.NEED_DATA:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    raw += data
+                    wire.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    return
+            with server.lock:
+                server.raw.append(raw)
+                server.requests.append((request.method, request.target))
+            answer = server.answer(request, body)
+            if answer == "hang up":
+                return
+            if answer == "stall":
+                time.sleep(1.0)
+                return
+            status, headers, content, *then = answer  # type: ignore[misc]
+            sock.sendall(wire.send(h11.Response(status_code=status, headers=headers)))
+            for piece in content if isinstance(content, list) else [content]:
+                sock.sendall(wire.send(h11.Data(data=piece)))
+            sock.sendall(wire.send(h11.EndOfMessage()))
+            if wire.our_state is h11.MUST_CLOSE or answer_closes(headers) or then == ["hang up"]:
+                return
+            wire.start_next_cycle()
+
+
+def answer_closes(headers: list[tuple[bytes, bytes]]) -> bool:
+    return (b"connection", b"close") in [(k.lower(), v.lower()) for k, v in headers]
+
+
+def settled(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` holds within a second: the server's threads see a closed socket a moment later."""
+    for _ in range(100):
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def ok(request: h11.Request, body: bytes) -> object:
+    text = b"got " + request.method + b" " + request.target + b" " + body
+    return 200, [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())], text
+
+
+@pytest.fixture
+def serve():
+    servers: list[Server] = []
+
+    def start(answer: Callable[[h11.Request, bytes], object] = ok, tls: ssl.SSLContext | None = None) -> Server:
+        servers.append(Server(answer, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def run(coroutine_function: Callable[[httpx.AsyncClient], object], *, client: httpx.AsyncClient | None = None):
+    async def main():
+        async with client or http_client(4, timeout=httpx.Timeout(2.0)) as opened:
+            return await coroutine_function(opened)
+
+    return asyncio.run(main())
+
+
+# -- what arrives -----------------------------------------------------------------------------------------------
+def test_the_bytes_on_the_wire_are_httpcores(serve):
+    server = serve()
+
+    async def requests(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.post(f"{server.url}/hooks/1?x=a%20b", content="{\"headline\":\"Ysgol ar gau – ɡ\"}".encode(),
+                              headers={"content-type": "application/json", "webhook-id": "msg_1"}),
+            await client.get(f"{server.url}/api/v2/instance", params={"q": "snow day"}),
+            await client.post(f"{server.url}/form", data={"status": "Closed", "visibility": "public"}),
+            await client.post(f"{server.url}/media", files={"file": ("map.png", b"\x89PNG" + bytes(range(256)))},
+                              data={"description": "the area"}),
+        ]
+
+    ours = run(requests)
+    ours_raw, server.raw[:] = list(server.raw), []
+    theirs = run(requests, client=httpx.AsyncClient(timeout=2.0, headers={
+        "user-agent": http_client().headers["user-agent"]}))
+    multipart = [raw.split(b"boundary=")[1].split(b"\r\n")[0] for raw in (ours_raw[3], server.raw[3])]
+    assert ours_raw[:3] == server.raw[:3]  # byte for byte
+    assert ours_raw[3].replace(multipart[0], b"B") == server.raw[3].replace(multipart[1], b"B")  # a random boundary
+    assert [(r.status_code, r.text, r.headers["content-type"], r.http_version) for r in ours[:3]] == [
+        (r.status_code, r.text, r.headers["content-type"], r.http_version) for r in theirs[:3]]
+    assert ours[3].status_code == theirs[3].status_code == 200
+    assert ours[0].text == "got POST /hooks/1?x=a%20b {\"headline\":\"Ysgol ar gau – ɡ\"}"
+
+
+def test_one_connection_carries_requests_one_after_another(serve):
+    server = serve()
+
+    async def five(client: httpx.AsyncClient) -> list[int]:
+        return [(await client.get(f"{server.url}/{i}")).status_code for i in range(5)]
+
+    assert run(five) == [200] * 5
+    assert server.connections == 1 and len(server.requests) == 5
+
+
+def test_no_more_connections_than_allowed_are_open_at_once_and_every_request_is_answered(serve):
+    def slow(request: h11.Request, body: bytes) -> object:
+        time.sleep(0.05)
+        return ok(request, body)
+
+    server = serve(slow)
+
+    async def thirty(client: httpx.AsyncClient) -> list[str]:
+        answers = await asyncio.gather(*(client.post(f"{server.url}/hooks/{i}", content=b"x") for i in range(30)))
+        return [a.text for a in answers]
+
+    assert run(thirty) == [f"got POST /hooks/{i} x" for i in range(30)]
+    assert server.most_open == 4 and server.connections == 4  # then reused, never more than the transport's 4
+
+
+def test_a_body_read_as_a_stream_arrives_whole_and_frees_its_connection(serve):
+    pieces = [bytes([i]) * 10_000 for i in range(20)]
+    server = serve(lambda request, body: (200, [(b"transfer-encoding", b"chunked")], pieces))
+
+    async def stream_then_get(client: httpx.AsyncClient) -> tuple[bytes, int]:
+        async with client.stream("GET", f"{server.url}/big") as response:
+            got = b"".join([chunk async for chunk in response.aiter_raw()])
+        return got, (await client.get(f"{server.url}/after")).status_code
+
+    assert run(stream_then_get) == (b"".join(pieces), 200)
+    assert server.connections == 1
+
+
+def test_an_answer_that_asks_to_close_is_not_reused(serve):
+    server = serve(lambda request, body: (200, [(b"connection", b"close"), (b"content-length", b"2")], b"ok"))
+
+    async def two(client: httpx.AsyncClient) -> list[str]:
+        return [(await client.get(f"{server.url}/{i}")).text for i in range(2)]
+
+    assert run(two) == ["ok", "ok"]
+    assert server.connections == 2
+
+
+def test_a_connection_the_server_closed_while_idle_is_never_sent_a_request(serve):
+    """A server that hangs up between requests (its answer said nothing of it) must not cost the next POST: sent on
+    the dead socket, it would come back as 'may have landed'."""
+    def answer_then_close(request: h11.Request, body: bytes) -> object:
+        return (*ok(request, body), "hang up") if request.target == b"/1" else ok(request, body)  # type: ignore[misc]
+
+    server = serve(answer_then_close)
+
+    async def three(client: httpx.AsyncClient) -> list[int]:
+        codes = []
+        for i in range(3):
+            codes.append((await client.post(f"{server.url}/{i}", content=b"x")).status_code)
+            await asyncio.sleep(0.05)
+        return codes
+
+    assert run(three) == [200, 200, 200]
+    assert len(server.requests) == 3 and server.connections == 2
+
+
+def test_an_idle_connection_older_than_the_keepalive_is_dropped(serve, monkeypatch):
+    server = serve()
+    monkeypatch.setattr(transport, "KEEPALIVE", 0.05)
+
+    async def two(client: httpx.AsyncClient) -> None:
+        await client.get(f"{server.url}/a")
+        await asyncio.sleep(0.1)
+        await client.get(f"{server.url}/b")
+
+    run(two)
+    assert server.connections == 2
+
+
+# -- what the client is told when it goes wrong -----------------------------------------------------------------
+def test_a_server_that_hangs_up_after_the_request_may_have_acted_on_it(serve):
+    server = serve(lambda request, body: "hang up")
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"{server.url}/hooks/1", content=b"x")
+
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        run(post)
+    said = classify("hook", caught.value)
+    assert said.transient and said.unknown_outcome  # it arrived: a retry could post twice
+    assert len(server.requests) == 1  # and the transport did not send it again by itself
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_read_timeout(serve):
+    server = serve(lambda request, body: "stall")
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"{server.url}/hooks/1", content=b"x")
+
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        run(post, client=http_client(2, timeout=httpx.Timeout(0.2)))
+    assert time.monotonic() - started < 0.9
+    assert classify("hook", httpx.ReadTimeout("")).unknown_outcome
+
+
+def test_nobody_listening_is_a_connect_error_and_nothing_went():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"http://127.0.0.1:{port}/hooks/1", content=b"x")
+
+    with pytest.raises(httpx.ConnectError) as caught:
+        run(post)
+    said = classify("hook", caught.value)
+    assert said.transient and not said.unknown_outcome and "cannot connect" in said.message
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "ftp://127.0.0.1/x"])
+def test_an_address_that_cannot_be_used_is_said_before_any_connection(url):
+    async def get(client: httpx.AsyncClient) -> None:
+        await client.get(url)
+
+    with pytest.raises((httpx.InvalidURL, httpx.UnsupportedProtocol)) as caught:
+        run(get)
+    assert not classify("hook", caught.value).unknown_outcome
+
+
+def test_requests_waiting_for_a_connection_give_up_at_the_pool_timeout(serve):
+    server = serve(lambda request, body: "stall")
+
+    async def two(client: httpx.AsyncClient) -> list[object]:
+        return await asyncio.gather(*(client.post(f"{server.url}/{i}", content=b"x") for i in range(2)),
+                                    return_exceptions=True)
+
+    first, second = run(two, client=http_client(1, timeout=httpx.Timeout(0.5, pool=0.1)))
+    assert isinstance(first, httpx.ReadTimeout) and isinstance(second, httpx.PoolTimeout)
+    assert len(server.requests) == 1
+    assert not classify("hook", second).unknown_outcome  # it never left
+
+
+# -- TLS --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def authority():
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+def server_tls(authority) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    return context
+
+
+def test_https_is_verified_against_the_trusted_authorities(serve, authority, monkeypatch):
+    server = serve(tls=server_tls(authority))
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    monkeypatch.setattr(transport, "tls_context", lambda: trusting)
+
+    async def get(client: httpx.AsyncClient) -> list[str]:
+        return [(await client.get(f"{server.url}/{i}")).text for i in range(2)]
+
+    assert run(get) == ["got GET /0 ", "got GET /1 "]
+    assert server.connections == 1
+
+
+def test_a_certificate_nobody_trusts_is_refused_before_a_byte_is_sent(serve, authority):
+    server = serve(tls=server_tls(authority))  # our CA is not in certifi's bundle
+    transport.tls_context.cache_clear()
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"{server.url}/hooks/1", content=b"x")
+
+    with pytest.raises(httpx.ConnectError) as caught:
+        run(post)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert not classify("hook", caught.value).unknown_outcome and server.requests == []
+
+
+def test_the_transport_works_with_any_number_of_hosts_and_keeps_few_idle(serve):
+    servers = [serve() for _ in range(6)]
+    pool = Transport(connections=3)
+
+    async def each(client: httpx.AsyncClient) -> tuple[list[int], int]:
+        return [(await client.get(f"{server.url}/")).status_code for server in servers], pool.idle_count
+
+    assert run(each, client=httpx.AsyncClient(transport=pool)) == ([200] * 6, 3)  # the three oldest were closed
+    assert pool.idle_count == 0
+    assert settled(lambda: [server.open for server in servers] == [0] * 6)  # all closed with the client
