@@ -17,6 +17,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from functools import cache
+from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING
 
 import h11
@@ -252,12 +253,23 @@ class Transport(httpx.AsyncBaseTransport):
         await self.aclose()
 
 
+class NoCookies(CookieJar):
+    """Platforms are called with tokens, never sessions: a cookie one sets is neither kept nor sent back (and no
+    answer is parsed for one)."""
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+    def add_cookie_header(self, request: object) -> None:
+        return None
+
+
 def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) -> httpx.AsyncClient:
     """A client for sending (and for the calls around it: limits, retractions) that builds nothing until a request
     needs it. One per event loop: its connections cannot outlive the loop that opened them."""
     from broadcast import __version__
 
-    return httpx.AsyncClient(timeout=timeout, transport=Transport(connections),
+    return httpx.AsyncClient(timeout=timeout, transport=Transport(connections), cookies=NoCookies(),
                              headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
 
 

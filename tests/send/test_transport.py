@@ -364,3 +364,16 @@ def test_the_transport_works_with_any_number_of_hosts_and_keeps_few_idle(serve):
     assert run(each, client=httpx.AsyncClient(transport=pool)) == ([200] * 6, 3)  # the three oldest were closed
     assert pool.idle_count == 0
     assert settled(lambda: [server.open for server in servers] == [0] * 6)  # all closed with the client
+
+
+def test_a_cookie_a_platform_sets_is_never_sent_back(serve):
+    server = serve(lambda request, body: (200, [(b"set-cookie", b"session=abc; Path=/"), (b"content-length", b"0")],
+                                          b""))
+
+    async def two(client: httpx.AsyncClient) -> int:
+        await client.get(f"{server.url}/login")
+        await client.get(f"{server.url}/next")
+        return len(client.cookies)
+
+    assert run(two) == 0
+    assert b"cookie" not in server.raw[1].lower().replace(b"set-cookie", b"")
