@@ -17,7 +17,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from functools import cache
-from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING
 
 import h11
@@ -253,15 +252,31 @@ class Transport(httpx.AsyncBaseTransport):
         await self.aclose()
 
 
-class NoCookies(CookieJar):
-    """Platforms are called with tokens, never sessions: a cookie one sets is neither kept nor sent back (and no
-    answer is parsed for one)."""
+class NoCookies(httpx.Cookies):
+    """Platforms are called with tokens, never sessions: a cookie one sets is neither kept nor sent back, and no
+    answer is read for one (httpx's jar wraps every response and request in urllib's types to look)."""
 
-    def extract_cookies(self, response: object, request: object) -> None:
+    def extract_cookies(self, response: httpx.Response) -> None:
         return None
 
-    def add_cookie_header(self, request: object) -> None:
-        return None
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise ValueError("the sending client keeps no cookies")
+
+
+class Client(httpx.AsyncClient):
+    """httpx's client, with no cookie jar."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        if cookies:
+            raise ValueError("the sending client keeps no cookies")
+
+
+NO_COOKIES = NoCookies()
 
 
 def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) -> httpx.AsyncClient:
@@ -269,8 +284,8 @@ def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) 
     needs it. One per event loop: its connections cannot outlive the loop that opened them."""
     from broadcast import __version__
 
-    return httpx.AsyncClient(timeout=timeout, transport=Transport(connections), cookies=NoCookies(),
-                             headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
+    return Client(timeout=timeout, transport=Transport(connections),
+                  headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
 
 
 def list_session(connections: int, *, connect: float, read: float) -> aiohttp.ClientSession:
