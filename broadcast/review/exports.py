@@ -153,11 +153,20 @@ def jsonl_prefix(store: Store, header: Header, out: TextIO) -> None:
     out.write(json.dumps(header.data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
+BATCH = 256  # lines a write: a write to the spool also resets its UTF-8 decoder, a Python call each time
+
+
 def jsonl_body(rows: Rows, out: TextIO, display: tzinfo, corrected: dict[str, str]) -> None:
     """One event per line with every field; docs/verify_export.py re-verifies them (docs/evidence.md)."""
-    encode, write = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode, out.write
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    lines: list[str] = []
     for _, row in rows:
-        write(encode(row) + "\n")
+        lines.append(encode(row))
+        if len(lines) == BATCH:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
 
 
 def jsonl_suffix(header: Header, out: TextIO) -> None:

@@ -1,13 +1,14 @@
 """A long incident's HTML review: the first entries in full, then routine delivery events summarised, every failure
 named and every event accounted for; the CSV and JSON Lines exports still hold every row."""
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broadcast.review.exports import export_file
+from broadcast.review.exports import BATCH, export_file
 from broadcast.review.report import HTML_IN_FULL
 from broadcast.store import EVENT_COLUMNS, GENESIS, Store, canonical_json, event_hash, isoformat
 
@@ -82,7 +83,9 @@ def test_a_long_incident_s_html_stays_small_and_names_every_failure(exported):
     assert "After the first 1,000 entries, routine delivery and page events are summarised" in timeline
     assert "Every entry, with its hash, is in the CSV and JSON Lines exports." in timeline
     assert "Deliveries over time" in html and "What became of the messages" in html  # the top is as it was
-    assert sum(1 for _ in jsonl.open(encoding="utf-8")) == 1 + count  # the JSON Lines export keeps every row
+    lines = jsonl.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == 2 + count  # the JSON Lines export keeps every row, one a line
+    assert count > 2 * BATCH and [json.loads(line)["seq"] for line in lines[1:-1]] == list(range(1, count + 1))
 
 
 def test_the_summary_accounts_for_every_event_it_leaves_out(exported):
