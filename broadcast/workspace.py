@@ -351,6 +351,11 @@ class Workspace:
         if kind not in ("Polygon", "MultiPolygon"):
             raise ConfigError(path, "geometry.type", "expected Polygon or MultiPolygon")
         try:
+            json.dumps(props, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a \ud800-style escape: half a character, which no page or channel can carry
+            raise ConfigError(path, "properties", "a \\u escape stands for half a character (a lone surrogate)",
+                              hint) from None
+        try:
             coordinates = geometry["coordinates"]
             rings = [coordinates[0]] if kind == "Polygon" else [polygon[0] for polygon in coordinates]
             polygons = tuple(tuple((float(lat), float(lon)) for lon, lat in ring) for ring in rings)

@@ -32,6 +32,11 @@ COMMON_KEYS = {"type", "label", "example", "help"}
 # Private-use characters mark optional sentences inside rendered text; no value may carry them. C1 controls and the
 # Unicode line and paragraph separators are refused too: U+0085, U+2028 and U+2029 break a line wherever shown.
 OPTIONAL_START, OPTIONAL_END = "\ue000", "\ue001"
+# Half a character: how Python hands over bytes of a command line that are not UTF-8 (U+DC80-U+DCFF), or what a
+# \ud800-style escape leaves. No page, feed or channel can carry it: a traceback at the first encode, before.
+HALF_RE = re.compile("[\ud800-\udfff]")
+NOT_UTF8 = "it holds bytes that are not UTF-8 text"
+NOT_UTF8_HINT = "set the terminal to UTF-8 (e.g. LANG=en_GB.UTF-8) and type the value again"
 FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ue000\ue001]")
 # Invisible characters that reorder or hide text in a plain-text post: bidi embeddings, overrides and isolates, the
 # zero-width space and the byte-order mark. The joiners and direction marks (U+200C-200F) are letters' business in
@@ -59,6 +64,8 @@ def check_typed(text: str, option: str, languages: tuple[str, ...] | list[str]) 
     from broadcast.errors import VariableError
 
     shown = text if len(text) <= 60 else text[:57] + "..."
+    if HALF_RE.search(text):
+        raise VariableError(f"{option}: {NOT_UTF8} (got {shown!r})", hint=NOT_UTF8_HINT)
     if FORBIDDEN_RE.search(text):
         raise VariableError(f"{option}: it contains a control character (got {shown!r})",
                             hint="retype the text rather than pasting it")
@@ -136,6 +143,8 @@ class Variable:
     def parse(self, raw: str, context: Context) -> Any:
         """Turn the typed text into a value, or raise VariableError saying what was expected."""
         text = raw.strip()
+        if HALF_RE.search(text):
+            raise VariableError(f"--set {self.name}: {NOT_UTF8} (got {raw!r})", hint=NOT_UTF8_HINT)
         if FORBIDDEN_RE.search(text) or (self.type != "list" and "\n" in text):
             self._refuse(raw, "it contains a line break or a control character")
         hidden = invisible(text, context.languages)

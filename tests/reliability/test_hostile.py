@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import REPO, VALUES
+from conftest import REPO, VALUES, only_identifier
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -315,6 +315,9 @@ def test_a_damaged_workspace_file_is_refused_clearly_and_nothing_is_half_sent(li
     '{"type": "Feature", "properties": {"name": "x"}, "geometry": {"type": "Polygon", "coordinates": [[[1e999, 2]]]}}',
     '{"type": "Feature", "properties": {"name": "x", "geocode": [1]}, "geometry": null}',
     '{"type": "Feature", "properties": {"name": "x"}, "geometry": {"type": "MultiPolygon", "coordinates": 7}}',
+    # Half a character: no page, feed or channel could carry the area's name (the page build stopped on it).
+    '{"type": "Feature", "properties": {"name": "Tref \\ud800"}, "geometry": {"type": "Polygon", "coordinates": '
+    '[[[-3.4, 52], [-3.3, 52], [-3.3, 52.1], [-3.4, 52]]]}}',
 ])
 def test_an_area_file_that_is_not_a_polygon_is_refused_with_its_name(live, sandbox, area):
     """Each of these ended in a traceback (ValueError, IndexError, AttributeError) or an infinite coordinate."""
@@ -427,3 +430,32 @@ def test_any_recipient_list_is_refused_clearly_or_sent_to_exactly_its_valid_peop
         assert number not in result.output and "0" + number[3:] not in result.output
         assert number not in json.dumps([list(store.db[t].rows) for t in store.db.table_names()], default=str)
     store.close()
+
+
+@pytest.mark.parametrize("option", ["--set", "--reason=Ysgol \udcff"])
+def test_bytes_that_are_not_utf8_on_the_command_line_are_refused_before_anything_is_sent(live, sandbox, option):
+    """A terminal not set to UTF-8 hands Python such bytes as half characters (U+DC80-U+DCFF): the dry run and the
+    warning ended in a UnicodeEncodeError from the first channel to count or send the text."""
+    if option.startswith("--reason"):
+        assert cli(live, "warn", "school-closure", *sets(), "--yes").exit_code == 0
+        args = ["cancel", only_identifier(live / "broadcast.db"), option, "--yes"]
+    else:
+        args = ["warn", "school-closure", *sets(school="Ysgol \udcff"), "--dry-run"]
+    sandbox.clear()
+    result = cli(live, *args)
+    ends_cleanly(result)
+    assert result.exit_code == 2 and "it holds bytes that are not UTF-8 text" in result.stderr, result.output
+    assert "hint: set the terminal to UTF-8" in result.stderr and posts(sandbox) == []
+
+
+def test_a_real_terminal_s_latin1_byte_is_refused_with_the_hint(live):
+    """The same through a real process, with the byte a Latin-1 terminal sends for ÿ (0xFF)."""
+    import subprocess
+    import sys
+
+    others = [arg for arg in sets() if not arg.startswith("--set=school=")]
+    done = subprocess.run([sys.executable, "-m", "broadcast", "warn", "school-closure", *others,
+                           b"--set=school=Ysgol \xff", "--dry-run"], cwd=live, capture_output=True,
+                          env={**os.environ, "BROADCAST_OPERATOR": "Duty Officer"})
+    assert done.returncode == 2 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    assert b"--set school: it holds bytes that are not UTF-8 text (got 'Ysgol \\udcff')" in done.stderr
