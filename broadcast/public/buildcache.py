@@ -39,13 +39,16 @@ class BuildCache:
         return cls(root / FOLDER)
 
     def key(self, *parts: object) -> str:
-        """A file name for these inputs; their repr is their content (frozen dataclasses, strings, datetimes)."""
+        """A file name for these inputs; their repr is their content (frozen dataclasses, strings, datetimes). A
+        cache with no folder (a full build) keeps nothing, and needs no key."""
+        if self.folder is None:
+            return ""
         return hashlib.sha256(repr((code_version(), parts)).encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
     def get(self, key: str) -> bytes | None:
-        self.used.add(key)
         if self.folder is None:
             return None
+        self.used.add(key)
         data = self.memory.get(key)
         if data is not None:
             return data
@@ -58,8 +61,9 @@ class BuildCache:
         return data
 
     def put(self, key: str, data: bytes) -> bytes:
-        self.used.add(key)
-        self.made[key] = data
+        if self.folder is not None:
+            self.used.add(key)
+            self.made[key] = data
         return data
 
     def save(self) -> None:

@@ -144,16 +144,23 @@ def alert_xml(alert: Alert, references: list[str]) -> bytes:
 
 
 def _texts(out: list[str], indent: str, fields: Iterable[tuple[str, str | None]]) -> list[str]:
-    """An element for each field with a value (an empty one is left out, as CAP wants), its text escaped as
-    libxml2 escapes it."""
+    """An element for each field with a value (an empty one is left out, as CAP wants)."""
     for tag, value in fields:
         if value:
-            text = xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            out.append(f"{indent}<{tag}>{text.replace(CR, '&#13;')}</{tag}>")
+            out.append(f"{indent}<{tag}>{escape_text(value)}</{tag}>")
     return out
 
 
-CR = "\r"
+def escape_text(value: str) -> str:
+    """An element's text as XML 1.0 can hold it, escaped as libxml2 escapes it."""
+    return xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def escape_attribute(value: str) -> str:
+    """An attribute's value (in double quotes), escaped as libxml2 escapes it. Where lxml would refuse a character
+    XML cannot hold, it is dropped, as from text."""
+    return (xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#9;"))
 
 
 def _wrap(out: list[str], indent: str, tag: str, children: list[str]) -> None:

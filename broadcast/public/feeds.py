@@ -7,18 +7,19 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
-from broadcast.public.cap import CONTENT_TYPE, xml_text
+from broadcast.public.cap import CONTENT_TYPE, escape_attribute, escape_text
 from broadcast.public.cap import NS as CAP_NS
 from broadcast.public.pagetext import count_text, machine_time, words
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:
-    from lxml.etree import _Element
+    from collections.abc import Iterable
 
     from broadcast.public.summary import Incident, Summary, Update
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED_BUDGET = 100_000  # bytes: Google's ideal CAP feed size
+XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>"
 IMPACT = {"Extreme": "critical", "Severe": "major", "Moderate": "minor", "Minor": "minor", "Unknown": "minor"}
 SUMMARY_STATUS = {"none": "ok", "minor": "notice", "major": "disrupted", "critical": "down"}
 
@@ -45,119 +46,107 @@ def feed_updates(summary: Summary) -> list[Update]:
     return summary.updates[: summary.settings.feed_entries]
 
 
-def _sub(parent: _Element, tag: str, text: str | None = None, **attributes: str) -> _Element:
-    from lxml import etree
-
-    element = etree.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attributes.items()} if attributes else None)
-    if text is not None:
-        element.text = xml_text(text)
-    return element
+def _element(indent: str, tag: str, text: str | None = None, **attributes: str) -> str:
+    """One element on its line: text escaped, attributes in the order given; no text is an empty element."""
+    said = "".join(f' {name}="{escape_attribute(value)}"' for name, value in attributes.items())
+    return f"{indent}<{tag}{said}/>" if text is None else f"{indent}<{tag}{said}>{escape_text(text)}</{tag}>"
 
 
 def atom(summary: Summary, language: str) -> bytes:
-    """The Atom feed: one entry per public alert, newest first, its id the permanent URL of the CAP file."""
-    from lxml import etree
+    """The Atom feed: one entry per public alert, newest first, its id the permanent URL of the CAP file.
 
+    Written as text, in the very bytes lxml's tostring(pretty_print=True) gives for the same tree (a test compares
+    the two, hostile text included); feedparser and lxml read it back in the tests."""
     base, prefix = base_url(summary), language_prefix(summary, language)
     org, licence = summary.workspace.organisation, summary.settings.licence
     updates = feed_updates(summary)
-    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS, "cap": CAP_NS})
-    feed.set("{http://www.w3.org/XML/1998/namespace}lang", language)
-    a = f"{{{ATOM_NS}}}"
-    _sub(feed, a + "id", f"{base}{prefix}feed.atom")
-    _sub(feed, a + "title", f"{org.name.get(language)}: {_heading(language)}")
-    _sub(feed, a + "updated", machine_time(updates[0].sent if updates else summary.generated, "UTC"))
-    _sub(feed, a + "link", rel="self", type="application/atom+xml", href=f"{base}{prefix}feed.atom")
-    _sub(feed, a + "link", rel="alternate", type="text/html", href=f"{base}{prefix}index.html")
-    _sub(feed, a + "link", rel="license", href=licence.url)
-    _sub(feed, a + "rights", f"{licence.name.get(language)}: {licence.url}")
-    author = _sub(feed, a + "author")
-    _sub(author, a + "name", org.name.get(language))
-    _sub(author, a + "uri", base)
-    _sub(feed, a + "generator", "broadcast")
+    head = [XML_DECLARATION,
+            f'<feed xmlns="{ATOM_NS}" xmlns:cap="{CAP_NS}" xml:lang="{escape_attribute(language)}">',
+            _element("  ", "id", f"{base}{prefix}feed.atom"),
+            _element("  ", "title", f"{org.name.get(language)}: {_heading(language)}"),
+            _element("  ", "updated", machine_time(updates[0].sent if updates else summary.generated, "UTC")),
+            _element("  ", "link", rel="self", type="application/atom+xml", href=f"{base}{prefix}feed.atom"),
+            _element("  ", "link", rel="alternate", type="text/html", href=f"{base}{prefix}index.html"),
+            _element("  ", "link", rel="license", href=licence.url),
+            _element("  ", "rights", f"{licence.name.get(language)}: {licence.url}"),
+            "  <author>", _element("    ", "name", org.name.get(language)), _element("    ", "uri", base),
+            "  </author>",
+            _element("  ", "generator", "broadcast")]
     if summary.log[1]:  # the log's chain head this feed anchors (an Atom extension element, RFC 4287 section 6.4)
-        etree.SubElement(feed, f"{{{LOG_NS}}}head", {"events": str(summary.log[0]), "hash": summary.log[1]},
-                         nsmap={"log": LOG_NS})
-    _fill(feed, [_atom_entry(summary, update, language) for update in updates])
-    return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        head.append(f'  <log:head xmlns:log="{LOG_NS}" events="{summary.log[0]}" '
+                    f'hash="{escape_attribute(summary.log[1])}"/>')
+    return _fill(head, (_atom_entry(summary, update, language) for update in updates), ["</feed>"])
 
 
-def _atom_entry(summary: Summary, update: Update, language: str) -> _Element:
-    from lxml import etree
-
+def _atom_entry(summary: Summary, update: Update, language: str) -> list[str]:
     base, prefix = base_url(summary), language_prefix(summary, language)
-    a, c = f"{{{ATOM_NS}}}", f"{{{CAP_NS}}}"
-    alert, cap_url = update.alert, base + update.cap_path
-    entry = etree.Element(a + "entry", nsmap={None: ATOM_NS, "cap": CAP_NS})
-    _sub(entry, a + "id", cap_url)
-    _sub(entry, a + "title", marked(update, language))
-    _sub(entry, a + "updated", machine_time(update.sent, "UTC"))
-    _sub(entry, a + "published", machine_time(update.sent, "UTC"))
-    _sub(entry, a + "link", rel="alternate", type=CONTENT_TYPE, href=cap_url)
-    _sub(entry, a + "link", rel="alternate", type="text/html", hreflang=language,
-         href=f"{base}{prefix}{update.page}#{update.anchor}")
-    for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
-                       ("status", alert.status), ("msgType", alert.msg_type)):
-        _sub(entry, c + tag, value)
+    alert, cap_url, sent = update.alert, base + update.cap_path, machine_time(update.sent, "UTC")
+    lines = ["  <entry>", _element("    ", "id", cap_url), _element("    ", "title", marked(update, language)),
+             _element("    ", "updated", sent), _element("    ", "published", sent),
+             _element("    ", "link", rel="alternate", type=CONTENT_TYPE, href=cap_url),
+             _element("    ", "link", rel="alternate", type="text/html", hreflang=language,
+                      href=f"{base}{prefix}{update.page}#{update.anchor}")]
+    lines += (_element("    ", "cap:" + tag, value) for tag, value in (
+        ("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent), ("status", alert.status),
+        ("msgType", alert.msg_type)))
     if alert.infos:
         info = alert.info(language)
-        _sub(entry, a + "summary", info.description)
-        for tag, value in (("event", info.event), ("urgency", info.urgency), ("severity", info.severity),
-                           ("certainty", info.certainty), ("expires", info.expires),
-                           ("areaDesc", "; ".join(area.desc for area in info.areas))):
-            _sub(entry, c + tag, value)
+        lines.append(_element("    ", "summary", info.description))
+        lines += (_element("    ", "cap:" + tag, value) for tag, value in (
+            ("event", info.event), ("urgency", info.urgency), ("severity", info.severity),
+            ("certainty", info.certainty), ("expires", info.expires),
+            ("areaDesc", "; ".join(area.desc for area in info.areas))))
         for name, value in sorted({g for area in info.areas for g in area.geocodes}):
-            geocode = _sub(entry, c + "geocode")
-            _sub(geocode, c + "valueName", name)
-            _sub(geocode, c + "value", value)
-    return entry
+            lines += ("    <cap:geocode>", _element("      ", "cap:valueName", name),
+                      _element("      ", "cap:value", value), "    </cap:geocode>")
+    lines.append("  </entry>")
+    return lines
 
 
-def _fill(parent: _Element, entries: list[_Element]) -> None:
-    """Append entries, newest first, while the feed stays within the size consumers expect."""
-    from lxml import etree
-
-    used = len(etree.tostring(parent)) + 500
+def _fill(head: list[str], entries: Iterable[list[str]], tail: list[str]) -> bytes:
+    """The document: its head, then entries, newest first, while the whole stays within FEED_BUDGET bytes (the
+    newest always), then its tail. An entry past the budget is never written."""
+    start, end = ("\n".join(head) + "\n").encode("utf-8"), ("\n".join(tail) + "\n").encode("utf-8")
+    parts, used = [start], len(start) + len(end)
     for count, entry in enumerate(entries):
-        used += len(etree.tostring(entry, encoding="UTF-8"))
+        data = ("\n".join(entry) + "\n").encode("utf-8")
+        used += len(data)
         if used > FEED_BUDGET and count:
-            return
-        parent.append(entry)
+            break
+        parts.append(data)
+    parts.append(end)
+    return b"".join(parts)
 
 
 def rss(summary: Summary, language: str) -> bytes:
-    """RSS 2.0 for the readers and bots that only take RSS: link to the page, the CAP file as guid and enclosure."""
-    from lxml import etree
-
+    """RSS 2.0 for the readers and bots that only take RSS: link to the page, the CAP file as guid and enclosure.
+    Written as text, as the Atom feed is."""
     base, prefix = base_url(summary), language_prefix(summary, language)
     org, licence = summary.workspace.organisation, summary.settings.licence
     updates = feed_updates(summary)
-    root = etree.Element("rss", {"version": "2.0"}, nsmap={"atom": ATOM_NS})
-    channel = _sub(root, "channel")
-    _sub(channel, "title", f"{org.name.get(language)}: {_heading(language)}")
-    _sub(channel, "link", f"{base}{prefix}index.html")
-    _sub(channel, "description", count_text(language, len(summary.current)))
-    _sub(channel, "language", language.lower())
-    _sub(channel, "copyright", f"{licence.name.get(language)}: {licence.url}")
-    _sub(channel, f"{{{ATOM_NS}}}link", rel="self", type="application/rss+xml", href=f"{base}{prefix}feed.rss")
+    head = [XML_DECLARATION, f'<rss xmlns:atom="{ATOM_NS}" version="2.0">', "  <channel>",
+            _element("    ", "title", f"{org.name.get(language)}: {_heading(language)}"),
+            _element("    ", "link", f"{base}{prefix}index.html"),
+            _element("    ", "description", count_text(language, len(summary.current))),
+            _element("    ", "language", language.lower()),
+            _element("    ", "copyright", f"{licence.name.get(language)}: {licence.url}"),
+            _element("    ", "atom:link", rel="self", type="application/rss+xml", href=f"{base}{prefix}feed.rss")]
     if updates:
-        _sub(channel, "lastBuildDate", format_datetime(updates[0].sent))
-    _sub(channel, "generator", "broadcast")
-    _sub(channel, "ttl", "5")
-    items = []
-    for update in updates:
-        item = etree.Element("item")
-        cap_url = base + update.cap_path
-        _sub(item, "title", marked(update, language))
-        _sub(item, "link", f"{base}{prefix}{update.page}#{update.anchor}")
-        if update.alert.infos:
-            _sub(item, "description", update.alert.info(language).description)
-            _sub(item, "category", update.alert.info(language).event)
-        _sub(item, "guid", cap_url, isPermaLink="true")
-        _sub(item, "pubDate", format_datetime(update.sent))
-        items.append(item)
-    _fill(channel, items)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        head.append(_element("    ", "lastBuildDate", format_datetime(updates[0].sent)))
+    head += (_element("    ", "generator", "broadcast"), _element("    ", "ttl", "5"))
+    return _fill(head, (_rss_item(summary, update, language) for update in updates), ["  </channel>", "</rss>"])
+
+
+def _rss_item(summary: Summary, update: Update, language: str) -> list[str]:
+    base, prefix = base_url(summary), language_prefix(summary, language)
+    lines = ["    <item>", _element("      ", "title", marked(update, language)),
+             _element("      ", "link", f"{base}{prefix}{update.page}#{update.anchor}")]
+    if update.alert.infos:
+        info = update.alert.info(language)
+        lines += (_element("      ", "description", info.description), _element("      ", "category", info.event))
+    lines += (_element("      ", "guid", base + update.cap_path, isPermaLink="true"),
+              _element("      ", "pubDate", format_datetime(update.sent)), "    </item>")
+    return lines
 
 
 def _heading(language: str) -> str:

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import feedparser
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from sitekit import T0, MemoryStore, hostile_alert, incident_row, make_alert, save, with_page
-from test_cap import TEXT
+from test_cap import ANY_TEXT, TEXT
 
 from broadcast.public.site import build_site
 from broadcast.store import Store
@@ -185,3 +186,172 @@ def test_hostile_text_comes_back_exactly_from_atom_rss_and_json(workspace, text)
     for name in ("feed.atom", "feed.rss"):
         assert b"<script" not in files[name]
     assert feedparser.parse(files["feed.atom"]).bozo == 0
+
+
+# -- the bytes: what lxml writes for the same tree ---------------------------------------------------------------
+def lxml_atom(summary, language, count):
+    """The Atom feed as lxml serialises the tree feeds.py built before it wrote text, with its first `count`
+    entries (how many fit the budget is tested on its own, below): the oracle."""
+    from broadcast.public.feeds import LOG_NS, base_url, feed_updates, language_prefix, machine_time, marked
+    from broadcast.public.feeds import _heading as heading
+
+    base, prefix = base_url(summary), language_prefix(summary, language)
+    org, licence = summary.workspace.organisation, summary.settings.licence
+    updates = feed_updates(summary)
+    feed = etree.Element(f"{ATOM}feed", nsmap={None: ATOM[1:-1], "cap": CAP[1:-1]})
+    feed.set("{http://www.w3.org/XML/1998/namespace}lang", language)
+    sub(feed, ATOM + "id", f"{base}{prefix}feed.atom")
+    sub(feed, ATOM + "title", f"{org.name.get(language)}: {heading(language)}")
+    sub(feed, ATOM + "updated", machine_time(updates[0].sent if updates else summary.generated, "UTC"))
+    sub(feed, ATOM + "link", rel="self", type="application/atom+xml", href=f"{base}{prefix}feed.atom")
+    sub(feed, ATOM + "link", rel="alternate", type="text/html", href=f"{base}{prefix}index.html")
+    sub(feed, ATOM + "link", rel="license", href=licence.url)
+    sub(feed, ATOM + "rights", f"{licence.name.get(language)}: {licence.url}")
+    author = sub(feed, ATOM + "author")
+    sub(author, ATOM + "name", org.name.get(language))
+    sub(author, ATOM + "uri", base)
+    sub(feed, ATOM + "generator", "broadcast")
+    if summary.log[1]:
+        etree.SubElement(feed, f"{{{LOG_NS}}}head", {"events": str(summary.log[0]), "hash": summary.log[1]},
+                         nsmap={"log": LOG_NS})
+    for update in updates[:count]:
+        alert, cap_url = update.alert, base + update.cap_path
+        entry = etree.SubElement(feed, ATOM + "entry")
+        sub(entry, ATOM + "id", cap_url)
+        sub(entry, ATOM + "title", marked(update, language))
+        sub(entry, ATOM + "updated", machine_time(update.sent, "UTC"))
+        sub(entry, ATOM + "published", machine_time(update.sent, "UTC"))
+        sub(entry, ATOM + "link", rel="alternate", type="application/cap+xml", href=cap_url)
+        sub(entry, ATOM + "link", rel="alternate", type="text/html", hreflang=language,
+            href=f"{base}{prefix}{update.page}#{update.anchor}")
+        for tag, value in (("identifier", alert.identifier), ("sender", alert.sender), ("sent", alert.sent),
+                           ("status", alert.status), ("msgType", alert.msg_type)):
+            sub(entry, CAP + tag, value)
+        if alert.infos:
+            info = alert.info(language)
+            sub(entry, ATOM + "summary", info.description)
+            for tag, value in (("event", info.event), ("urgency", info.urgency), ("severity", info.severity),
+                               ("certainty", info.certainty), ("expires", info.expires),
+                               ("areaDesc", "; ".join(area.desc for area in info.areas))):
+                sub(entry, CAP + tag, value)
+            for name, value in sorted({g for area in info.areas for g in area.geocodes}):
+                geocode = sub(entry, CAP + "geocode")
+                sub(geocode, CAP + "valueName", name)
+                sub(geocode, CAP + "value", value)
+    return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def lxml_rss(summary, language, count):
+    """RSS 2.0 as lxml serialises the tree feeds.py built before it wrote text, with its first `count` items."""
+    from email.utils import format_datetime
+
+    from broadcast.public.feeds import _heading as heading
+    from broadcast.public.feeds import base_url, count_text, feed_updates, language_prefix, marked
+
+    base, prefix = base_url(summary), language_prefix(summary, language)
+    org, licence = summary.workspace.organisation, summary.settings.licence
+    updates = feed_updates(summary)
+    root = etree.Element("rss", {"version": "2.0"}, nsmap={"atom": ATOM[1:-1]})
+    channel = sub(root, "channel")
+    sub(channel, "title", f"{org.name.get(language)}: {heading(language)}")
+    sub(channel, "link", f"{base}{prefix}index.html")
+    sub(channel, "description", count_text(language, len(summary.current)))
+    sub(channel, "language", language.lower())
+    sub(channel, "copyright", f"{licence.name.get(language)}: {licence.url}")
+    sub(channel, ATOM + "link", rel="self", type="application/rss+xml", href=f"{base}{prefix}feed.rss")
+    if updates:
+        sub(channel, "lastBuildDate", format_datetime(updates[0].sent))
+    sub(channel, "generator", "broadcast")
+    sub(channel, "ttl", "5")
+    for update in updates[:count]:
+        item = sub(channel, "item")
+        sub(item, "title", marked(update, language))
+        sub(item, "link", f"{base}{prefix}{update.page}#{update.anchor}")
+        if update.alert.infos:
+            sub(item, "description", update.alert.info(language).description)
+            sub(item, "category", update.alert.info(language).event)
+        sub(item, "guid", base + update.cap_path, isPermaLink="true")
+        sub(item, "pubDate", format_datetime(update.sent))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def sub(parent, tag, text=None, **attributes):
+    from broadcast.public.cap import xml_text
+
+    element = etree.SubElement(parent, tag, attributes or None)
+    if text is not None:
+        element.text = xml_text(text)
+    return element
+
+
+# Any text but half characters (lone surrogates), which neither a command line nor an area file can now bring in
+# (tests/reliability/test_hostile.py), and which the page cannot encode.
+WHOLE_TEXT = ANY_TEXT.filter(lambda text: not any("\ud800" <= c <= "\udfff" for c in text))
+
+
+def same_as_lxml(site):
+    from broadcast.public.feeds import atom, rss
+
+    for language in site.summary.workspace.languages:
+        prefix = "" if language == site.summary.workspace.languages[0] else "cy/"
+        ours = site.files[f"{prefix}feed.atom"]
+        assert ours == atom(site.summary, language) == lxml_atom(site.summary, language, ours.count(b"<entry>"))
+        ours = site.files[f"{prefix}feed.rss"]
+        assert ours == rss(site.summary, language) == lxml_rss(site.summary, language, ours.count(b"<item>"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(TEXT, WHOLE_TEXT, st.sampled_from(["", "\r", "a\rb\nc\td", "\x00", "\ufffe", "]]>&<>\"'"])),
+       other=WHOLE_TEXT, expires=st.booleans(), cancel=st.booleans(), exercise=st.booleans())
+def test_the_feeds_are_byte_for_byte_what_lxml_writes_for_the_same_tree(workspace, text, other, expires, cancel,
+                                                                        exercise):
+    # Raw in what CAP may leave out (headline, description); after a letter in what it must have, so that the CAP
+    # file is still valid and the build goes on to the feeds.
+    first = hostile_alert(text)
+    area = first.infos[0].areas[0]
+    areas = (replace(area, desc="A" + text, geocodes=(("GSS", "V" + text),)),
+             replace(area, desc="A" + other, geocodes=(("N" + other, "V" + text), ("GSS", "W1"))))
+    infos = tuple(replace(info, headline=text, description=text, event="E" + text, areas=areas,
+                          expires=info.expires if expires else None) for info in first.infos)
+    first = replace(first, infos=infos)
+    second = replace(make_alert(workspace, "A-2026-0002", minutes=5, incident="hostile"), status="Exercise"
+                     if exercise else "Actual", msg_type="Cancel" if cancel else "Update",
+                     references=("A-2026-0001",), infos=() if cancel else first.infos)
+    same_as_lxml(build_site(workspace, MemoryStore([first, second], [incident_row("hostile", text)]), now=T0))
+
+
+def test_a_logged_site_s_feeds_carry_its_chain_head_as_lxml_wrote_it(workspace, store):
+    site = snow_day(workspace, store)
+    assert site.summary.log[1] and b"<log:head xmlns:log=" in site.files["feed.atom"]
+    same_as_lxml(site)
+
+
+def test_a_busy_feed_holds_every_entry_that_fits_and_not_one_more(workspace):
+    from broadcast.public.feeds import FEED_BUDGET, _atom_entry, _rss_item
+
+    long = "Flood water is rising. " * 150
+    alerts = [replace(alert, infos=tuple(replace(i, description=long) for i in alert.infos)) for alert in (
+        make_alert(workspace, f"A-2026-{n:04d}", minutes=n, incident=f"flood-{n}") for n in range(50))]
+    site = build_site(workspace, MemoryStore(alerts), now=T0)
+    updates = site.summary.updates
+    for name, entry, tag in (("feed.atom", _atom_entry, b"<entry>"), ("feed.rss", _rss_item, b"<item>")):
+        data = site.files[name]
+        kept = data.count(tag)
+        following = ("\n".join(entry(site.summary, updates[kept], "en-GB")) + "\n").encode("utf-8")
+        assert 5 < kept < 50 and len(data) <= FEED_BUDGET < len(data) + len(following)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(ANY_TEXT, st.sampled_from(["a&b<c>d\"e'f", "\r\n\t", "https://x.example/?a=1&b=2"])),
+       text=st.one_of(st.none(), ANY_TEXT))
+def test_an_element_with_attributes_is_written_as_lxml_writes_it(value, text):
+    """Attributes in the feeds hold the workspace's own addresses and languages; any text must still come out as
+    lxml wrote it (lxml refuses what XML cannot hold, where the text writer drops it, as from element text)."""
+    from broadcast.public.cap import xml_text
+    from broadcast.public.feeds import _element
+
+    root = etree.Element("r")
+    sub(root, "link", text, rel="alternate", href=xml_text(value), hreflang="cy")
+    expected = etree.tostring(root, encoding="UTF-8", pretty_print=True).decode("utf-8")
+    assert f"<r>\n{_element('  ', 'link', text, rel='alternate', href=value, hreflang='cy')}\n</r>\n" == expected
