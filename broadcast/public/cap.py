@@ -151,8 +151,10 @@ def _texts(out: list[str], indent: str, fields: Iterable[tuple[str, str | None]]
     return out
 
 
+@lru_cache(maxsize=2048)
 def escape_text(value: str) -> str:
-    """An element's text as XML 1.0 can hold it, escaped as libxml2 escapes it."""
+    """An element's text as XML 1.0 can hold it, escaped as libxml2 escapes it. Remembered: most of a document's
+    values (sender, area, polygon, event, codes) are in every other document of a site."""
     return xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
