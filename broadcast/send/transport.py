@@ -180,8 +180,8 @@ class Transport(httpx.AsyncBaseTransport):
     for KEEPALIVE seconds."""
 
     def __init__(self, connections: int = 8):
-        self.connections = connections
-        self.slots = asyncio.Semaphore(connections)
+        self.connections = max(1, connections)  # a client made for no channel at all still answers a request
+        self.slots = asyncio.Semaphore(self.connections)
         self.idle: dict[Origin, list[Connection]] = {}
         self.idle_count = 0
 

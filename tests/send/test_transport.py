@@ -377,3 +377,13 @@ def test_a_cookie_a_platform_sets_is_never_sent_back(serve):
 
     assert run(two) == 0
     assert b"cookie" not in server.raw[1].lower().replace(b"set-cookie", b"")
+
+
+def test_a_client_made_for_no_channel_still_answers_a_request(serve):
+    """http_client(len(channels)) is made before anyone knows whether a request will follow."""
+    server = serve()
+
+    async def get(client: httpx.AsyncClient) -> int:
+        return (await client.get(f"{server.url}/")).status_code
+
+    assert run(get, client=http_client(0, timeout=httpx.Timeout(2.0, pool=0.5))) == 200
