@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcast.public.cap import CONTENT_TYPE, escape_attribute, escape_text
 from broadcast.public.cap import NS as CAP_NS
-from broadcast.public.pagetext import count_text, machine_time, words
+from broadcast.public.pagetext import count_text, machine_time, utf8, words
 from broadcast.workspace import primary_tag
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def status_json(summary: Summary) -> bytes:
         "log": {"events": summary.log[0], "head": summary.log[1], "recorded_at": summary.log[2],
                 "verify": f"broadcast review verify --head {summary.log[0]}:{summary.log[1]}"},
     }
-    return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return utf8(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def _incident_json(summary: Summary, incident: Incident) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from broadcast.public.feeds import language_prefix
-from broadcast.public.pagetext import clock, count_text, local, long_time, machine_time, utc_time, words
+from broadcast.public.pagetext import clock, count_text, local, long_time, machine_time, utc_time, utf8, words
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,20 +74,19 @@ def render_index(summary: Summary, language: str) -> bytes:
 
     template = _environment().get_template("index.html")
     context = index_context(summary, language)
-    page = template.render(context, detail=0).encode("utf-8")
+    page = utf8(template.render(context, detail=0))
     room, detail = INDEX_BUDGET - len(page), 0
     for incident in summary.current:  # an instruction adds exactly its own line, so the page need not be rendered
         info = _info(incident.latest, language)  # again to know whether it still fits
-        cost = len(f"<br>{escape(info.instruction)}".encode()) if info and info.instruction else 0
+        cost = len(utf8(f"<br>{escape(info.instruction)}")) if info and info.instruction else 0
         if cost > room:
             break
         room, detail = room - cost, detail + 1
-    return template.render(context, detail=detail).encode("utf-8") if detail else page
+    return utf8(template.render(context, detail=detail)) if detail else page
 
 
 def render_incident(summary: Summary, incident: Incident, language: str) -> bytes:
-    return _environment().get_template("incident.html").render(incident_context(summary, incident, language)).encode(
-        "utf-8")
+    return utf8(_environment().get_template("incident.html").render(incident_context(summary, incident, language)))
 
 
 def index_context(summary: Summary, language: str) -> dict[str, Any]:

@@ -9,6 +9,14 @@ from zoneinfo import ZoneInfo
 from broadcast.words import long_date
 from broadcast.workspace import primary_tag
 
+
+def utf8(text: str) -> bytes:
+    """Text as the site's UTF-8 bytes. Half a character (a lone surrogate, which a log written before the command
+    line and area files refused them may hold) is dropped, as the CAP and feed writers drop it: the only
+    characters UTF-8 cannot encode."""
+    return text.encode("utf-8", "ignore")
+
+
 # Welsh drafted by the development team: a Welsh translator should check it, as for the templates.
 WORDS: dict[str, dict[str, str]] = {
     "en": {
