@@ -13,6 +13,7 @@ same way. Like httpx with a transport of its own, it uses no proxy.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -69,9 +70,18 @@ class Connection:
         return cls(origin, reader, writer)
 
     def usable(self, now: float) -> bool:
-        """Idle, open and fresh: a connection the server may have closed is never sent a request."""
-        return (self.h11.our_state is h11.IDLE and now - self.idle_since < KEEPALIVE and not self.reader.at_eof()
-                and not self.writer.is_closing())
+        """Idle, open and fresh: a connection the server may have closed is never sent a request. The socket itself
+        is asked too, as httpcore asks it: an idle connection with anything to read (the server's close, which the
+        event loop may not have read yet, or bytes it should never have sent) is not reused."""
+        if (self.h11.our_state is not h11.IDLE or now - self.idle_since >= KEEPALIVE or self.reader.at_eof()
+                or self.writer.is_closing()):
+            return False
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return not poller.poll(0)
 
     async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> h11.Response:
         """Write the request and read the head of its answer."""

@@ -387,3 +387,17 @@ def test_a_client_made_for_no_channel_still_answers_a_request(serve):
         return (await client.get(f"{server.url}/")).status_code
 
     assert run(get, client=http_client(0, timeout=httpx.Timeout(2.0, pool=0.5))) == 200
+
+
+def test_a_hang_up_the_event_loop_has_not_yet_seen_still_keeps_the_connection_from_reuse(serve):
+    """The server closes after answering, and the next request is made before the loop has read the close (here the
+    loop is blocked meanwhile; under load it can simply be busy): the socket itself is asked, as httpcore asks it."""
+    server = serve(lambda request, body: (*ok(request, body), "hang up"))  # type: ignore[misc]
+
+    async def two(client: httpx.AsyncClient) -> list[int]:
+        first = (await client.post(f"{server.url}/1", content=b"x")).status_code
+        assert settled(lambda: server.open == 0)  # closed on the server's side; the loop has not run since
+        return [first, (await client.post(f"{server.url}/2", content=b"x")).status_code]
+
+    assert run(two) == [200, 200]
+    assert len(server.requests) == 2 and server.connections == 2
