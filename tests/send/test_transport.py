@@ -16,6 +16,7 @@ from collections.abc import Callable
 import h11
 import httpx
 import pytest
+import trustme
 
 from broadcast.send import transport
 from broadcast.send.retry import classify
@@ -318,7 +319,6 @@ def test_requests_waiting_for_a_connection_give_up_at_the_pool_timeout(serve):
 # -- TLS --------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def authority():
-    trustme = pytest.importorskip("trustme")
     return trustme.CA()
 
 
