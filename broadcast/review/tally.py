@@ -161,13 +161,54 @@ def by_message(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], Tal
 
 
 def tally(store: Store, slugs: list[str]) -> list[Tally]:
-    """Every (channel, language) of the incidents, sorted by channel and language."""
+    """Every (channel, language) of the incidents, sorted by channel and language.
+
+    The same figures as merging by_message's rows, in the same order, without a Tally for each message: a long
+    incident has tens of thousands of messages (one per person on a list), and a Tally with its two Counters for
+    each was a fifth of an export. Only a message with receipts gets one, to take them as by_message does."""
+    messages: dict[tuple[str, str, str], list[Any]] = {}
+    for alert, channel, language, outcome, status, error, count, retried in final_results(store, slugs):
+        key = (alert, channel or "-", language)
+        found = messages.get(key)
+        if found is None:  # attempted, needed_retry, accepted, deleted, refused, unknown, reasons
+            found = messages[key] = [0, 0, 0, 0, 0, 0, None]
+        found[0] += count
+        found[1] += retried or 0
+        if outcome in ("sent", "retracted"):
+            found[2] += count
+            found[3] += count if outcome == "retracted" else 0
+        elif outcome == "failed":
+            found[4] += count
+            found[6] = found[6] or Counter()
+            found[6][error_class(outcome, status, error)] += count
+        else:
+            found[5] += count
+    receipts = {key: snapshot for key, snapshot in latest_receipts(store, slugs).items()
+                if key in messages and reports_receipts(snapshot)}
     merged: dict[tuple[str, str], Tally] = {}
-    for (_, channel, language), row in sorted(by_message(store, slugs).items()):
-        into = merged.get((channel, language))
+    for key, (attempted, retried, accepted, deleted, refused, unknown, reasons) in sorted(messages.items()):
+        into = merged.get(key[1:])
         if into is None:
-            into = merged[channel, language] = Tally(channel, language)
-        into.add(row)
+            into = merged[key[1:]] = Tally(key[1], key[2])
+        snapshot = receipts.get(key)
+        if snapshot is not None:  # as by_message takes it, then added whole
+            row = Tally(key[1], key[2], attempted=attempted, accepted=accepted, refused=refused, unknown=unknown,
+                        deleted=deleted, needed_retry=retried, reasons=reasons or Counter())
+            _apply_receipts(row, snapshot)
+            row.failed = row.refused + row.undelivered
+            row.reached = row.accepted if row.delivered is None else row.delivered
+            into.add(row)
+            continue
+        into.attempted += attempted
+        into.needed_retry += retried
+        into.accepted += accepted
+        into.deleted += deleted
+        into.refused += refused
+        into.failed += refused
+        into.unknown += unknown
+        into.reached += accepted  # no receipts: reached is accepted
+        if reasons:
+            into.reasons.update(reasons)
     return [merged[key] for key in sorted(merged)]
 
 
