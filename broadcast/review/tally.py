@@ -134,43 +134,18 @@ def reports_receipts(snapshot: dict[str, Any]) -> bool:
     return not ("reports no delivery receipts" in note or note.startswith("not asked"))
 
 
-def by_message(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], Tally]:
-    """(alert, channel, language) -> what became of those messages, receipts included."""
-    rows: dict[tuple[str, str, str], Tally] = {}
-    for alert, channel, language, outcome, status, error, count, retried in final_results(store, slugs):
-        row = rows.get((alert, channel or "-", language))
-        if row is None:  # not setdefault: a Tally and its two Counters made for every result, most thrown away
-            row = rows[alert, channel or "-", language] = Tally(channel or "-", language)
-        row.attempted += count
-        row.needed_retry += retried or 0
-        if outcome in ("sent", "retracted"):
-            row.accepted += count
-            row.deleted += count if outcome == "retracted" else 0
-        elif outcome == "failed":
-            row.refused += count
-            row.reasons[error_class(outcome, status, error)] += count
-        else:  # uncertain: the request may have landed
-            row.unknown += count
-    for key, snapshot in latest_receipts(store, slugs).items():
-        if key in rows and reports_receipts(snapshot):
-            _apply_receipts(rows[key], snapshot)
-    for row in rows.values():
-        row.failed = row.refused + row.undelivered
-        row.reached = row.accepted if row.delivered is None else row.delivered
-    return rows
+Message = list[Any]  # attempted, needed_retry, accepted, deleted, refused, unknown, reasons (a Counter, or None)
 
 
-def tally(store: Store, slugs: list[str]) -> list[Tally]:
-    """Every (channel, language) of the incidents, sorted by channel and language.
-
-    The same figures as merging by_message's rows, in the same order, without a Tally for each message: a long
-    incident has tens of thousands of messages (one per person on a list), and a Tally with its two Counters for
-    each was a fifth of an export. Only a message with receipts gets one, to take them as by_message does."""
-    messages: dict[tuple[str, str, str], list[Any]] = {}
+def _messages(store: Store, slugs: list[str]
+              ) -> tuple[dict[tuple[str, str, str], Message], dict[tuple[str, str, str], dict[str, Any]]]:
+    """(alert, channel, language) -> that message's results summed, in the order of final_results; and the receipts
+    snapshot of each that has one."""
+    messages: dict[tuple[str, str, str], Message] = {}
     for alert, channel, language, outcome, status, error, count, retried in final_results(store, slugs):
         key = (alert, channel or "-", language)
         found = messages.get(key)
-        if found is None:  # attempted, needed_retry, accepted, deleted, refused, unknown, reasons
+        if found is None:
             found = messages[key] = [0, 0, 0, 0, 0, 0, None]
         found[0] += count
         found[1] += retried or 0
@@ -181,24 +156,47 @@ def tally(store: Store, slugs: list[str]) -> list[Tally]:
             found[4] += count
             found[6] = found[6] or Counter()
             found[6][error_class(outcome, status, error)] += count
-        else:
+        else:  # uncertain: the request may have landed
             found[5] += count
     receipts = {key: snapshot for key, snapshot in latest_receipts(store, slugs).items()
                 if key in messages and reports_receipts(snapshot)}
+    return messages, receipts
+
+
+def _message_tally(key: tuple[str, str, str], message: Message, snapshot: dict[str, Any] | None) -> Tally:
+    attempted, retried, accepted, deleted, refused, unknown, reasons = message
+    row = Tally(key[1], key[2], attempted=attempted, accepted=accepted, refused=refused, unknown=unknown,
+                deleted=deleted, needed_retry=retried, reasons=reasons or Counter())
+    if snapshot is not None:
+        _apply_receipts(row, snapshot)
+    row.failed = row.refused + row.undelivered
+    row.reached = row.accepted if row.delivered is None else row.delivered
+    return row
+
+
+def by_message(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], Tally]:
+    """(alert, channel, language) -> what became of those messages, receipts included."""
+    messages, receipts = _messages(store, slugs)
+    return {key: _message_tally(key, message, receipts.get(key)) for key, message in messages.items()}
+
+
+def tally(store: Store, slugs: list[str]) -> list[Tally]:
+    """Every (channel, language) of the incidents, sorted by channel and language.
+
+    The same figures as merging by_message's rows, in the same order, without a Tally for each message: a long
+    incident has tens of thousands of messages (one per person on a list), and a Tally with its two Counters for
+    each was a fifth of an export. Only a message with receipts gets one, to take them as by_message does."""
+    messages, receipts = _messages(store, slugs)
     merged: dict[tuple[str, str], Tally] = {}
-    for key, (attempted, retried, accepted, deleted, refused, unknown, reasons) in sorted(messages.items()):
+    for key, message in sorted(messages.items()):
         into = merged.get(key[1:])
         if into is None:
             into = merged[key[1:]] = Tally(key[1], key[2])
         snapshot = receipts.get(key)
-        if snapshot is not None:  # as by_message takes it, then added whole
-            row = Tally(key[1], key[2], attempted=attempted, accepted=accepted, refused=refused, unknown=unknown,
-                        deleted=deleted, needed_retry=retried, reasons=reasons or Counter())
-            _apply_receipts(row, snapshot)
-            row.failed = row.refused + row.undelivered
-            row.reached = row.accepted if row.delivered is None else row.delivered
-            into.add(row)
+        if snapshot is not None:
+            into.add(_message_tally(key, message, snapshot))
             continue
+        attempted, retried, accepted, deleted, refused, unknown, reasons = message
         into.attempted += attempted
         into.needed_retry += retried
         into.accepted += accepted
