@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broadcast.errors import ConfigError
 
@@ -31,6 +32,7 @@ OPT_OUT = "opt-out"
 KEY_ENV = "BROADCAST_RECIPIENT_KEY"
 KEY_FILE = Path(".broadcast") / "recipient.key"
 MEDIA = ("sms", "email")
+SEEN_BATCH = 256  # contacts checked against those already met in one look-up
 PROBLEMS_KEPT = 200  # the report keeps the first problems; the counts cover them all
 ALIASES = {"mobile": "phone", "mobile number": "phone", "telephone": "phone", "tel": "phone", "sms": "phone",
            "e-mail": "email", "email address": "email", "mail": "email"}
@@ -42,6 +44,7 @@ UK_MOBILE = re.compile(r"(?:\+44|0044|0)(7\d{9})")
 SEPARATORS = str.maketrans("", "", " -")
 # Ofcom keeps 07700 900000-900999 for drama: never allocated, so phonenumbers calls them invalid; drills use them.
 DRAMA_MOBILES = range(7700900000, 7700901000)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class RecipientKey:
 
     def __init__(self, secret: bytes):
         self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each hash: the key is set up once
 
     @classmethod
     def for_workspace(cls, root: Path) -> RecipientKey:
@@ -144,7 +148,9 @@ class RecipientKey:
 
     def digest(self, medium: str, contact: str) -> str:
         """The keyed hash stored in place of a number or address: `sms:<hex>` or `email:<hex>`."""
-        return f"{medium}:" + hmac.new(self._secret, f"{medium}:{contact}".encode(), hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(f"{medium}:{contact}".encode())
+        return f"{medium}:{mac.hexdigest()}"
 
     def fingerprint(self) -> str:
         """Names the key without revealing it, so a resend can tell that the key has changed."""
@@ -246,12 +252,18 @@ def normalise_email(raw: str) -> str:
 
 def mask_phone(e164: str) -> str:
     """+447700900123 -> +44 7*** ***123."""
-    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
-
     digits = e164.lstrip("+")
-    code = next((digits[:n] for n in (1, 2, 3) if int(digits[:n]) in COUNTRY_CODE_TO_REGION_CODE), digits[:2])
+    code = _country_code(digits[:3])
     national = digits[len(code):]
     return f"+{code} {national[:1]}*** ***{national[-3:]}"
+
+
+@lru_cache(maxsize=1024)
+def _country_code(start: str) -> str:
+    """The country calling code a number's first three digits begin with."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    return next((start[:n] for n in (1, 2, 3) if int(start[:n]) in COUNTRY_CODE_TO_REGION_CODE), start[:2])
 
 
 def mask_email(address: str) -> str:
@@ -272,6 +284,7 @@ def scrub(text: str, recipient: Recipient) -> str:
     return text
 
 
+@lru_cache(maxsize=256)  # a list holds a few spellings of a few languages
 def language_for(wanted: str, offered: tuple[str, ...], default: str) -> str | None:
     """The channel language matching a row's preference ('cy', 'cy-GB', 'Cymraeg'), or None if not offered."""
     from broadcast.workspace import primary_tag
@@ -387,15 +400,28 @@ def read_opt_outs(workspace_root: Path, key: RecipientKey) -> tuple[set[str], Li
 
 
 class Seen:
-    """Keys already selected, in a temporary on-disk SQLite table: memory stays flat however long the list."""
+    """Keys already met, in a temporary on-disk SQLite table: memory stays flat however long the list. It is asked
+    a batch at a time, in one transaction never committed (the table goes with the connection): a statement per
+    row, each its own transaction, was a tenth of reading a list."""
 
     def __init__(self) -> None:
         self.db = sqlite3.connect("", isolation_level=None)
         self.db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute("BEGIN")
 
-    def add(self, key: str) -> bool:
-        """True the first time a key is added."""
-        return self.db.execute("INSERT OR IGNORE INTO seen VALUES (?)", [key]).rowcount == 1
+    def first(self, keys: Sequence[str]) -> list[bool]:
+        """For each key in turn, True the first time it is met, in this batch or any before; remembers them all."""
+        if not keys:
+            return []
+        met = {key for (key,) in self.db.execute(
+            f"SELECT key FROM seen WHERE key IN ({', '.join('?' for _ in keys)})", keys)}
+        firsts = []
+        for key in keys:
+            firsts.append(key not in met)
+            met.add(key)
+        self.db.executemany("INSERT INTO seen VALUES (?)", [(key,) for key, new in zip(keys, firsts, strict=True)
+                                                            if new])
+        return firsts
 
     def close(self) -> None:
         self.db.close()
@@ -406,8 +432,8 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
            include_opted_out: bool = False, check: bool = True) -> Iterator[Recipient]:
     """Stream the people a send goes to: valid, in the --to groups, not opted out, each once per medium."""
     wanted = {tag.lower() for tag in to}
-    seen = Seen()
-    try:
+
+    def candidates() -> Iterator[tuple[int, str, str, str, str]]:  # (line, medium, contact, hash, language)
         for row in read_rows(path, report, check=check):
             if wanted:
                 hits = wanted & row.tags
@@ -420,11 +446,16 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                 report.problem(row.line, f"language {row.language!r} is not offered: sent in {default_language}",
                                skipped=False)
                 language = default_language
-            contacts = [(m, c) for m, c in (("sms", row.phone), ("email", row.email)) if m in media and c]
-            counted = False
-            for medium, contact in contacts:
-                digest = key.digest(medium, contact)
-                if not seen.add(digest):
+            for medium, contact in (("sms", row.phone), ("email", row.email)):
+                if contact and medium in media:
+                    yield row.line, medium, contact, key.digest(medium, contact), language
+
+    seen, counted = Seen(), 0  # counted: the line of the last row counted as a person
+    try:
+        for batch in batches(candidates(), SEEN_BATCH):
+            for (line, medium, contact, digest, language), first in zip(batch, seen.first([c[3] for c in batch]),
+                                                                        strict=True):
+                if not first:
                     report.duplicates += 1
                     continue
                 opted_out = opt_outs is not None and digest in opt_outs
@@ -434,13 +465,30 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                         continue
                 else:
                     report.selected += 1
-                    report.people += not counted
-                    counted = True
+                    report.people += counted != line
+                    counted = line
                     report.languages[language] += 1
                 masked = mask_phone(contact) if medium == "sms" else mask_email(contact)
-                yield Recipient(medium, contact, digest, masked, language, row.line, opted_out)
+                yield Recipient(medium, contact, digest, masked, language, line, opted_out)
     finally:
         seen.close()
+
+
+def contacts(path: Path, *, key: RecipientKey, media: tuple[str, ...]) -> Iterator[tuple[int, str, str, str]]:
+    """(line, medium, contact, keyed hash) for each contact of each row that a send on `media` could use, repeats
+    included: for matching a list already checked to the deliveries queued from it. A number is only normalised;
+    nothing is counted, and groups, languages and opt-outs are the caller's (the queued row has them)."""
+    for row in read_rows(path, ListReport(path), check=False):
+        for medium, contact in (("sms", row.phone), ("email", row.email)):
+            if contact and medium in media:
+                yield row.line, medium, contact, key.digest(medium, contact)
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items in turn (itertools.batched, from Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def describe(report: ListReport) -> dict[str, Any]:

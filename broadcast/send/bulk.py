@@ -14,14 +14,24 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broadcast.channels.base import ChannelError, Receipt
 from broadcast.channels.lists import ListChannel
 from broadcast.errors import BroadcastError
-from broadcast.prepare.recipients import ListReport, RecipientKey, describe, read_opt_outs, scrub, select
+from broadcast.prepare.recipients import (
+    ListReport,
+    Recipient,
+    RecipientKey,
+    Seen,
+    contacts,
+    describe,
+    read_opt_outs,
+    scrub,
+    select,
+)
 from broadcast.send.audience import default_language
 from broadcast.send.fanout import Limits, Outcome, delivery_key
 from broadcast.send.interrupt import NotStarted
@@ -34,7 +44,6 @@ if TYPE_CHECKING:
 
     from broadcast.alert import Alert
     from broadcast.channels.base import Channel
-    from broadcast.prepare.recipients import Recipient
     from broadcast.send.interrupt import Stop
     from broadcast.store import Store
     from broadcast.workspace import Workspace
@@ -42,6 +51,8 @@ if TYPE_CHECKING:
 CHUNK = 500  # rows per queueing transaction and per look-up of a list's rows
 QUEUE_AHEAD = 2  # recipients waiting for a worker, per worker
 YIELD_EVERY = 25  # list rows read between turns of the event loop (a row costs tens of microseconds)
+# What a send reads of a delivery row (recipient fifth: _dispatch keys on it).
+ROW_COLUMNS = "id, alert, channel, language, recipient, recipient_masked, state, attempts, idempotency_key"
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -165,11 +176,6 @@ class Run:
     def path(self) -> Any:
         return self.channel.list_file(self.workspace.root)
 
-    def _select(self, report: ListReport, *, include_opted_out: bool, check: bool = True) -> Iterator[Recipient]:
-        return select(self.path, report, key=self.key, media=self.channel.media, to=tuple(self.selection["to"]),
-                      languages=self.channel.config.languages, default_language=default_language(self.workspace,
-                                                                                         self.channel),
-                      opt_outs=self.opt_outs, include_opted_out=include_opted_out, check=check)
 
     async def go(self) -> list[Outcome] | None:
         channel = self.channel
@@ -208,7 +214,10 @@ class Run:
                "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
                "ON CONFLICT DO NOTHING")
         now, space = isoformat(utcnow()), self.store.key_space(alert)
-        for recipient in self._select(report, include_opted_out=False):
+        language = default_language(self.workspace, self.channel)
+        for recipient in select(self.path, report, key=self.key, media=self.channel.media,
+                                to=tuple(self.selection["to"]), languages=self.channel.config.languages,
+                                default_language=language, opt_outs=self.opt_outs):
             rows.append((alert, name, recipient.language, recipient.key, recipient.masked,
                          delivery_key(alert, name, recipient.language, recipient.key, space), now, now))
             if len(rows) >= CHUNK:
@@ -258,44 +267,49 @@ class Run:
             raise self.error
 
     async def produce(self, queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None]) -> None:
-        """Stream the list again (the log has no numbers or addresses) and match each person to their row."""
-        report = ListReport(self.path)
-        chunk: list[Recipient] = []
-        # Checked when queued: now a number is only normalised, and one that was bad matches no row.
-        for recipient in self._select(report, include_opted_out=True, check=False):
-            if (self.stop and self.stop.requested) or self.error is not None:
-                return
-            chunk.append(recipient)
-            if len(chunk) >= CHUNK:
-                await self._dispatch(chunk, queue)
-                chunk = []
-            elif not len(chunk) % YIELD_EVERY:
-                await asyncio.sleep(0)  # reading the list is CPU work: the answers arriving meanwhile go on
-        await self._dispatch(chunk, queue)
+        """Stream the list again (the log has no numbers or addresses) and match each person to their row by the
+        keyed hash. The list was checked when queued: now a number is only normalised, and the row has the rest."""
+        chunk: list[tuple[int, str, str, str]] = []
+        seen = Seen()
+        try:
+            for count, contact in enumerate(contacts(self.path, key=self.key, media=self.channel.media), 1):
+                if (self.stop and self.stop.requested) or self.error is not None:
+                    return
+                chunk.append(contact)
+                if len(chunk) >= CHUNK:
+                    await self._dispatch(chunk, seen, queue)
+                    chunk = []
+                elif not count % YIELD_EVERY:
+                    await asyncio.sleep(0)  # reading the list is CPU work: the answers arriving meanwhile go on
+            await self._dispatch(chunk, seen, queue)
+        finally:
+            seen.close()
 
-    async def _dispatch(self, chunk: list[Recipient],
+    async def _dispatch(self, chunk: list[tuple[int, str, str, str]], seen: Seen,
                         queue: asyncio.Queue[tuple[dict[str, Any], Recipient] | None]) -> None:
+        """Queue each contact of the chunk met for the first time whose row is still to be sent."""
+        chunk = [contact for contact, first in zip(chunk, seen.first([c[3] for c in chunk]), strict=True) if first]
         if not chunk:
             return
         languages = self.channel.config.languages
         cursor = self.store.conn.execute(
-            f"SELECT * FROM deliveries WHERE alert = ? AND channel = ? AND language IN "
+            f"SELECT {ROW_COLUMNS} FROM deliveries WHERE alert = ? AND channel = ? AND language IN "
             f"({', '.join('?' for _ in languages)}) AND recipient IN ({', '.join('?' for _ in chunk)}) AND state IN "
             f"({', '.join('?' for _ in self.states)})",
-            [self.alert.identifier, self.channel.name, *languages, *(r.key for r in chunk), *self.states])
+            [self.alert.identifier, self.channel.name, *languages, *(c[3] for c in chunk), *self.states])
         names = [d[0] for d in cursor.description]
-        rows = {row["recipient"]: row for row in (dict(zip(names, values, strict=True)) for values in cursor)}
-        for recipient in chunk:
-            row = rows.pop(recipient.key, None)
+        rows = {values[4]: dict(zip(names, values, strict=True)) for values in cursor}
+        for line, medium, contact, digest in chunk:
+            row = rows.pop(digest, None)
             if row is None:
                 continue  # sent already, or not part of this alert
-            if recipient.opted_out:
+            if digest in self.opt_outs:
                 self.journal.record(row, "skipped", "delivery_result", description=f"{self.channel.name}: "
                                     f"{row['recipient_masked']} opted out since the alert was sent",
                                     details={"outcome": "skipped", "reason": "opted out"})
                 self._count(row, "skipped")
                 continue
-            await queue.put((row, recipient))
+            await queue.put((row, Recipient(medium, contact, digest, row["recipient_masked"], row["language"], line)))
 
     async def deliver(self, row: dict[str, Any], recipient: Recipient) -> None:
         """One person: look first where the platform lets us, then send with retries within the deadline."""

@@ -14,6 +14,8 @@ from conftest import VALUES, as_account, only_identifier
 from listkit import CLEAR, ENV, approved, list_workspace, many, notify_channel, twilio_channel
 
 from broadcast.cli import cli
+from broadcast.prepare import recipients
+from broadcast.send import bulk
 from broadcast.store import Store
 
 SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
@@ -113,6 +115,29 @@ def test_notify_rate_limit_429_is_retried_until_everyone_has_it(tmp_path, sandbo
     store = Store.open(root / "broadcast.db")
     retries = [json.loads(e["details"]) for e in store.events() if e["type"] == "retry_scheduled"]
     assert retries and "RateLimitError" in retries[0]["error"] and retries[0]["http_status"] == 429
+
+
+def test_a_number_listed_again_in_the_next_batch_is_sent_one_text(tmp_path, sandbox, env, monkeypatch):
+    # The list is read a batch at a time (hundreds of rows; here ten, and four to check for repeats), and read again
+    # to send. These numbers are listed again at the start of the next batch, written another way, in another group
+    # and language, while their first listing still waits its turn: one request at a time, each answered slowly.
+    monkeypatch.setattr(bulk, "CHUNK", 10)
+    monkeypatch.setattr(recipients, "SEEN_BATCH", 4)
+    header, *rows = many(30).splitlines()
+    again = [f"+44 7400 {100000 + n:06d},others,cy" for n in (8, 9, 0)]
+    root = list_workspace(tmp_path / "ws", [notify_channel(sandbox.url, extra="concurrency = 1\n")],
+                          residents="\n".join([header, *rows[:10], *again, *rows[10:]]) + "\n")
+    approved(root)
+    sandbox.store("notify")["rate_limit"] = None
+    sandbox.fault("notify", latency=0.05, methods=("POST",))
+    result = invoke(root, "warn", "school-closure", *SETS, "--yes")
+    assert result.exit_code == 0, result.output
+    sent = numbers(sandbox, "notify")
+    assert len(sent) == 30 and set(sent.values()) == {1}
+    store = Store.open(root / "broadcast.db")
+    [queued] = [json.loads(e["details"]) for e in store.events() if e["type"] == "recipients_queued"]
+    assert queued["duplicates"] == len(again) and queued["selected"] == queued["people"] == 30
+    assert len(store.deliveries(only_identifier(root / "broadcast.db"), recipients=True)) == 30
 
 
 @pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
