@@ -74,15 +74,19 @@ def render_index(summary: Summary, language: str) -> bytes:
 
     template = _environment().get_template("index.html")
     context = index_context(summary, language)
-    page = utf8(template.render(context, detail=0))
-    room, detail = INDEX_BUDGET - len(page), 0
-    for incident in summary.current:  # an instruction adds exactly its own line, so the page need not be rendered
-        info = _info(incident.latest, language)  # again to know whether it still fits
-        cost = len(utf8(f"<br>{escape(info.instruction)}")) if info and info.instruction else 0
+    costs = []  # an instruction adds exactly its own line: what each adds is known without rendering again
+    for incident in summary.current:
+        info = _info(incident.latest, language)
+        costs.append(len(utf8(f"<br>{escape(info.instruction)}")) if info and info.instruction else 0)
+    page = utf8(template.render(context, detail=len(costs)))  # usually all fit: one render
+    if len(page) <= INDEX_BUDGET:
+        return page
+    room, detail = INDEX_BUDGET - (len(page) - sum(costs)), 0
+    for cost in costs:  # the most severe first
         if cost > room:
             break
         room, detail = room - cost, detail + 1
-    return utf8(template.render(context, detail=detail)) if detail else page
+    return utf8(template.render(context, detail=detail))
 
 
 def render_incident(summary: Summary, incident: Incident, language: str) -> bytes:

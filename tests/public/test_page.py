@@ -11,6 +11,7 @@ from sitekit import T0, MemoryStore, hostile_alert, incident_row, make_alert, po
 from test_cap import TEXT
 
 from broadcast.errors import ConfigError
+from broadcast.public import page
 from broadcast.public.pageconfig import page_settings
 from broadcast.public.site import build_site
 from broadcast.store import Store
@@ -155,6 +156,37 @@ def test_the_index_fits_14000_bytes_with_20_open_incidents(example, store):
     # The most severe keep their instructions when not all of them fit.
     first = html(site.files["index.html"]).find_class("list")[0][0]
     assert "Leave now." in text(first) or "Act now." in text(first)
+
+
+def index_rendered_twice(summary, language):
+    """The index as it was made before one render was enough when every instruction fits: rendered without them,
+    then again with as many as fit, most severe first (the oracle)."""
+    from markupsafe import escape
+
+    template = page._environment().get_template("index.html")
+    context = page.index_context(summary, language)
+    made = page.utf8(template.render(context, detail=0))
+    room, detail = page.INDEX_BUDGET - len(made), 0
+    for incident in summary.current:
+        info = page._info(incident.latest, language)
+        cost = len(page.utf8(f"<br>{escape(info.instruction)}")) if info and info.instruction else 0
+        if cost > room:
+            break
+        room, detail = room - cost, detail + 1
+    return page.utf8(template.render(context, detail=detail)) if detail else made
+
+
+@pytest.mark.parametrize("incidents", [1, 4, 40])
+def test_the_index_keeps_the_instructions_that_fit_as_the_oracle_does(example, store, incidents):
+    now = populate(example, store, incidents=incidents, updates=2)
+    summary = build_site(example, store, now=now).summary
+    for language in example.languages:
+        made = page.render_index(summary, language)
+        assert made == index_rendered_twice(summary, language)
+        assert len(made) <= page.INDEX_BUDGET
+        bare = page._environment().get_template("index.html").render(page.index_context(summary, language), detail=0)
+        shown = made.count(b"<br>") - bare.count("<br>")  # the instructions' lines
+        assert (shown == incidents) == (incidents < 40), shown  # all fit at 1 and 4; not at 40
 
 
 def test_the_about_line_says_who_publishes_how_often_it_is_checked_and_the_licence(workspace_dir, store):
