@@ -49,7 +49,7 @@ def isoformat(moment: datetime) -> str:
     """Write an instant as UTC ISO 8601 with milliseconds and a Z, the one form stored."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: give a time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 _QUOTE = json.encoder.encode_basestring  # how json.dumps spells a str with ensure_ascii=False

@@ -1,12 +1,15 @@
 """The log, on both stores: a SQLite file, and a real PostgreSQL server (tests/pgkit.py starts one)."""
 
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from conftest import make_alert
+from hypothesis import given
+from hypothesis import strategies as st
 
 from broadcast.prepare.templates import find_template
-from broadcast.store import GENESIS, Store, canonical_json, event_hash
+from broadcast.store import GENESIS, Store, canonical_json, event_hash, isoformat
 
 pytest_plugins = ("pgkit",)  # postgres_url: an empty database on a throw-away server
 
@@ -239,3 +242,19 @@ def test_coordinates_are_plain_decimals():
 
     assert [degrees(v) for v in (0.00001, -3.4, 52.05, 0.0, -0.0000001, 1.23456789)] == [
         "0.00001", "-3.4", "52.05", "0", "0", "1.234568"]
+
+
+ZONES = [UTC, timezone(timedelta(hours=13)), timezone(timedelta(hours=-9, minutes=-30))]
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from(ZONES)))
+def test_an_instant_is_stored_as_utc_with_milliseconds_and_a_z(moment):
+    stored = isoformat(moment)
+    assert stored == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # the form always stored
+    assert datetime.fromisoformat(stored) == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def test_a_time_without_a_zone_is_refused():
+    with pytest.raises(ValueError, match="naive datetime"):
+        isoformat(datetime(2026, 11, 23, 6))
