@@ -610,9 +610,11 @@ class Store:
         return [text for (text,) in self.conn.execute(f"SELECT alert FROM alerts{where} ORDER BY rowid", params)]
 
     def add_deliveries(self, alert: str, rows: list[dict[str, Any]], *, actor: str) -> None:
-        """Write delivery rows as pending before the first byte goes out; rows already there are kept."""
+        """Write delivery rows as pending before the first byte goes out; rows already there are kept. Each new row
+        of a channel (not a list's person) is logged as queued, in one append after them."""
         now = isoformat(utcnow())
         with self.transaction():
+            incident, queued = self.incident_of(alert), []
             for row in rows:
                 cursor = self.conn.execute(
                     "INSERT INTO deliveries (alert, channel, language, recipient, recipient_masked, state, attempts, "
@@ -622,9 +624,10 @@ class Store:
                      row.get("recipient_masked"), row["idempotency_key"], now, now],
                 )
                 if cursor.rowcount and not row.get("recipient"):
-                    self.append_event("delivery_queued", phase="warn", actor=actor, alert=alert, channel=row["channel"],
-                                      incident=self.incident_of(alert),
-                                      details={"language": row.get("language", ""), "key": row["idempotency_key"]})
+                    queued.append({"type": "delivery_queued", "phase": "warn", "actor": actor, "alert": alert,
+                                   "channel": row["channel"], "incident": incident,
+                                   "details": {"language": row.get("language", ""), "key": row["idempotency_key"]}})
+            self.append_events(queued)
 
     def deliveries(self, alert: str, states: tuple[str, ...] = (), *,
                    recipients: bool | None = None) -> list[dict[str, Any]]:
