@@ -1,10 +1,11 @@
 import shutil
+from datetime import UTC, datetime
 
 import pytest
 
 from broadcast.errors import ConfigError
 from broadcast.prepare.templates import find_template
-from broadcast.workspace import Workspace, find_root
+from broadcast.workspace import Workspace, find_root, read_toml
 
 
 def write_config(root, text):
@@ -111,3 +112,21 @@ def test_a_channel_file_linked_within_the_workspace_is_used(workspace_dir):
                                                          encoding="utf-8")
     (workspace_dir / "channels" / "hook.toml").symlink_to(workspace_dir / "shared" / "hook.toml")
     assert Workspace(workspace_dir).channels["hook"].kind == "webhook"
+
+
+def test_a_toml_file_read_again_is_a_fresh_copy_and_an_edit_is_seen(tmp_path):
+    path = tmp_path / "channel.toml"
+    path.write_text('kind = "webhook"\nwhen = 2026-11-23T06:00:00Z\n[settings]\nurl = "https://a.example"\n'
+                    'tags = ["x"]\n', encoding="utf-8")
+    first = read_toml(path)
+    first["settings"]["url"] = "changed by a caller"
+    first["settings"]["tags"].append("y")
+    again = read_toml(path)
+    assert again == {"kind": "webhook", "when": datetime(2026, 11, 23, 6, tzinfo=UTC),
+                     "settings": {"url": "https://a.example", "tags": ["x"]}}
+    path.write_text('kind = "webhook"\n[settings]\nurl = "https://b.example"\n', encoding="utf-8")
+    assert read_toml(path)["settings"] == {"url": "https://b.example"}
+    path.write_text('kind = "webhook"\n[settings\n', encoding="utf-8")
+    for _ in range(2):  # a broken file is refused every time it is read
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            read_toml(path)
