@@ -13,10 +13,12 @@ same way. Like httpx with a transport of its own, it uses no proxy.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import select
+import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -55,14 +57,18 @@ class Connection:
         self.idle_since = 0.0
 
     @classmethod
-    async def open(cls, origin: Origin, timeout: float | None) -> Connection:
+    async def open(cls, origin: Origin, timeout: float | None,
+                   address: Callable[[str, int], Awaitable[str | None]]) -> Connection:
+        """Connect to the origin: straight to its one address when it has one, else racing its addresses (Happy
+        Eyeballs, RFC 8305, as asyncio does it)."""
         scheme, host, port = origin
         secure = scheme == "https"
         try:
-            async with asyncio.timeout(timeout):  # the TLS handshake included, as in httpcore
+            async with asyncio.timeout(timeout):  # the look-up and the TLS handshake included, as in httpcore
+                only = await address(host, port)
                 reader, writer = await asyncio.open_connection(
-                    host, port, limit=READ_SIZE, happy_eyeballs_delay=0.25, ssl=tls_context() if secure else None,
-                    server_hostname=host if secure else None)
+                    only or host, port, limit=READ_SIZE, happy_eyeballs_delay=None if only else 0.25,
+                    ssl=tls_context() if secure else None, server_hostname=host if secure else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
         except OSError as exc:  # refused, unreachable, no such host, a certificate not trusted (ssl.SSLError)
@@ -194,6 +200,7 @@ class Transport(httpx.AsyncBaseTransport):
         self.slots = asyncio.Semaphore(self.connections)
         self.idle: dict[Origin, list[Connection]] = {}
         self.idle_count = 0
+        self.addresses: dict[str, str | None] = {}  # host -> its one address, or None when it has several
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -215,7 +222,7 @@ class Transport(httpx.AsyncBaseTransport):
         connection: Connection | None = None
         try:
             origin = (url.scheme, url.host, url.port or PORTS[url.scheme])
-            connection = self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"))
+            connection = self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"), self._address)
             head = await connection.send(request, timeouts)
         except BaseException:
             if connection:
@@ -225,6 +232,19 @@ class Transport(httpx.AsyncBaseTransport):
         return httpx.Response(head.status_code, headers=head.headers.raw_items(),
                               stream=Body(self, connection, timeouts.get("read")),
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
+
+    async def _address(self, host: str, port: int) -> str | None:
+        """The one address `host` stands for, or None when it has several, to be raced. An IP address is its own; a
+        name is looked up once for the transport's life (one send), not once per connection. With a single address
+        there is nothing to race, and asyncio's race would still cost a task and its futures for every connection."""
+        if host not in self.addresses:
+            try:
+                self.addresses[host] = str(ipaddress.ip_address(host))
+            except ValueError:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                found = {str(info[4][0]) for info in infos}
+                self.addresses[host] = found.pop() if len(found) == 1 else None
+        return self.addresses[host]
 
     def _reuse(self, origin: Origin) -> Connection | None:
         idle, now = self.idle.get(origin), time.monotonic()

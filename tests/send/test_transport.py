@@ -303,6 +303,65 @@ def test_an_address_that_cannot_be_used_is_said_before_any_connection(url):
     assert not classify("hook", caught.value).unknown_outcome
 
 
+def looked_up(monkeypatch, addresses: dict[str, list[tuple[str, int]]]) -> list[str]:
+    """Names resolve to the given (address, port)s, and nothing else resolves; returns the names asked, in order."""
+    asked: list[str] = []
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        asked.append(host)
+        if host not in addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "no such host here")
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", found) for found in addresses[host]]
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_a_name_is_looked_up_once_for_all_its_connections_and_an_address_not_at_all(serve, monkeypatch):
+    def slow(request: h11.Request, body: bytes) -> object:
+        time.sleep(0.05)
+        return ok(request, body)
+
+    server = serve(slow)
+    port = server.server_address[1]
+    asked = looked_up(monkeypatch, {"alerts.test": [("127.0.0.1", port)]})
+
+    async def twelve(client: httpx.AsyncClient) -> list[str]:
+        answers = await asyncio.gather(*(client.post(f"http://alerts.test:{port}/hooks/{i}", content=b"x")
+                                         for i in range(8)),
+                                       *(client.post(f"{server.url}/hooks/{i}", content=b"y") for i in range(8, 12)))
+        return [a.text for a in answers]
+
+    assert run(twelve) == [f"got POST /hooks/{i} x" for i in range(8)] + [f"got POST /hooks/{i} y"
+                                                                           for i in range(8, 12)]
+    assert asked == ["alerts.test"] and server.connections >= 4  # once, for four connections at once and more
+    hosts = {raw.lower().split(b"\r\nhost: ")[1].split(b"\r\n")[0] for raw in server.raw}
+    assert hosts == {f"alerts.test:{port}".encode(), f"127.0.0.1:{port}".encode()}  # each named as asked
+
+
+def test_a_name_with_several_addresses_is_raced_and_one_that_answers_is_used(serve, monkeypatch):
+    server = serve()  # on 127.0.0.1 only: 127.0.0.2 is loopback too, and nothing listens there
+    port = server.server_address[1]
+    asked = looked_up(monkeypatch, {"alerts.test": [("127.0.0.2", port), ("127.0.0.1", port)]})
+
+    async def post(client: httpx.AsyncClient) -> str:
+        return (await client.post(f"http://alerts.test:{port}/hooks/1", content=b"x")).text
+
+    assert run(post) == "got POST /hooks/1 x"
+    assert asked == ["alerts.test", "alerts.test"]  # ours, then asyncio's own for the race
+
+
+def test_a_name_that_does_not_resolve_is_a_connect_error_and_nothing_went(monkeypatch):
+    looked_up(monkeypatch, {})
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post("http://nowhere.test/hooks/1", content=b"x")
+
+    with pytest.raises(httpx.ConnectError) as caught:
+        run(post)
+    assert not classify("hook", caught.value).unknown_outcome
+
+
 def test_requests_waiting_for_a_connection_give_up_at_the_pool_timeout(serve):
     server = serve(lambda request, body: "stall")
 
