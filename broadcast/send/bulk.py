@@ -176,7 +176,6 @@ class Run:
     def path(self) -> Any:
         return self.channel.list_file(self.workspace.root)
 
-
     async def go(self) -> list[Outcome] | None:
         channel = self.channel
         if self.selection.get("key") != self.key.fingerprint():
