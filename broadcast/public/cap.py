@@ -159,10 +159,9 @@ def escape_text(value: str) -> str:
 
 
 def escape_attribute(value: str) -> str:
-    """An attribute's value (in double quotes), escaped as libxml2 escapes it. Where lxml would refuse a character
-    XML cannot hold, it is dropped, as from text."""
-    return (xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-            .replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#9;"))
+    """An attribute's value (in double quotes), escaped as libxml2 escapes it: as text, and the quote, line feed and
+    tab too, which an attribute would otherwise lose or end at."""
+    return escape_text(value).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
 
 
 def _wrap(out: list[str], indent: str, tag: str, children: list[str]) -> None:
