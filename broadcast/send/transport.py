@@ -1,19 +1,23 @@
 """The process's HTTP plumbing for sending: one TLS context, built only when an https request needs it, and an
-httpx transport that speaks HTTP/1.1 through h11 straight over asyncio's streams.
+httpx transport that speaks HTTP/1.1 straight over asyncio's streams, each answer read by llhttp (through httptools,
+the parser under uvicorn and Node's http).
 
 httpx's own transport goes through httpcore and anyio: a cancel scope, a sniffio look-up and a lock for every read
 and write, and a pool that re-scans every connection for every queued request (encode/httpcore#1035). For a
-fan-out that is most of its CPU, and importing them is a tenth of a fresh warning's start. This transport keeps what
-the fan-out relies on from httpcore: h11 frames every request and response (the bytes on the wire are the same,
-tests/send/test_transport.py compares them), a connection is reused only while it is idle and open, and every
-failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads what may have gone the
-same way. Like httpx with a transport of its own, it uses no proxy.
+fan-out that is most of its CPU, and importing them is a tenth of a fresh warning's start. h11, which frames HTTP
+for httpcore, builds and checks an event object for every part of every message in Python: a third of this
+transport's CPU, where llhttp parses an answer in C. This transport keeps what the fan-out relies on from httpcore:
+the bytes of a request are h11's (tests/send/test_transport.py compares them with httpcore's), every header is
+checked as h11 checks it before anything is written, a connection is reused only while it is idle, open and fully
+read, and every failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads what may
+have gone the same way. Like httpx with a transport of its own, it uses no proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -22,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
-import h11
+import httptools
 import httpx
 
 if TYPE_CHECKING:
@@ -34,6 +38,13 @@ USER_AGENT = "broadcast/{version} (public warning and informing)"
 KEEPALIVE = 5.0  # seconds an idle connection is kept for reuse, as httpx's default
 READ_SIZE = 65536
 PORTS = {"http": 80, "https": 443}
+MAX_HEAD = 65536  # bytes an answer may take before its head is complete (h11 allows 16 KiB)
+
+# What h11 allows in a request's head (RFC 9110 5.1, 5.5 and 9.1; RFC 9112 3.2): a method and a header's name are
+# tokens; a target has no white space; a value has no control character but tab, and no white space at either end.
+TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+TARGET = re.compile(rb"[^\x00\s]+")
+VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 
 
 @cache
@@ -48,12 +59,103 @@ def tls_context() -> ssl.SSLContext:
 Origin = tuple[str, str, int]
 
 
+def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
+    """The head of a request as h11 writes it (Host first, each header as given), with how its body is framed: the
+    length it declares, or chunked. Anything h11 would refuse is refused here, before a byte is written."""
+    if not TOKEN.fullmatch(method):
+        raise httpx.LocalProtocolError(f"Illegal method characters {method!r}")
+    if not TARGET.fullmatch(target):
+        raise httpx.LocalProtocolError(f"Illegal target characters {target!r}")
+    hosts, others = [], []
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        if not TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError(f"Illegal header name {name!r}")
+        if not VALUE.fullmatch(value):
+            raise httpx.LocalProtocolError(f"Illegal header value {value!r}")
+        lowered = name.lower()
+        if lowered == b"host":
+            hosts.append(b"%s: %s\r\n" % (name, value))
+            continue
+        if lowered == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise httpx.LocalProtocolError(f"conflicting or bad Content-Length {value!r}")
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            if chunked or value.lower() != b"chunked":
+                raise httpx.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+            chunked = True
+        others.append(b"%s: %s\r\n" % (name, value))
+    if not hosts:
+        raise httpx.LocalProtocolError("Missing mandatory Host: header")
+    if chunked and length is not None:
+        raise httpx.LocalProtocolError("Content-Length and Transfer-Encoding: chunked together")
+    return b"".join([b"%s %s HTTP/1.1\r\n" % (method, target), *hosts, *others, b"\r\n"]), length, chunked
+
+
+class Answer:
+    """One answer as llhttp reads it: httptools calls these methods as its bytes arrive. An informational answer
+    (100 Continue) is passed over; bytes after the answer spoil the connection for reuse."""
+
+    def __init__(self, *, head_only: bool = False):
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_only = head_only  # the answer to HEAD: a head and no body, whatever its Content-Length says
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head = False  # the final head is read
+        self.until_close = False  # its body runs until the server closes the connection (no length, not chunked)
+        self.chunks: list[bytes] = []
+        self.complete = False
+        self.keep_alive = False  # neither side asked to close (llhttp knows only until the answer is complete)
+        self.spoiled = False  # the server sent more than this answer
+        self.size = 0  # bytes read while the head was incomplete
+
+    def on_message_begin(self) -> None:
+        if self.head:
+            self.spoiled = True
+        else:
+            self.headers, self.reason = [], b""
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.head:
+            self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.head:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if self.head or status < 200:
+            return
+        self.status, self.head = status, True
+        if self.head_only or status in (204, 304):
+            self.complete = True
+            return
+        framing = {name.lower(): value for name, value in self.headers
+                   if name.lower() in (b"content-length", b"transfer-encoding")}
+        coding = framing.get(b"transfer-encoding")
+        self.until_close = (b"content-length" not in framing if coding is None
+                            else not coding.lower().rstrip().endswith(b"chunked"))
+
+    def on_body(self, body: bytes) -> None:
+        if self.head and not self.spoiled:
+            self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.head and not self.spoiled:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+
 class Connection:
-    """One HTTP/1.1 connection: h11's state machine over an asyncio stream."""
+    """One HTTP/1.1 connection over an asyncio stream, one exchange at a time."""
 
     def __init__(self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.origin, self.reader, self.writer = origin, reader, writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.answer: Answer | None = None  # the answer of the exchange in progress; None while idle
         self.idle_since = 0.0
 
     @classmethod
@@ -79,7 +181,7 @@ class Connection:
         """Idle, open and fresh: a connection the server may have closed is never sent a request. The socket itself
         is asked too, as httpcore asks it: an idle connection with anything to read (the server's close, which the
         event loop may not have read yet, or bytes it should never have sent) is not reused."""
-        if (self.h11.our_state is not h11.IDLE or now - self.idle_since >= KEEPALIVE or self.reader.at_eof()
+        if (self.answer is not None or now - self.idle_since >= KEEPALIVE or self.reader.at_eof()
                 or self.writer.is_closing()):
             return False
         sock = self.writer.get_extra_info("socket")
@@ -89,8 +191,9 @@ class Connection:
         poller.register(sock.fileno(), select.POLLIN)
         return not poller.poll(0)
 
-    async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> h11.Response:
+    async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> Answer:
         """Write the request and read the head of its answer."""
+        self.answer = Answer(head_only=request.method == "HEAD")
         try:
             await self._write(request, timeouts.get("write"))
         except httpx.WriteError:
@@ -105,66 +208,78 @@ class Connection:
 
     async def _write(self, request: httpx.Request, timeout: float | None) -> None:
         url = request.url
-        head = self.h11.send(h11.Request(method=request.method, target=url.raw_path, headers=request.headers.raw))
-        parts = [head] if head else []
+        head, length, chunked = request_head(request.method.encode("ascii"), url.raw_path, request.headers.raw)
+        parts = [head]
+        written = 0
         try:
             async with asyncio.timeout(timeout):
                 async for chunk in request.stream:  # type: ignore[union-attr]
                     if not chunk:
                         continue
-                    parts.append(self.h11.send(h11.Data(data=chunk)) or b"")
+                    written += len(chunk)
+                    if length is not None and written > length:
+                        raise httpx.LocalProtocolError("Too much data for declared Content-Length")
+                    if length is None and not chunked:
+                        raise httpx.LocalProtocolError("Too much data for declared Content-Length")
+                    parts.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                     if len(parts) > 16:
                         self.writer.write(b"".join(parts))
                         parts.clear()
                         await self.writer.drain()
-                parts.append(self.h11.send(h11.EndOfMessage()) or b"")
+                if length is not None and written != length:
+                    raise httpx.LocalProtocolError("Too little data for declared Content-Length")
+                if chunked:
+                    parts.append(b"0\r\n\r\n")
                 self.writer.write(b"".join(parts))
                 await self.writer.drain()
         except TimeoutError:
             raise httpx.WriteTimeout(f"could not write to {url.host} within {timeout} s") from None
         except OSError as exc:
             raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
-        except h11.LocalProtocolError as exc:
-            raise httpx.LocalProtocolError(str(exc)) from exc
 
-    async def _head(self, timeout: float | None) -> h11.Response:
-        while True:
-            event = await self.next_event(timeout)
-            if isinstance(event, h11.Response):
-                return event
-            # an InformationalResponse (100 Continue) is passed over; the final answer follows
+    async def _head(self, timeout: float | None) -> Answer:
+        answer = self.answer
+        assert answer is not None
+        while not answer.head:
+            await self.read(timeout)
+        return answer
 
-    async def next_event(self, timeout: float | None) -> h11.Event:
-        """The next event of the answer, reading as needed; a server that hangs up mid-answer is a protocol error."""
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is h11.NEED_DATA:
-                try:
-                    async with asyncio.timeout(timeout):
-                        data = await self.reader.read(READ_SIZE)
-                except TimeoutError:
-                    raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
-                except OSError as exc:
-                    raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-                try:
-                    self.h11.receive_data(data)
-                except h11.RemoteProtocolError as exc:
-                    raise httpx.RemoteProtocolError(str(exc)) from exc
-                continue
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-            return event  # type: ignore[return-value]
+    async def read(self, timeout: float | None) -> None:
+        """Read what the server sent next and give it to the parser. The server closing the connection ends an
+        answer that runs until it does; before the end of any other, it is a protocol error."""
+        answer = self.answer
+        assert answer is not None
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
+        except OSError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        if not data:
+            if answer.until_close:
+                answer.complete = True
+                return
+            raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+        if not answer.head:
+            answer.size += len(data)
+            if answer.size > MAX_HEAD:
+                    raise httpx.RemoteProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes")
+        try:
+            answer.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise httpx.RemoteProtocolError("the server switched protocols, which was not asked of it") from None
+        except httptools.HttpParserError as exc:
+            raise httpx.RemoteProtocolError(f"the answer is not HTTP/1.1: {exc}") from exc
 
     def reusable(self) -> bool:
         """After an answer read to its end: ready for the next request, unless either side asked to close."""
-        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
-            self.h11.start_next_cycle()
-            self.idle_since = time.monotonic()
-            return True
-        return False
+        answer = self.answer
+        if answer is None or not answer.complete or answer.spoiled or not answer.keep_alive:
+            return False
+        self.answer = None
+        self.idle_since = time.monotonic()
+        return True
 
     def close(self) -> None:
         self.writer.close()
@@ -178,12 +293,17 @@ class Body(httpx.AsyncByteStream):
         self.complete = self.closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while not self.complete:
-            event = await self.connection.next_event(self.timeout)
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+        answer = self.connection.answer
+        assert answer is not None
+        while True:
+            if answer.chunks:
+                chunks, answer.chunks = answer.chunks, []
+                for chunk in chunks:
+                    yield chunk
+            if answer.complete:
                 self.complete = True
+                return
+            await self.connection.read(self.timeout)
 
     async def aclose(self) -> None:
         if not self.closed:
@@ -229,8 +349,7 @@ class Transport(httpx.AsyncBaseTransport):
                 connection.close()
             self.slots.release()
             raise
-        return httpx.Response(head.status_code, headers=head.headers.raw_items(),
-                              stream=Body(self, connection, timeouts.get("read")),
+        return httpx.Response(head.status, headers=head.headers, stream=Body(self, connection, timeouts.get("read")),
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
 
     async def _address(self, host: str, port: int) -> str | None:

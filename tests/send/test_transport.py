@@ -460,3 +460,158 @@ def test_a_hang_up_the_event_loop_has_not_yet_seen_still_keeps_the_connection_fr
 
     assert run(two) == [200, 200]
     assert len(server.requests) == 2 and server.connections == 2
+
+
+# -- answers as servers really send them, byte for byte ---------------------------------------------------------
+class Scripted:
+    """A server on a real socket that answers each request it reads with the next bytes of `answers`, closing the
+    connection after an answer marked "close"; it records each request's head and the connections opened."""
+
+    def __init__(self, *answers: bytes | tuple[bytes, str]):
+        self.answers = list(answers)
+        self.heads: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock:
+            buffered = b""
+            while self.answers:
+                while b"\r\n\r\n" not in buffered:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffered += data
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(buffered) < length:
+                    buffered += sock.recv(65536)
+                buffered = buffered[length:]
+                self.heads.append(head)
+                answer = self.answers.pop(0)
+                data, then = answer if isinstance(answer, tuple) else (answer, "")
+                sock.sendall(data)
+                if then == "close":
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def scripted():
+    servers: list[Scripted] = []
+
+    def start(*answers: bytes | tuple[bytes, str]) -> Scripted:
+        servers.append(Scripted(*answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def get_each(url: str, paths: list[str], method: str = "GET") -> list[httpx.Response]:
+    async def each(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.request(method if i == 0 else "GET", url + path) for i, path in enumerate(paths)]
+
+    return run(each)
+
+
+def test_an_answer_that_runs_until_the_server_closes_is_read_whole_and_its_connection_not_reused(scripted):
+    server = scripted((b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it, and the rest", "close"),
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+    first, second = get_each(server.url, ["/a", "/b"])
+    assert (first.status_code, first.text, second.text) == (200, "all of it, and the rest", "next")
+    assert server.connections == 2
+
+
+def test_an_informational_answer_is_passed_over_for_the_final_one(scripted):
+    server = scripted(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\ncreated",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    first, second = get_each(server.url, ["/a", "/b"])
+    assert (first.status_code, first.text, first.reason_phrase, second.text) == (201, "created", "Created", "ok")
+    assert server.connections == 1
+
+
+def test_an_answer_with_no_content_has_no_body_and_its_connection_is_reused(scripted):
+    server = scripted(b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n", b"HTTP/1.1 304 Not Modified\r\n\r\n",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    answers = get_each(server.url, ["/a", "/b", "/c"])
+    assert [(a.status_code, a.content) for a in answers] == [(204, b""), (304, b""), (200, b"ok")]
+    assert server.connections == 1
+
+
+def test_the_answer_to_head_has_no_body_whatever_its_length_says(scripted):
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    first, second = get_each(server.url, ["/a", "/b"], method="HEAD")
+    assert (first.headers["content-length"], first.content, second.text) == ("5", b"", "ok")
+    assert server.connections == 2  # not reused: a server that sent the five bytes after all would be misread
+
+
+def test_bytes_after_an_answer_keep_its_connection_from_reuse(scripted):
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+    first, second = get_each(server.url, ["/a", "/b"])
+    assert (first.text, second.text) == ("ok", "fresh")
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("answer", "said"), [
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "not HTTP/1.1"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "complete response"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000, "longer than"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", "not HTTP/1.1"),
+])
+def test_an_answer_that_is_not_good_http_is_a_protocol_error_after_the_request_went(scripted, answer, said):
+    server = scripted((answer, "close"))
+    with pytest.raises(httpx.RemoteProtocolError, match=said) as caught:
+        get_each(server.url, ["/hooks/1"])
+    assert classify("hook", caught.value).unknown_outcome  # it arrived: a retry could post twice
+    assert len(server.heads) == 1
+
+
+@pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "one\ntwo"}, {"x note": "a"},
+                                     {"x-note": " padded"}, {"x-note": "nul\x00"}])
+def test_a_header_that_would_change_the_request_is_refused_before_a_byte_is_written(scripted, headers):
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"{server.url}/hooks/1", content=b"x", headers=headers)
+
+    with pytest.raises(httpx.LocalProtocolError):
+        run(post)
+    time.sleep(0.05)
+    assert server.heads == []
+
+
+def test_a_body_of_unknown_length_goes_chunked_as_httpcore_sends_it(serve):
+    server = serve()
+
+    async def post(client: httpx.AsyncClient) -> str:
+        async def pieces():
+            for piece in (b"first, ", b"", b"second"):
+                yield piece
+
+        return (await client.post(f"{server.url}/stream", content=pieces())).text
+
+    ours = run(post)
+    ours_raw, server.raw[:] = list(server.raw), []
+    agent = {"user-agent": http_client().headers["user-agent"]}
+    theirs = run(post, client=httpx.AsyncClient(timeout=2.0, headers=agent))
+    assert ours == theirs == "got POST /stream first, second"
+    assert b"transfer-encoding: chunked" in ours_raw[0].lower() and ours_raw == server.raw
