@@ -123,6 +123,10 @@ def classify(name: str, exc: BaseException) -> ChannelError:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | aiohttp.ClientConnectorError):
         return ChannelError(f"{name}: cannot connect: {mask(str(exc)) or said}", transient=True,
                             hint="check the network and the platform's status page")
+    if isinstance(exc, httpx.LocalProtocolError):  # refused here, before the request could have been acted on
+        return ChannelError(f"{name}: the request cannot be sent as it stands: {mask(str(exc))}", transient=False,
+                            hint=f"a setting in channels/{name}.toml (or the environment variable it names) or a "
+                                 "template's text put it there")
     if isinstance(exc, httpx.TransportError | aiohttp.ClientError | TimeoutError):
         return ChannelError(f"{name}: no complete answer ({said})", transient=True, unknown_outcome=True)
     if isinstance(exc, ValueError | KeyError | TypeError):  # an answer we cannot read (an HTML page, cut-off JSON)

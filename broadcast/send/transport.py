@@ -1,6 +1,6 @@
 """The process's HTTP plumbing for sending: one TLS context, built only when an https request needs it, and an
-httpx transport that speaks HTTP/1.1 straight over asyncio's streams, each answer read by llhttp (through httptools,
-the parser under uvicorn and Node's http).
+httpx transport that speaks HTTP/1.1 straight over asyncio's sockets, each answer parsed by llhttp (through httptools,
+the parser under uvicorn and Node's http) as its bytes arrive.
 
 httpx's own transport goes through httpcore and anyio: a cancel scope, a sniffio look-up and a lock for every read
 and write, and a pool that re-scans every connection for every queued request (encode/httpcore#1035). For a
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 USER_AGENT = "broadcast/{version} (public warning and informing)"
 KEEPALIVE = 5.0  # seconds an idle connection is kept for reuse, as httpx's default
-READ_SIZE = 65536
+BUFFERED = 262144  # bytes of a long body parsed ahead of its reader before reading pauses
 PORTS = {"http": 80, "https": 443}
 MAX_HEAD = 65536  # bytes an answer may take before its head is complete (h11 allows 16 KiB)
 
@@ -63,24 +63,26 @@ def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
     """The head of a request as h11 writes it (Host first, each header as given), with how its body is framed: the
     length it declares, or chunked. Anything h11 would refuse is refused here, before a byte is written."""
     if not TOKEN.fullmatch(method):
-        raise httpx.LocalProtocolError(f"Illegal method characters {method!r}")
+        raise httpx.LocalProtocolError(f"the method {method[:20]!r} is not a token")
     if not TARGET.fullmatch(target):
-        raise httpx.LocalProtocolError(f"Illegal target characters {target!r}")
+        raise httpx.LocalProtocolError("the address's path has white space or a NUL in it")  # it may hold a token
     hosts, others = [], []
     length: int | None = None
     chunked = False
     for name, value in headers:
         if not TOKEN.fullmatch(name):
-            raise httpx.LocalProtocolError(f"Illegal header name {name!r}")
+            raise httpx.LocalProtocolError(f"the header name {name[:40]!r} is not a token")
         if not VALUE.fullmatch(value):
-            raise httpx.LocalProtocolError(f"Illegal header value {value!r}")
+            raise httpx.LocalProtocolError(  # its value is not said: it may be a secret
+                f"the value of the header {name.decode('ascii')!r} has a line break, a control character, or space "
+                "at either end")
         lowered = name.lower()
         if lowered == b"host":
             hosts.append(b"%s: %s\r\n" % (name, value))
             continue
         if lowered == b"content-length":
             if not value.isdigit() or (length is not None and int(value) != length):
-                raise httpx.LocalProtocolError(f"conflicting or bad Content-Length {value!r}")
+                raise httpx.LocalProtocolError(f"conflicting or bad Content-Length {value[:20]!r}")
             length = int(value)
         elif lowered == b"transfer-encoding":
             if chunked or value.lower() != b"chunked":
@@ -150,13 +152,23 @@ class Answer:
             self.keep_alive = self.parser.should_keep_alive()
 
 
-class Connection:
-    """One HTTP/1.1 connection over an asyncio stream, one exchange at a time."""
+class Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection, one exchange at a time. Its answer is parsed as the bytes arrive, in the event loop's
+    own callback, and the request's coroutine is woken once: when the head is in (and, for a long body, as each
+    piece comes)."""
 
-    def __init__(self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.origin, self.reader, self.writer = origin, reader, writer
+    def __init__(self, origin: Origin):
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
         self.answer: Answer | None = None  # the answer of the exchange in progress; None while idle
         self.idle_since = 0.0
+        self.lost = False  # the connection is closed, by either side
+        self.spoiled = False  # the server sent something while no request was waiting for it
+        self.error: httpx.TransportError | None = None  # what the reading found wrong, for the waiting request
+        self.waiter: asyncio.Future[None] | None = None  # the request waiting for more of its answer
+        self.writable: asyncio.Future[None] | None = None  # the request waiting for the socket to take more
+        self.buffered = 0  # bytes of body parsed but not yet taken by the reader
+        self.paused = False
 
     @classmethod
     async def open(cls, origin: Origin, timeout: float | None,
@@ -168,23 +180,89 @@ class Connection:
         try:
             async with asyncio.timeout(timeout):  # the look-up and the TLS handshake included, as in httpcore
                 only = await address(host, port)
-                reader, writer = await asyncio.open_connection(
-                    only or host, port, limit=READ_SIZE, happy_eyeballs_delay=None if only else 0.25,
+                _, connection = await asyncio.get_running_loop().create_connection(
+                    lambda: cls(origin), only or host, port, happy_eyeballs_delay=None if only else 0.25,
                     ssl=tls_context() if secure else None, server_hostname=host if secure else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
         except OSError as exc:  # refused, unreachable, no such host, a certificate not trusted (ssl.SSLError)
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-        return cls(origin, reader, writer)
+        return connection
 
+    # -- asyncio's side ------------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        answer = self.answer
+        if answer is None or self.error is not None:
+            self.spoiled = True
+            return
+        try:
+            answer.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(httpx.RemoteProtocolError("the server switched protocols, which was not asked of it"))
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"the answer is not HTTP/1.1: {exc}"))
+            return
+        if not answer.head:
+            answer.size += len(data)
+            if answer.size > MAX_HEAD:
+                self._fail(httpx.RemoteProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes"))
+            return
+        if answer.chunks:
+            self.buffered += len(data)
+            if self.buffered > BUFFERED and not self.paused and self.transport is not None:
+                self.paused = True  # a long body is read no faster than it is taken
+                self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself, and connection_lost says what that means
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        answer = self.answer
+        if answer is not None and not answer.complete and self.error is None:
+            if answer.head and answer.until_close:
+                answer.complete = True
+            elif exc is not None:
+                self.error = httpx.ReadError(str(exc) or type(exc).__name__)
+            else:
+                self.error = httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+        self._wake()
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
+
+    def _fail(self, error: httpx.TransportError) -> None:
+        self.error = error
+        self._wake()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    # -- the request's side --------------------------------------------------------------------------------------
     def usable(self, now: float) -> bool:
         """Idle, open and fresh: a connection the server may have closed is never sent a request. The socket itself
         is asked too, as httpcore asks it: an idle connection with anything to read (the server's close, which the
         event loop may not have read yet, or bytes it should never have sent) is not reused."""
-        if (self.answer is not None or now - self.idle_since >= KEEPALIVE or self.reader.at_eof()
-                or self.writer.is_closing()):
+        transport = self.transport
+        if (self.answer is not None or self.lost or self.spoiled or transport is None or transport.is_closing()
+                or now - self.idle_since >= KEEPALIVE):
             return False
-        sock = self.writer.get_extra_info("socket")
+        sock = transport.get_extra_info("socket")
         if sock is None:
             return False
         poller = select.poll()
@@ -211,78 +289,81 @@ class Connection:
         head, length, chunked = request_head(request.method.encode("ascii"), url.raw_path, request.headers.raw)
         parts = [head]
         written = 0
-        try:
-            async with asyncio.timeout(timeout):
-                async for chunk in request.stream:  # type: ignore[union-attr]
-                    if not chunk:
-                        continue
-                    written += len(chunk)
-                    if length is not None and written > length:
-                        raise httpx.LocalProtocolError("Too much data for declared Content-Length")
-                    if length is None and not chunked:
-                        raise httpx.LocalProtocolError("Too much data for declared Content-Length")
-                    parts.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                    if len(parts) > 16:
-                        self.writer.write(b"".join(parts))
-                        parts.clear()
-                        await self.writer.drain()
-                if length is not None and written != length:
-                    raise httpx.LocalProtocolError("Too little data for declared Content-Length")
-                if chunked:
-                    parts.append(b"0\r\n\r\n")
-                self.writer.write(b"".join(parts))
-                await self.writer.drain()
-        except TimeoutError:
-            raise httpx.WriteTimeout(f"could not write to {url.host} within {timeout} s") from None
-        except OSError as exc:
-            raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+        async for chunk in request.stream:  # type: ignore[union-attr]
+            if not chunk:
+                continue
+            written += len(chunk)
+            if written > (length or 0) and not chunked:
+                raise httpx.LocalProtocolError("Too much data for declared Content-Length")
+            parts.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if len(parts) > 16:
+                await self._put(b"".join(parts), url.host, timeout)
+                parts.clear()
+        if length is not None and written != length:
+            raise httpx.LocalProtocolError("Too little data for declared Content-Length")
+        if chunked:
+            parts.append(b"0\r\n\r\n")
+        await self._put(b"".join(parts), url.host, timeout)
+
+    async def _put(self, data: bytes, host: str, timeout: float | None) -> None:
+        """Hand `data` to the socket, waiting (at most `timeout`) only when it already holds more than it should."""
+        if self.lost or self.transport is None or self.transport.is_closing():
+            raise httpx.WriteError("Connection lost")
+        self.transport.write(data)
+        if self.writable is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.writable
+            except TimeoutError:
+                raise httpx.WriteTimeout(f"could not write to {host} within {timeout} s") from None
+            if self.lost:
+                raise httpx.WriteError("Connection lost")
 
     async def _head(self, timeout: float | None) -> Answer:
         answer = self.answer
         assert answer is not None
         while not answer.head:
-            await self.read(timeout)
+            await self.more(timeout)
         return answer
 
-    async def read(self, timeout: float | None) -> None:
-        """Read what the server sent next and give it to the parser. The server closing the connection ends an
-        answer that runs until it does; before the end of any other, it is a protocol error."""
+    async def more(self, timeout: float | None) -> None:
+        """Wait for more of the answer: the server closing the connection ends an answer that runs until it does;
+        before the end of any other, it is a protocol error."""
+        answer = self.answer
+        if self.error is None and not self.lost and answer is not None and not (answer.chunks or answer.complete):
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.waiter
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
+            finally:
+                self.waiter = None
+        if self.error is not None:
+            raise self.error
+
+    def take(self) -> list[bytes]:
+        """The pieces of body parsed so far, reading on if a long body had paused it."""
         answer = self.answer
         assert answer is not None
-        try:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(READ_SIZE)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
-        except OSError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-        if not data:
-            if answer.until_close:
-                answer.complete = True
-                return
-            raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-        if not answer.head:
-            answer.size += len(data)
-            if answer.size > MAX_HEAD:
-                    raise httpx.RemoteProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes")
-        try:
-            answer.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            raise httpx.RemoteProtocolError("the server switched protocols, which was not asked of it") from None
-        except httptools.HttpParserError as exc:
-            raise httpx.RemoteProtocolError(f"the answer is not HTTP/1.1: {exc}") from exc
+        chunks, answer.chunks, self.buffered = answer.chunks, [], 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunks
 
     def reusable(self) -> bool:
         """After an answer read to its end: ready for the next request, unless either side asked to close."""
         answer = self.answer
-        if answer is None or not answer.complete or answer.spoiled or not answer.keep_alive:
+        if answer is None or not answer.complete or answer.spoiled or not answer.keep_alive or self.spoiled:
             return False
         self.answer = None
         self.idle_since = time.monotonic()
         return True
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Body(httpx.AsyncByteStream):
@@ -296,14 +377,17 @@ class Body(httpx.AsyncByteStream):
         answer = self.connection.answer
         assert answer is not None
         while True:
-            if answer.chunks:
-                chunks, answer.chunks = answer.chunks, []
-                for chunk in chunks:
-                    yield chunk
+            chunks = self.connection.take()
+            for chunk in chunks:
+                yield chunk
+            if chunks:
+                continue  # more may have come while they were taken
             if answer.complete:
                 self.complete = True
                 return
-            await self.connection.read(self.timeout)
+            if self.connection.lost and self.connection.error is None:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+            await self.connection.more(self.timeout)
 
     async def aclose(self) -> None:
         if not self.closed:

@@ -593,10 +593,13 @@ def test_a_header_that_would_change_the_request_is_refused_before_a_byte_is_writ
     async def post(client: httpx.AsyncClient) -> None:
         await client.post(f"{server.url}/hooks/1", content=b"x", headers=headers)
 
-    with pytest.raises(httpx.LocalProtocolError):
+    with pytest.raises(httpx.LocalProtocolError) as caught:
         run(post)
     time.sleep(0.05)
     assert server.heads == []
+    said = classify("hook", caught.value)
+    assert not said.transient and not said.unknown_outcome and "cannot be sent as it stands" in said.message
+    assert not any(part in said.message for part in ("Injected", "two", "padded", "nul"))  # a value may be a secret
 
 
 def test_a_body_of_unknown_length_goes_chunked_as_httpcore_sends_it(serve):
@@ -615,3 +618,57 @@ def test_a_body_of_unknown_length_goes_chunked_as_httpcore_sends_it(serve):
     theirs = run(post, client=httpx.AsyncClient(timeout=2.0, headers=agent))
     assert ours == theirs == "got POST /stream first, second"
     assert b"transfer-encoding: chunked" in ours_raw[0].lower() and ours_raw == server.raw
+
+
+def test_a_long_body_is_read_no_faster_than_it_is_taken(serve, monkeypatch):
+    monkeypatch.setattr(transport, "BUFFERED", 4096)
+    most = []
+    received = transport.Connection.data_received
+
+    def watched(self, data):
+        received(self, data)
+        most.append(self.buffered)
+
+    monkeypatch.setattr(transport.Connection, "data_received", watched)
+    pieces = [bytes([i]) * 65536 for i in range(32)]
+    server = serve(lambda request, body: (200, [(b"transfer-encoding", b"chunked")], pieces))
+
+    async def slowly(client: httpx.AsyncClient) -> tuple[bytes, int]:
+        got = []
+        async with client.stream("GET", f"{server.url}/big") as response:
+            async for chunk in response.aiter_raw():
+                got.append(chunk)
+                await asyncio.sleep(0.001)
+        return b"".join(got), (await client.get(f"{server.url}/after")).status_code
+
+    assert run(slowly) == (b"".join(pieces), 200)
+    assert server.connections == 1
+    assert max(most) < 4096 + 262144  # paused once past the limit: at most one more read of the socket came in
+
+
+def test_a_long_request_body_is_written_whole_to_a_server_that_reads_slowly(serve):
+    def slow_reader(request: h11.Request, body: bytes) -> object:
+        text = str(len(body)).encode()
+        return 200, [(b"content-length", str(len(text)).encode())], text
+
+    server = serve(slow_reader)
+    body = bytes(range(256)) * 40_000  # 10 MB: more than the socket takes at once
+
+    async def post(client: httpx.AsyncClient) -> str:
+        return (await client.post(f"{server.url}/media", content=body)).text
+
+    assert run(post) == str(len(body))
+
+
+def test_a_server_that_stops_reading_is_a_write_timeout():
+    listener = socket.create_server(("127.0.0.1", 0))  # the kernel accepts for it; nothing ever reads
+
+    async def post(client: httpx.AsyncClient) -> None:
+        await client.post(f"http://127.0.0.1:{listener.getsockname()[1]}/media", content=b"x" * 64_000_000)
+
+    started = time.monotonic()
+    with pytest.raises(httpx.WriteTimeout) as caught:
+        run(post, client=http_client(2, timeout=httpx.Timeout(0.3)))
+    assert time.monotonic() - started < 5
+    assert classify("hook", caught.value).unknown_outcome
+    listener.close()
