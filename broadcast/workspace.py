@@ -294,10 +294,17 @@ class Workspace:
         channels, broken = {}, {}
         # In a folder whose real path is in the workspace, a file that is not a link is in it too: only links need
         # resolving (a workspace with 200 webhooks resolved every component of 200 paths, and the root 200 times).
+        # The folder's entries say which are links without a stat of each.
         settled = self.channels_dir.resolve().is_relative_to(self.root.resolve())
-        for path in sorted(self.channels_dir.glob("*.toml")):
+        try:
+            with os.scandir(self.channels_dir) as entries:
+                found = sorted((entry.name, entry.is_symlink()) for entry in entries if entry.name.endswith(".toml"))
+        except (FileNotFoundError, NotADirectoryError):
+            found = []
+        for name, link in found:
+            path = self.channels_dir / name
             try:
-                channels[path.stem] = self._channel(path, inside=settled and not path.is_symlink())
+                channels[path.stem] = self._channel(path, inside=settled and not link)
             except ConfigError as error:
                 broken[path.stem] = BrokenChannel(path.stem, path, error, self._languages_of(path))
         return channels, broken
