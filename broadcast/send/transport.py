@@ -5,12 +5,13 @@ the parser under uvicorn and Node's http) as its bytes arrive.
 httpx's own transport goes through httpcore and anyio: a cancel scope, a sniffio look-up and a lock for every read
 and write, and a pool that re-scans every connection for every queued request (encode/httpcore#1035). For a
 fan-out that is most of its CPU, and importing them is a tenth of a fresh warning's start. h11, which frames HTTP
-for httpcore, builds and checks an event object for every part of every message in Python: a third of this
-transport's CPU, where llhttp parses an answer in C. This transport keeps what the fan-out relies on from httpcore:
-the bytes of a request are h11's (tests/send/test_transport.py compares them with httpcore's), every header is
-checked as h11 checks it before anything is written, a connection is reused only while it is idle, open and fully
-read, and every failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads what may
-have gone the same way. Like httpx with a transport of its own, it uses no proxy.
+for httpcore, builds and checks an event object for every part of every message in Python (about 97 µs of CPU for a
+webhook's request and answer, against 14 µs for the head written here and the answer parsed by llhttp, in C), and
+asyncio's streams cost a future and a timer for every read. This transport keeps what the fan-out relies on from
+httpcore: the bytes of a request are h11's (tests/send/test_transport.py compares them with httpcore's), every
+header is checked as h11 checks it before anything is written, a connection is reused only while it is idle, open
+and fully read, and every failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads
+what may have gone the same way. Like httpx with a transport of its own, it uses no proxy.
 """
 
 from __future__ import annotations
