@@ -82,6 +82,41 @@ def test_a_warning_to_webhooks_asks_no_platform_for_limits_and_builds_no_tls_for
     assert not (workspace_dir / CACHE).exists()
 
 
+def test_a_send_leaves_the_older_heap_out_of_collections_and_the_collector_as_it_found_it(workspace_dir, sandbox,
+                                                                                           sandbox_env, monkeypatch):
+    import gc
+
+    from broadcast.channels.webhook import Webhook
+    from broadcast.send import sending
+
+    workspace = webhooks_only(workspace_dir, sandbox)
+    frozen = []
+    original = Webhook.send
+
+    async def send(self, post, client, key):
+        frozen.append(gc.get_freeze_count())
+        return await original(self, post, client, key)
+
+    monkeypatch.setattr(Webhook, "send", send)
+    before = gc.get_threshold(), gc.get_freeze_count()
+    store = Store.open(workspace.db_path)
+    report = send_warning(workspace, store, plan_warning(workspace, "school-closure", VALUES, store=store),
+                          actor="duty officer")
+    assert [o.state for o in report.outcomes] == ["sent", "sent"]
+    assert len(frozen) == 2 and all(count > 1000 for count in frozen)  # every module imported before the send
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the fan-out broke")
+
+    monkeypatch.setattr(sending, "_fan_out", broken)
+    with pytest.raises(RuntimeError, match="the fan-out broke"):
+        send_warning(workspace, store, plan_warning(workspace, "school-closure", VALUES, store=store),
+                     actor="duty officer")
+    store.close()
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
 @pytest.mark.real_clock
 def test_a_warning_to_webhooks_from_a_fresh_process_loads_no_list_machinery_babel_or_httpcore(workspace_dir, sandbox,
                                                                                                sandbox_env):
