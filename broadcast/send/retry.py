@@ -124,7 +124,10 @@ def classify(name: str, exc: BaseException) -> ChannelError:
         return ChannelError(f"{name}: cannot connect: {mask(str(exc)) or said}", transient=True,
                             hint="check the network and the platform's status page")
     if isinstance(exc, httpx.LocalProtocolError):  # refused here, before the request could have been acted on
-        return ChannelError(f"{name}: the request cannot be sent as it stands: {mask(str(exc))}", transient=False,
+        from broadcast.send.transport import Refused
+
+        said = str(exc) if isinstance(exc, Refused) else said  # another's message may quote a header's value
+        return ChannelError(f"{name}: the request cannot be sent as it stands: {mask(said)}", transient=False,
                             hint=f"a setting in channels/{name}.toml (or the environment variable it names) or a "
                                  "template's text put it there")
     if isinstance(exc, httpx.TransportError | aiohttp.ClientError | TimeoutError):

@@ -60,21 +60,26 @@ def tls_context() -> ssl.SSLContext:
 Origin = tuple[str, str, int]
 
 
+class Refused(httpx.LocalProtocolError):
+    """A request this transport will not send as it stands (a header with a line break, a body longer than it
+    says). Its message never holds a header's value, which may be a secret."""
+
+
 def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
     """The head of a request as h11 writes it (Host first, each header as given), with how its body is framed: the
     length it declares, or chunked. Anything h11 would refuse is refused here, before a byte is written."""
     if not TOKEN.fullmatch(method):
-        raise httpx.LocalProtocolError(f"the method {method[:20]!r} is not a token")
+        raise Refused(f"the method {method[:20]!r} is not a token")
     if not TARGET.fullmatch(target):
-        raise httpx.LocalProtocolError("the address's path has white space or a NUL in it")  # it may hold a token
+        raise Refused("the address's path has white space or a NUL in it")  # it may hold a token
     hosts, others = [], []
     length: int | None = None
     chunked = False
     for name, value in headers:
         if not TOKEN.fullmatch(name):
-            raise httpx.LocalProtocolError(f"the header name {name[:40]!r} is not a token")
+            raise Refused(f"the header name {name[:40]!r} is not a token")
         if not VALUE.fullmatch(value):
-            raise httpx.LocalProtocolError(  # its value is not said: it may be a secret
+            raise Refused(  # its value is not said: it may be a secret
                 f"the value of the header {name.decode('ascii')!r} has a line break, a control character, or space "
                 "at either end")
         lowered = name.lower()
@@ -83,17 +88,17 @@ def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
             continue
         if lowered == b"content-length":
             if not value.isdigit() or (length is not None and int(value) != length):
-                raise httpx.LocalProtocolError(f"conflicting or bad Content-Length {value[:20]!r}")
+                raise Refused(f"conflicting or bad Content-Length {value[:20]!r}")
             length = int(value)
         elif lowered == b"transfer-encoding":
             if chunked or value.lower() != b"chunked":
-                raise httpx.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+                raise Refused("Only Transfer-Encoding: chunked is supported")
             chunked = True
         others.append(b"%s: %s\r\n" % (name, value))
     if not hosts:
-        raise httpx.LocalProtocolError("Missing mandatory Host: header")
+        raise Refused("Missing mandatory Host: header")
     if chunked and length is not None:
-        raise httpx.LocalProtocolError("Content-Length and Transfer-Encoding: chunked together")
+        raise Refused("Content-Length and Transfer-Encoding: chunked together")
     return b"".join([b"%s %s HTTP/1.1\r\n" % (method, target), *hosts, *others, b"\r\n"]), length, chunked
 
 
@@ -295,13 +300,13 @@ class Connection(asyncio.Protocol):
                 continue
             written += len(chunk)
             if written > (length or 0) and not chunked:
-                raise httpx.LocalProtocolError("Too much data for declared Content-Length")
+                raise Refused("Too much data for declared Content-Length")
             parts.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
             if len(parts) > 16:
                 await self._put(b"".join(parts), url.host, timeout)
                 parts.clear()
         if length is not None and written != length:
-            raise httpx.LocalProtocolError("Too little data for declared Content-Length")
+            raise Refused("Too little data for declared Content-Length")
         if chunked:
             parts.append(b"0\r\n\r\n")
         await self._put(b"".join(parts), url.host, timeout)

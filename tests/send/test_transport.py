@@ -672,3 +672,10 @@ def test_a_server_that_stops_reading_is_a_write_timeout():
     assert time.monotonic() - started < 5
     assert classify("hook", caught.value).unknown_outcome
     listener.close()
+
+
+def test_a_request_refused_by_another_http_layer_is_said_without_its_words():
+    """httpx's own transport (channel checks, receipts) refuses through h11, whose message quotes the header."""
+    said = classify("hook", httpx.LocalProtocolError("Illegal header value b'Bearer s3cr3t-t0ken\\n'"))
+    assert not said.transient and not said.unknown_outcome
+    assert "s3cr3t" not in said.message and "LocalProtocolError" in said.message
