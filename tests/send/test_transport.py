@@ -679,3 +679,16 @@ def test_a_request_refused_by_another_http_layer_is_said_without_its_words():
     said = classify("hook", httpx.LocalProtocolError("Illegal header value b'Bearer s3cr3t-t0ken\\n'"))
     assert not said.transient and not said.unknown_outcome
     assert "s3cr3t" not in said.message and "LocalProtocolError" in said.message
+
+
+def test_a_compressed_chunked_answer_with_trailers_reads_as_its_text(scripted):
+    import gzip
+
+    packed = gzip.compress(b'{"id": "ok"}')
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in (packed[:7], packed[7:]))
+    body = chunks + b"0\r\nX-Done: 1\r\n\r\n"  # a trailer after the last chunk
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    first, second = get_each(server.url, ["/a", "/b"])
+    assert (first.json(), second.text) == ({"id": "ok"}, "ok")
+    assert server.connections == 1
