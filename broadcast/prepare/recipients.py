@@ -99,6 +99,12 @@ class Row:
     language: str
     tags: frozenset[str]
 
+    def hashed(self, key: RecipientKey, media: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
+        """(medium, contact, keyed hash) for each contact of the row a send on `media` can use."""
+        for medium, contact in (("sms", self.phone), ("email", self.email)):
+            if contact and medium in media:
+                yield medium, contact, key.digest(medium, contact)
+
 
 @dataclass(frozen=True)
 class Recipient:
@@ -446,9 +452,8 @@ def select(path: Path, report: ListReport, *, key: RecipientKey, media: tuple[st
                 report.problem(row.line, f"language {row.language!r} is not offered: sent in {default_language}",
                                skipped=False)
                 language = default_language
-            for medium, contact in (("sms", row.phone), ("email", row.email)):
-                if contact and medium in media:
-                    yield row.line, medium, contact, key.digest(medium, contact), language
+            for medium, contact, digest in row.hashed(key, media):
+                yield row.line, medium, contact, digest, language
 
     seen, counted = Seen(), 0  # counted: the line of the last row counted as a person
     try:
@@ -479,9 +484,8 @@ def contacts(path: Path, *, key: RecipientKey, media: tuple[str, ...]) -> Iterat
     included: for matching a list already checked to the deliveries queued from it. A number is only normalised;
     nothing is counted, and groups, languages and opt-outs are the caller's (the queued row has them)."""
     for row in read_rows(path, ListReport(path), check=False):
-        for medium, contact in (("sms", row.phone), ("email", row.email)):
-            if contact and medium in media:
-                yield row.line, medium, contact, key.digest(medium, contact)
+        for medium, contact, digest in row.hashed(key, media):
+            yield row.line, medium, contact, digest
 
 
 def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
