@@ -178,7 +178,10 @@ def test_failed_texts_are_pinged_once_with_the_count_and_reason_and_a_restart_do
     # The duty phone is a secret: only its masked form is in the log and the output; no delivery row for it.
     store = Store.open(root / "broadcast.db")
     stored = everything_stored(store)
-    assert "7700900555" not in stored and "900555" not in stored and "+44 7*** ***555" in stored
+    # The log's digests and ids are hex: six digits in a row turn up in one now and then (CI once found 900555 in
+    # an index_sha256), so the partial number is looked for outside them. The whole number is looked for anywhere.
+    words = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32,}", "#", stored)
+    assert "7700900555" not in stored and "900555" not in words and "+44 7*** ***555" in stored
     assert store.db["deliveries"].count_where("recipient_masked = ?", ["+44 7*** ***555"]) == 0
     store.close()
     assert not any("900555" in line for line in lines)
