@@ -52,6 +52,7 @@ class Figure:
     apprise: float | None = None  # Apprise's figure for the same work, same unit
     floor: float | None = None  # the least the same work costs (a bare client, `python -c pass`), same unit
     floor_target: float | None = None  # the value over the floor must stay at or below it
+    rounds: str | None = None  # the ratio to the floor round by round, median (range), where the benchmark gives it
 
     def shown(self, value: float | None = None) -> str:
         value = self.value if value is None else value
@@ -74,6 +75,7 @@ class Figure:
             target = f"<= {self.floor_target:g}x floor" + (" (met)" if met else " (**missed**)")
         floor = self.shown(self.floor) if self.floor is not None else ""
         over = f"{self.value / self.floor:.2f}x" if self.floor else ""
+        over += f"; by round {self.rounds}" if self.rounds else ""
         apprise = self.shown(self.apprise) if self.apprise is not None else ""
         ratio = f"{self.apprise / self.value:.2f}x" if self.apprise else ""
         return (f"| {self.name} | {self.shown()} | {target} | {floor} | {over} | {apprise} | {ratio} | "
@@ -113,11 +115,11 @@ def number(text: str) -> float:
 
 def warn(run: Run, output: str) -> None:
     command = "python bench/warn.py"
-    row = r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+|nan)\s+([\d.]+)\s+[\d.]+x"
-    for n, floor, _, apprise, ours in re.findall(row, output, re.M):
+    row = r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+|nan)\s+([\d.]+)\s+[\d.]+x.*?(?:; ([\d.]+x \([\d.-]+x\)))?$"
+    for n, floor, _, apprise, ours, rounds in re.findall(row, output, re.M):
         run.figures.append(Figure(f"Whole warning to {n} webhook{'s' if n != '1' else ''} (floor: a thread per "
                                   "request)", float(ours), "s", command, apprise=_number_or_none(apprise),
-                                  floor=float(floor), floor_target=WARN_TARGETS.get(int(n))))
+                                  floor=float(floor), floor_target=WARN_TARGETS.get(int(n)), rounds=rounds or None))
     honest = re.search(r"^honest floor .*: ([\d.]+) s", output, re.M)
     ours = re.search(r"^broadcast: ([\d.]+) s = .*delivered (\d+)/(\d+), duplicates (\d+)", output, re.M)
     other = re.search(r"^Apprise, the caller retrying .*: ([\d.]+) s; delivered (\d+)/", output, re.M)
@@ -366,9 +368,12 @@ def page_text(run: Run) -> str:
              "Targets are for 2 cores (issue 17's, for the warning and start-up). Floor is the least the same work "
              "costs, measured in the same run: for a warning, a thread per request doing the same POSTs to the same "
              "server (in its own process, answering in 100 ms); with faults, one Retry-After plus two round trips; "
-             "for `--help`, `python -c pass`. x floor is the value over it. Apprise / value is Apprise's figure over "
-             "broadcast's: above 1, broadcast is faster. The fresh-process figures and start-up use a fresh venv with "
-             "a normal (non-editable) `pip install .` and Apprise beside it, as a user would have them.", "",
+             "for `--help`, `python -c pass`. x floor is the value over it (the target is judged on it); for a warning "
+             "without faults, \"by round\" is the ratio in each round of the benchmark (broadcast and the floor run "
+             "a moment apart), its median and range: the range is how much of a ratio is this machine's noise. "
+             "Apprise / value is Apprise's figure over broadcast's: above 1, broadcast is faster. The fresh-process "
+             "figures and start-up use a fresh venv with a normal (non-editable) `pip install .` and Apprise beside "
+             "it, as a user would have them.", "",
              "| Figure | Value | Target | Floor | x floor | Apprise | Apprise / value | Command |",
              "|---|---|---|---|---|---|---|---|",
              *[f.row() for f in run.figures], "", "![The figures as a chart](performance.svg)", ""]

@@ -6,9 +6,10 @@ Run: python bench/warn.py                 (Apprise comes with: pip install -e '.
      python bench/warn.py --python /tmp/v/bin/python   (the fresh-process figures with another install)
 
 The server runs in its own process (aiohttp), answers every request after 100 ms, and counts requests, deliveries
-and duplicates (a webhook-id accepted twice). Every figure is the median of 5 runs after a warm-up round, printed
-beside its floor; the contenders for the same N take turns, round by round, so a machine that drifts moves them
-alike:
+and duplicates (a webhook-id accepted twice). Every figure is the median of 5 runs after a warm-up round (9 for the
+table without faults, whose ratios are the targets), printed beside its floor; the contenders for the same N take
+turns, round by round, so a machine that drifts moves them alike. That table also gives broadcast's ratio to the
+floor round by round, its median and range: on a noisy machine the range shows how much of a ratio is noise:
 - floor: a thread per request, each opening its own connection (http.client), the same N POSTs;
 - floor 2: one plain aiohttp.ClientSession posting the same N requests at once;
 - Apprise: the same N notifications through its json:// plugin (one URL per endpoint, webhook-id as a header).
@@ -47,6 +48,7 @@ DELAY = 0.1
 SIZES: tuple[int, ...] = (1, 10, 50, 200)
 HISTORY = (50, 10)  # a workspace with a past: 50 incidents of 10 alerts each, its site published beforehand
 RUNS = 5
+CLEAN_RUNS = 9  # rounds of the no-fault table: its ratios are the targets, and this machine's noise is a tenth of one
 FAULT_N = 200
 SECRET = "whsec_YmVuY2gtc2lnbmluZy1rZXktYmVuY2gtc2lnbmluZy1rZXk="
 PAYLOAD = json.dumps({"type": "alert.alert", "headline": "Hillside Primary School is closed on Monday 23 November",
@@ -323,13 +325,14 @@ def measure(server: Server, timed: Callable[[], float], *, faults: bool = False)
     return statistics.median(times), stats
 
 
-def measure_together(server: Server, contenders: dict[str, Callable[[], float]]
-                     ) -> dict[str, tuple[float, dict[str, object]]]:
-    """Like measure, for several contenders whose runs take turns (one round of each, RUNS + 1 rounds, the first
-    a warm-up), so that a machine growing slower or faster during the measurement moves them all alike."""
+def measure_together(server: Server, contenders: dict[str, Callable[[], float]], runs: int | None = None
+                     ) -> dict[str, tuple[float, dict[str, object], list[float]]]:
+    """Like measure, for several contenders whose runs take turns (one round of each, `runs` (RUNS) + 1 rounds, the
+    first a warm-up), so that a machine growing slower or faster during the measurement moves them all alike. Each
+    contender's median, the server's counts from its last run, and its time in each round, in order."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     stats: dict[str, dict[str, object]] = {}
-    for i in range(RUNS + 1):
+    for i in range((runs or RUNS) + 1):
         for name, timed in contenders.items():
             server.reset()
             elapsed = timed()
@@ -337,27 +340,35 @@ def measure_together(server: Server, contenders: dict[str, Callable[[], float]]
             stats[name] = server.stats()
             if i:
                 times[name].append(elapsed)
-    return {name: (statistics.median(times[name]), stats[name]) for name in contenders}
+    return {name: (statistics.median(times[name]), stats[name], times[name]) for name in contenders}
+
+
+def rounds(ours: list[float], floor: list[float]) -> str:
+    """The ratio to the floor round by round (each round's two runs a moment apart), as its median and range: how
+    much of a ratio is the machine's noise rather than the code's cost."""
+    paired = sorted(a / b for a, b in zip(ours, floor, strict=True))
+    return f"{statistics.median(paired):.2f}x ({paired[0]:.2f}-{paired[-1]:.2f}x)"
 
 
 def clean(server: Server, broadcast: Broadcast, tools: list[str]) -> None:
-    print(f"\n## Whole warning to N webhooks, no faults (median of {RUNS} after a warm-up; server delay "
+    print(f"\n## Whole warning to N webhooks, no faults (median of {CLEAN_RUNS} after a warm-up; server delay "
           f"{DELAY * 1000:.0f} ms)")
     print(f"{'N':>4} {'floor':>8} {'floor 2':>8} {'Apprise':>8} {'broadcast':>9} {'bc/floor':>8} {'bc/floor2':>9} "
-          f"{'Apprise/bc':>10}  delivered, duplicates (broadcast)")
+          f"{'Apprise/bc':>10}  delivered, duplicates (broadcast); bc/floor round by round: median (range)")
     for n in SIZES:
         contenders = {"floor": partial(floor_threads, server.url, n), "floor 2": partial(floor_aiohttp, server.url, n),
                       "broadcast": partial(broadcast.run, n)}
         if "apprise" in tools:
             contenders["Apprise"] = partial(run_apprise, server, n)
-        measured = measure_together(server, contenders)
+        measured = measure_together(server, contenders, CLEAN_RUNS)
         # rounded as printed, so a reader's own division agrees with the ratios
         floor, floor2, ours = (round(measured[name][0], 3) for name in ("floor", "floor 2", "broadcast"))
         stats = measured["broadcast"][1]
         other = round(measured["Apprise"][0], 3) if "Apprise" in measured else None
         print(f"{n:>4} {floor:8.3f} {floor2:8.3f} {other if other else float('nan'):8.3f} {ours:9.3f} "
               f"{ours / floor:7.2f}x {ours / floor2:8.2f}x {(other or 0) / ours:9.2f}x  "
-              f"{stats['delivered']}/{n}, {stats['duplicates']}")
+              f"{stats['delivered']}/{n}, {stats['duplicates']}; "
+              f"{rounds(measured['broadcast'][2], measured['floor'][2])}")
     n, (incidents, updates) = min(SIZES), HISTORY
     roots = iter(broadcast.with_history(RUNS + 1))
     measured = measure_together(server, {"floor": partial(floor_threads, server.url, n),
@@ -502,14 +513,14 @@ def startup(python: str, runs: int) -> None:
 
 
 def main() -> None:
-    global RUNS, SIZES
+    global RUNS, CLEAN_RUNS, SIZES
     argv = sys.argv[1:]
     if argv[:1] == ["--serve"]:
         serve(argv[1])
         return
     python = argv[argv.index("--python") + 1] if "--python" in argv else sys.executable
     if "--quick" in argv:
-        RUNS, SIZES = 3, (1, 10)
+        RUNS, CLEAN_RUNS, SIZES = 3, 3, (1, 10)
     parts = argv[argv.index("--parts") + 1].split(",") if "--parts" in argv else ["clean", "faults", "fresh", "start"]
     try:
         import apprise
