@@ -298,9 +298,8 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
     """Prepare and fan out one post through the real engine; return (outcome, store)."""
     import asyncio
 
-    import httpx
-
     from broadcast.send.fanout import Job, Limits, delivery_key, fan_out
+    from broadcast.send.transport import http_client
 
     store = store or Store.open(channel.config.path.parent.parent / "broadcast.db")
     if not store.db.table("alerts").count_where("identifier = ?", [alert.identifier]):
@@ -315,7 +314,7 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
         return None
 
     async def go():
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with http_client(8, timeout=5) as client:  # the engine's own client, as a warning sends
             return await fan_out(store, [Job(delivery, channel, post)], client=client, actor="test",
                                  limits=limits or Limits(), sleep=sleep or no_sleep)
 

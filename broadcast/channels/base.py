@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from broadcast.channels.textfit import characters, fit
 from broadcast.errors import BroadcastError
@@ -144,6 +144,33 @@ class Channel:
     async def engagement(self, receipt: Receipt, client: httpx.AsyncClient) -> Engagement | None:
         """The post's public counts and replies, where the platform reports them (None: it reports nothing)."""
         return None
+
+
+class Whole(Protocol):
+    """A whole answer: its status at once, and httpx's response for it when an error's words are to be read."""
+
+    @property
+    def status(self) -> int: ...
+
+    def response(self) -> httpx.Response: ...
+
+
+class _Read:
+    def __init__(self, response: httpx.Response):
+        self.status, self._response = response.status_code, response
+
+    def response(self) -> httpx.Response:
+        return self._response
+
+
+async def post_whole(client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str]) -> Whole:
+    """POST `content` and read the whole answer: through the sending client's lean path where it has one
+    (`post_bytes`, the same bytes on the wire with no httpx request or response built), else through httpx."""
+    lean = getattr(client, "post_bytes", None)
+    if lean is not None:
+        whole: Whole = await lean(url, content, headers)
+        return whole
+    return _Read(await client.post(url, content=content, headers=headers))
 
 
 def http_error(channel: str, response: httpx.Response, what: str, hint: str | None = None) -> ChannelError:

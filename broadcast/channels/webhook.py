@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error, post_whole
 
 if TYPE_CHECKING:
     import httpx
@@ -58,16 +58,16 @@ class Webhook(Channel):
         body = json.dumps({**post.extra["payload"], "event_id": key}, ensure_ascii=False, separators=(",", ":"))
         now = datetime.now(UTC)
         signature = Signer(self.secret("signing_secret")).sign(key, now, body)
-        response = await client.post(self.setting("url"), content=body.encode("utf-8"), headers={
+        answer = await post_whole(client, self.setting("url"), body.encode("utf-8"), {
             "content-type": "application/json",
             "webhook-id": key,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature,
             "idempotency-key": key,
         })
-        if response.status_code >= 300:
-            raise http_error(self.name, response, "the webhook receiver")
-        return Receipt(remote_id=key, note=f"HTTP {response.status_code}")
+        if answer.status >= 300:
+            raise http_error(self.name, answer.response(), "the webhook receiver")
+        return Receipt(remote_id=key, note=f"HTTP {answer.status}")
 
     async def check(self, client: httpx.AsyncClient) -> str:
         self.secret("signing_secret")

@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 import httpx
@@ -277,9 +277,25 @@ class Connection(asyncio.Protocol):
 
     async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> Answer:
         """Write the request and read the head of its answer."""
-        self.answer = Answer(head_only=request.method == "HEAD")
+        return await self._exchange(request.method == "HEAD", self._write(request, timeouts.get("write")), timeouts)
+
+    async def send_whole(self, request: bytes, timeouts: dict[str, float | None], *, head_only: bool = False
+                         ) -> tuple[Answer, bytes]:
+        """Write a whole request (its head and body), and read its whole answer: the answer, and its body as sent."""
+        answer = await self._exchange(head_only, self._put(request, self.origin[1], timeouts.get("write")), timeouts)
+        parts: list[bytes] = []
+        while True:  # as Body reads it
+            parts += self.take()
+            if answer.complete:
+                return answer, b"".join(parts)
+            if self.lost and self.error is None:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+            await self.more(timeouts.get("read"))
+
+    async def _exchange(self, head_only: bool, writing: Awaitable[None], timeouts: dict[str, float | None]) -> Answer:
+        self.answer = Answer(head_only=head_only)
         try:
-            await self._write(request, timeouts.get("write"))
+            await writing
         except httpx.WriteError:
             # The server may have answered and closed before reading all of it (a 413, say): read its answer first,
             # as httpcore does, and raise the write error only if there is none.
@@ -413,14 +429,44 @@ class Transport(httpx.AsyncBaseTransport):
         self.addresses: dict[str, str | None] = {}  # host -> its one address, or None when it has several
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
+        timeouts = request.extensions.get("timeout", {})
+        connection = await self._connection(request.url, timeouts)
+        try:
+            head = await connection.send(request, timeouts)
+        except BaseException:
+            connection.close()
+            self.slots.release()
+            raise
+        return httpx.Response(head.status, headers=head.headers, stream=Body(self, connection, timeouts.get("read")),
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
+
+    async def exchange(self, url: httpx.URL, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+                       timeouts: dict[str, float | None]) -> Reply:
+        """One request whose body is in hand, and its whole answer, on the connections handle_async_request uses,
+        with no httpx request or response around them. `headers` are written as given (Host and Content-Length
+        among them), after the checks request_head makes: a request it refuses opens no connection."""
+        head, length, chunked = request_head(method, url.raw_path, headers)
+        if chunked or length != len(body):
+            raise Refused(f"the body is {len(body)} bytes, and the request says {length}")
+        connection = await self._connection(url, timeouts)
+        try:
+            answer, content = await connection.send_whole(head + body, timeouts, head_only=method == b"HEAD")
+        except BaseException:
+            connection.close()
+            self.slots.release()
+            raise
+        self.release(connection, reuse=connection.reusable())
+        return Reply(answer.status, answer.headers, content)
+
+    async def _connection(self, url: httpx.URL, timeouts: dict[str, float | None]) -> Connection:
+        """A slot (waiting at most the pool timeout), and an idle connection to the URL's origin or a new one. The
+        caller releases the slot; if no connection is had, it is released here."""
         if url.scheme not in PORTS:
             raise httpx.UnsupportedProtocol(f"{url.scheme}:// is not http or https")
         if not url.host:
             raise httpx.UnsupportedProtocol("the address has no host")
         if url.port is not None and not 0 < url.port < 65536:
             raise httpx.InvalidURL(f"port {url.port} is not between 1 and 65535")
-        timeouts = request.extensions.get("timeout", {})
         try:
             if self.slots.locked():
                 async with asyncio.timeout(timeouts.get("pool")):
@@ -429,18 +475,12 @@ class Transport(httpx.AsyncBaseTransport):
                 await self.slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout(f"all {self.connections} connections stayed busy") from None
-        connection: Connection | None = None
         try:
             origin = (url.scheme, url.host, url.port or PORTS[url.scheme])
-            connection = self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"), self._address)
-            head = await connection.send(request, timeouts)
+            return self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"), self._address)
         except BaseException:
-            if connection:
-                connection.close()
             self.slots.release()
             raise
-        return httpx.Response(head.status, headers=head.headers, stream=Body(self, connection, timeouts.get("read")),
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
 
     async def _address(self, host: str, port: int) -> str | None:
         """The one address `host` stands for, or None when it has several, to be raced. An IP address is its own; a
@@ -502,8 +542,29 @@ class NoCookies(httpx.Cookies):
         raise ValueError("the sending client keeps no cookies")
 
 
+class Reply:
+    """A whole answer read by Client.post_bytes: its status, its headers, and its body as it came (not decoded)."""
+
+    __slots__ = ("status", "headers", "body", "_response")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                 response: httpx.Response | None = None):
+        self.status, self.headers, self.body, self._response = status, headers, body, response
+
+    def response(self) -> httpx.Response:
+        """The answer as httpx gives it, its body decoded: made only when asked (to read an error's words)."""
+        if self._response is None:
+            self._response = httpx.Response(self.status, headers=self.headers, stream=httpx.ByteStream(self.body))
+            self._response.read()
+        return self._response
+
+
 class Client(httpx.AsyncClient):
-    """httpx's client, with no cookie jar."""
+    """httpx's client, with no cookie jar, and a lean POST for a fan-out to hundreds of endpoints."""
+
+    def __init__(self, *, transport: Transport, **options: Any):
+        super().__init__(transport=transport, **options)
+        self.sending = transport
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -513,6 +574,41 @@ class Client(httpx.AsyncClient):
     def cookies(self, cookies: object) -> None:
         if cookies:
             raise ValueError("the sending client keeps no cookies")
+
+    async def post_bytes(self, url: str, content: bytes, headers: dict[str, str]) -> Reply:
+        """POST `content` to `url` and read the whole answer, writing the very bytes `post` would write (Host, the
+        client's headers, these, the length), with no httpx request or response in between: building and reading
+        those cost a webhook 200 µs of CPU in a fan-out of 200, a third of all its request's (see the commit that
+        made this). A client with hooks or auth, which those serve, posts through httpx as usual."""
+        if self.auth is not None or any(self.event_hooks.values()):
+            response = await self.post(url, content=content, headers=headers)
+            return Reply(response.status_code, response.headers.raw, response.content, response)
+        if self.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        address = httpx.URL(url)
+        wire = list(self.headers.raw)
+        names = [name.lower() for name, _ in wire]
+        for name, value in headers.items():
+            key = name.encode("ascii")
+            try:
+                pair = (key, value.encode("ascii"))
+            except UnicodeEncodeError:  # as httpx refuses it; its value is not said, it may be a secret
+                raise Refused(f"the value of the header {name!r} is not ASCII") from None
+            lowered = key.lower()
+            if lowered in names:  # as httpx merges: in the client's header's place
+                wire[names.index(lowered)] = pair
+            else:
+                wire.append(pair)
+                names.append(lowered)
+        framed = b"content-length" in names or b"transfer-encoding" in names
+        # As httpx places them: Host first; the length of a body last, or at once after Host when there is none.
+        first = [(b"Host", address.netloc)] if b"host" not in names else []
+        if not framed and not content:
+            first.append((b"Content-Length", b"0"))
+        elif not framed:
+            wire.append((b"Content-Length", b"%d" % len(content)))
+        wire[:0] = first
+        return await self.sending.exchange(address, b"POST", wire, content, self.timeout.as_dict())
 
 
 NO_COOKIES = NoCookies()

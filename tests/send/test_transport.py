@@ -20,7 +20,7 @@ import trustme
 
 from broadcast.send import transport
 from broadcast.send.retry import classify
-from broadcast.send.transport import Transport, http_client
+from broadcast.send.transport import Client, Reply, Transport, http_client
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -692,3 +692,104 @@ def test_a_compressed_chunked_answer_with_trailers_reads_as_its_text(scripted):
     first, second = get_each(server.url, ["/a", "/b"])
     assert (first.json(), second.text) == ({"id": "ok"}, "ok")
     assert server.connections == 1
+
+
+# -- the lean POST of a fan-out to webhooks (Client.post_bytes) --------------------------------------------------
+def test_a_lean_post_writes_the_bytes_httpx_writes_and_reads_the_same_answer(serve):
+    server = serve()
+    url, body = f"{server.url}/hooks/1?x=a%20b", "{\"headline\":\"Ysgol ar gau – ɡ\"}".encode()
+    sets = [({"content-type": "application/json", "webhook-id": "msg_1"}, body),
+            ({"User-Agent": "partner-check/1", "idempotency-key": "msg_2"}, b""),  # the client's own header, and none
+            ({"Content-Length": str(len(body))}, body)]
+
+    async def lean(client: Client) -> list[Reply]:
+        return [await client.post_bytes(url, content, headers) for headers, content in sets]
+
+    async def post(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.post(url, content=content, headers=headers) for headers, content in sets]
+
+    replies = run(lean)
+    ours = list(server.raw)
+    server.raw[:] = []
+    answers = run(post, client=httpx.AsyncClient(timeout=2.0, headers={
+        "user-agent": http_client().headers["user-agent"]}))
+    assert ours == server.raw  # byte for byte what httpx (through httpcore) writes
+    assert b"\r\nHost: 127.0.0.1:" in ours[0] and b"Content-Length: 0\r\n" in ours[1]
+    assert [(r.status, r.headers, r.body) for r in replies] == [
+        (a.status_code, a.headers.raw, a.content) for a in answers]
+    assert replies[0].response().text == "got POST /hooks/1?x=a%20b {\"headline\":\"Ysgol ar gau – ɡ\"}"
+    assert server.connections == 2  # ours on one kept-alive connection, httpcore's on another
+
+
+def test_a_lean_post_reads_an_error_as_httpx_would_and_keeps_the_connection(scripted):
+    import gzip
+
+    from broadcast.channels.base import http_error
+
+    packed = gzip.compress(b"slow down, please")
+    server = scripted(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Encoding: gzip\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed), b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    async def post(client: Client) -> list[Reply]:
+        return [await client.post_bytes(f"{server.url}/hooks/{n}", b"x", {}) for n in (1, 2)]
+
+    refused, accepted = run(post)
+    assert (refused.status, refused.body, accepted.status, accepted.body) == (429, packed, 204, b"")
+    assert refused.response().text == "slow down, please"  # decoded as httpx decodes it
+    said = http_error("hook", refused.response(), "the receiver")
+    assert said.transient and said.retry_after == 2 and "slow down, please" in said.message
+    assert server.connections == 1
+
+
+def test_a_lean_post_fails_as_a_post_fails(serve):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    hangs_up, stalls = serve(lambda request, body: "hang up"), serve(lambda request, body: "stall")
+
+    def failure(url: str) -> BaseException:
+        async def post(client: Client) -> None:
+            await client.post_bytes(f"{url}/hooks/1", b"x", {"webhook-id": "msg_1"})
+
+        with pytest.raises(httpx.TransportError) as caught:
+            run(post, client=http_client(2, timeout=httpx.Timeout(0.3)))
+        return caught.value
+
+    assert isinstance(failure(closed), httpx.ConnectError)
+    assert not classify("hook", failure(closed)).unknown_outcome  # no connection: nothing went
+    assert isinstance(failure(hangs_up.url), httpx.RemoteProtocolError)
+    assert isinstance(failure(stalls.url), httpx.ReadTimeout)
+    assert classify("hook", failure(hangs_up.url)).unknown_outcome  # it went: a retry could post it twice
+
+
+@pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "Ysgol ar gau – ɡ"}])
+def test_a_lean_post_refuses_a_header_httpx_would_refuse_before_a_byte_is_written(scripted, headers):
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async def post(client: Client) -> None:
+        await client.post_bytes(f"{server.url}/hooks/1", b"x", headers)
+
+    with pytest.raises(transport.Refused) as caught:
+        run(post)
+    time.sleep(0.05)
+    assert server.heads == [] and server.connections == 0
+    said = classify("hook", caught.value)
+    assert not said.transient and not said.unknown_outcome and "x-note" in said.message
+    assert "Injected" not in said.message and "Ysgol" not in said.message  # a value may be a secret
+
+
+def test_a_client_with_hooks_posts_through_httpx_so_they_see_the_request(serve):
+    server = serve()
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    client = http_client(2, timeout=2.0)
+    client.event_hooks = {"request": [hook], "response": []}
+
+    async def post(client: Client) -> Reply:
+        return await client.post_bytes(f"{server.url}/hooks/9", b"x", {})
+
+    reply = run(post, client=client)
+    assert seen == ["/hooks/9"] and reply.status == 200 and reply.response().text == "got POST /hooks/9 x"
