@@ -34,7 +34,7 @@ def remember(value: str) -> None:
     """Mask this value from now on (also its URL-encoded form, as it appears in request URLs)."""
     from urllib.parse import quote
 
-    if len(value) >= 4:
+    if len(value) >= 4 and value not in _known:  # a channel's secret is resolved again for every request
         _known.add(value)
         _known.add(quote(value, safe=""))
 
