@@ -762,7 +762,8 @@ def test_a_lean_post_fails_as_a_post_fails(serve):
     assert classify("hook", failure(hangs_up.url)).unknown_outcome  # it went: a retry could post it twice
 
 
-@pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "Ysgol ar gau – ɡ"}])
+@pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "Ysgol ar gau – ɡ"},
+                                     {"x-nōte": "x"}])
 def test_a_lean_post_refuses_a_header_httpx_would_refuse_before_a_byte_is_written(scripted, headers):
     server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
@@ -774,7 +775,7 @@ def test_a_lean_post_refuses_a_header_httpx_would_refuse_before_a_byte_is_writte
     time.sleep(0.05)
     assert server.heads == [] and server.connections == 0
     said = classify("hook", caught.value)
-    assert not said.transient and not said.unknown_outcome and "x-note" in said.message
+    assert not said.transient and not said.unknown_outcome and "x-n" in said.message
     assert "Injected" not in said.message and "Ysgol" not in said.message  # a value may be a secret
 
 
