@@ -794,3 +794,24 @@ def test_a_client_with_hooks_posts_through_httpx_so_they_see_the_request(serve):
 
     reply = run(post, client=client)
     assert seen == ["/hooks/9"] and reply.status == 200 and reply.response().text == "got POST /hooks/9 x"
+
+
+def test_a_lean_post_over_https_is_verified_as_a_post_is(serve, authority, monkeypatch):
+    trusted = serve(tls=server_tls(authority))
+    stranger = serve(tls=server_tls(trustme.CA()))  # a certificate from an authority nobody trusts
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    monkeypatch.setattr(transport, "tls_context", lambda: trusting)
+
+    async def post(client: Client) -> list[str]:
+        return [(await client.post_bytes(f"{trusted.url}/hooks/{n}", b"x", {})).response().text for n in (1, 2)]
+
+    assert run(post) == ["got POST /hooks/1 x", "got POST /hooks/2 x"]
+    assert trusted.connections == 1
+
+    async def refused(client: Client) -> None:
+        await client.post_bytes(f"{stranger.url}/hooks/1", b"x", {})
+
+    with pytest.raises(httpx.ConnectError) as caught:
+        run(refused)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value) and stranger.requests == []
