@@ -283,14 +283,7 @@ class Connection(asyncio.Protocol):
                          ) -> tuple[Answer, bytes]:
         """Write a whole request (its head and body), and read its whole answer: the answer, and its body as sent."""
         answer = await self._exchange(head_only, self._put(request, self.origin[1], timeouts.get("write")), timeouts)
-        parts: list[bytes] = []
-        while True:  # as Body reads it
-            parts += self.take()
-            if answer.complete:
-                return answer, b"".join(parts)
-            if self.lost and self.error is None:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-            await self.more(timeouts.get("read"))
+        return answer, b"".join([piece async for piece in self.pieces(timeouts.get("read"))])
 
     async def _exchange(self, head_only: bool, writing: Awaitable[None], timeouts: dict[str, float | None]) -> Answer:
         self.answer = Answer(head_only=head_only)
@@ -364,6 +357,23 @@ class Connection(asyncio.Protocol):
         if self.error is not None:
             raise self.error
 
+    async def pieces(self, timeout: float | None) -> AsyncIterator[bytes]:
+        """The body of the answer in progress, piece by piece as it is read, to its end: a server that closes the
+        connection before the end of an answer that does not run until it does is a protocol error."""
+        answer = self.answer
+        assert answer is not None
+        while True:
+            chunks = self.take()
+            for chunk in chunks:
+                yield chunk
+            if chunks:
+                continue  # more may have come while they were taken
+            if answer.complete:
+                return
+            if self.lost and self.error is None:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
+            await self.more(timeout)
+
     def take(self) -> list[bytes]:
         """The pieces of body parsed so far, reading on if a long body had paused it."""
         answer = self.answer
@@ -396,20 +406,9 @@ class Body(httpx.AsyncByteStream):
         self.complete = self.closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        answer = self.connection.answer
-        assert answer is not None
-        while True:
-            chunks = self.connection.take()
-            for chunk in chunks:
-                yield chunk
-            if chunks:
-                continue  # more may have come while they were taken
-            if answer.complete:
-                self.complete = True
-                return
-            if self.connection.lost and self.connection.error is None:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-            await self.connection.more(self.timeout)
+        async for piece in self.connection.pieces(self.timeout):
+            yield piece
+        self.complete = True
 
     async def aclose(self) -> None:
         if not self.closed:
