@@ -51,6 +51,17 @@ def test_twenty_kills_each_followed_by_resend_account_for_every_delivery(tmp_pat
         store.close()
         landed["mid-send" if left or queued < RECIPIENTS + channel_rows else "after the sending"] += 1
         resent = run(root, env, "resend", identifier, "--yes")
+        # Someone whose five attempts all met an injected 503 (1 in 3.2 million; some 40,000 texts are resent
+        # here) fails for now, as they would for real. The hint says "a retry may help", and the duty officer
+        # resends again: every failure must be such a 503, and the next resend must deliver it.
+        for _ in range(2):
+            no_traceback(resent)
+            failed = [line for line in resent.stdout.splitlines() if line.startswith("FAIL ")]
+            if resent.returncode == 0 or not failed:
+                break
+            assert all('answered HTTP 503: {"error": "sandbox fault"' in line for line in failed), resent.stdout
+            landed["resent again after five 503s in a row"] += 1
+            resent = run(root, env, "resend", identifier, "--yes")
         no_traceback(resent)
         assert resent.returncode in (0, 1), resent.stdout + resent.stderr
         if resent.returncode == 1:  # only a post that may have gone out and cannot be checked is left
