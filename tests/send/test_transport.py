@@ -763,6 +763,20 @@ def test_a_lean_post_fails_as_a_post_fails(serve):
     assert isinstance(failure(stalls.url), httpx.ReadTimeout)
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "ftp://127.0.0.1/x"])
+def test_a_lean_post_to_an_address_that_cannot_be_used_fails_each_time_before_any_connection(url):
+    async def post(client: Client) -> list[BaseException]:
+        failures = []
+        for _ in range(2):  # an address is parsed once and kept; one that cannot be parsed is not kept
+            with pytest.raises((httpx.InvalidURL, httpx.UnsupportedProtocol)) as caught:
+                await client.post_bytes(url, b"x", {})
+            failures.append(caught.value)
+        return failures
+
+    first, second = run(post)
+    assert type(first) is type(second) and not classify("hook", first).unknown_outcome
+
+
 @pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "Ysgol ar gau – ɡ"},
                                      {"x-nōte": "x"}])
 def test_a_lean_post_refuses_a_header_httpx_would_refuse_before_a_byte_is_written(scripted, headers):
