@@ -51,7 +51,7 @@ def test_twenty_kills_each_followed_by_resend_account_for_every_delivery(tmp_pat
         store.close()
         landed["mid-send" if left or queued < RECIPIENTS + channel_rows else "after the sending"] += 1
         resent = run(root, env, "resend", identifier, "--yes")
-        # Someone whose five attempts all met an injected 503 (1 in 3.2 million; some 40,000 texts are resent
+        # Someone whose five attempts all met an injected 503 (1 in 3.2 million; up to 40,000 texts are resent
         # here) fails for now, as they would for real. The hint says "a retry may help", and the duty officer
         # resends again: every failure must be such a 503, and the next resend must deliver it.
         for _ in range(2):
