@@ -774,7 +774,9 @@ def test_a_lean_post_to_an_address_that_cannot_be_used_fails_each_time_before_an
         return failures
 
     first, second = run(post)
-    assert type(first) is type(second) and not classify("hook", first).unknown_outcome
+    said = classify("hook", second)  # what the duty officer reads, each time
+    assert type(first) is type(second) and not said.transient and not said.unknown_outcome
+    assert said.message.startswith("hook: its address is not a valid URL"), said.message
 
 
 @pytest.mark.parametrize("headers", [{"x-note": "one\r\nInjected: yes"}, {"x-note": "Ysgol ar gau – ɡ"},
