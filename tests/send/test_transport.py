@@ -6,6 +6,7 @@ must agree."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import socketserver
 import ssl
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import h11
+import httptools
 import httpx
 import pytest
 import trustme
@@ -195,6 +197,27 @@ def test_no_more_connections_than_allowed_are_open_at_once_and_every_request_is_
 
     assert run(thirty) == [f"got POST /hooks/{i} x" for i in range(30)]
     assert server.most_open == 4 and server.connections == 4  # then reused, never more than the transport's 4
+
+
+def test_an_answer_is_freed_once_read_never_left_in_a_cycle_for_the_garbage_collector(serve):
+    server = serve()
+
+    async def forty(client: Client) -> list[int]:
+        lean = [(await client.post_bytes(f"{server.url}/hooks/{i}", b"x", {})).status for i in range(20)]
+        return lean + [(await client.get(f"{server.url}/{i}")).status_code for i in range(20)]
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage, not freed
+    try:
+        assert run(forty) == [200] * 40
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, transport.Answer | httptools.HttpResponseParser)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []  # one per request (a bulk send's) would make the collector run often, and long
 
 
 def test_a_body_read_as_a_stream_arrives_whole_and_frees_its_connection(serve):
