@@ -147,17 +147,21 @@ class Channel:
 
 
 class Whole(Protocol):
-    """A whole answer: its status at once, and httpx's response for it when an error's words are to be read."""
+    """A whole answer: its status and body at once, and httpx's response for it when an error's words (or a
+    header) are to be read."""
 
     @property
     def status(self) -> int: ...
+
+    @property
+    def body(self) -> bytes: ...
 
     def response(self) -> httpx.Response: ...
 
 
 class _Read:
     def __init__(self, response: httpx.Response):
-        self.status, self._response = response.status_code, response
+        self.status, self.body, self._response = response.status_code, response.content, response
 
     def response(self) -> httpx.Response:
         return self._response

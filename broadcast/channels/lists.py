@@ -1,7 +1,8 @@
 """What a channel that sends to a recipient list adds to an adapter: its list, its media, its rate, its cost.
 
 List channels (govuk-notify, twilio, smtp) are sent by `broadcast.send.bulk`, one delivery per person, not by the
-fan-out: `deliver` takes a person and a pooled session instead of `send`'s one post per channel.
+fan-out: `deliver` takes a person and the process's sending client (the fan-out's, with its lean POST) instead of
+`send`'s one post per channel.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from broadcast.errors import ConfigError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import aiohttp
+    import httpx
 
     from broadcast.alert import Alert
     from broadcast.prepare.recipients import Recipient
@@ -114,16 +115,16 @@ class ListChannel(Channel):
         return replace(post, text=post.extra["email"]["text"], extra=post.extra["email"])
 
     # -- sending, one person at a time --------------------------------------------------------------
-    async def open(self, session: aiohttp.ClientSession) -> None:
+    async def open(self, client: httpx.AsyncClient) -> None:
         """Get ready to deliver (connections, tokens); called once per run."""
 
     async def close(self) -> None:
         """Release what `open` took."""
 
-    async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
+    async def deliver(self, post: Post, recipient: Recipient, client: httpx.AsyncClient, key: str) -> Receipt:
         raise NotImplementedError
 
-    async def lookup(self, key: str, session: aiohttp.ClientSession, *, recipient: Recipient | None = None,
+    async def lookup(self, key: str, client: httpx.AsyncClient, *, recipient: Recipient | None = None,
                      post: Post | None = None, since: str | None = None) -> Receipt | None:
         """The platform's record of this delivery, if it has one (checkable channels only): by our key where the
         platform keeps it, else by recipient, text and time (`since`: the alert's sent time)."""
@@ -131,7 +132,7 @@ class ListChannel(Channel):
 
     receipts: ClassVar[bool] = False  # the platform reports what became of each message (delivered, failed)
 
-    async def receipt(self, remote_id: str, session: aiohttp.ClientSession) -> tuple[str, str | None]:
+    async def receipt(self, remote_id: str, client: httpx.AsyncClient) -> tuple[str, str | None]:
         """What became of one message: ('delivered' | 'failed' | 'pending', the platform's reason or status)."""
         raise ChannelError(f"{self.name}: {self.kind} reports no delivery receipts", transient=False)
 

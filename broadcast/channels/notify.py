@@ -7,11 +7,10 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import ChannelError, Receipt
+from broadcast.channels.base import ChannelError, Receipt, post_whole
 from broadcast.channels.lists import ListChannel
 
 if TYPE_CHECKING:
-    import aiohttp
     import httpx
 
     from broadcast.channels.base import Post
@@ -88,7 +87,7 @@ class Notify(ListChannel):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
 
-    async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
+    async def deliver(self, post: Post, recipient: Recipient, client: httpx.AsyncClient, key: str) -> Receipt:
         if recipient.medium == "sms":
             path, body = "sms", {"phone_number": recipient.contact, "template_id": self.setting("sms_template_id"),
                                  "personalisation": {"message": post.text}, "reference": key}
@@ -101,22 +100,20 @@ class Notify(ListChannel):
                                    "personalisation": {"subject": email["subject"], "message": email["text"]}}
             if self.settings.get("email_reply_to_id"):
                 body["email_reply_to_id"] = str(self.settings["email_reply_to_id"])
-        async with session.post(f"{self.api}/v2/notifications/{path}", data=json.dumps(body),
-                                headers=self._headers()) as response:
-            text = await response.text()
-            if response.status != 201:
-                raise self.error(response.status, text, "sending")
-            return Receipt(remote_id=str(json.loads(text)["id"]))
+        answer = await post_whole(client, f"{self.api}/v2/notifications/{path}", json.dumps(body).encode("utf-8"),
+                                  self._headers())
+        if answer.status != 201:
+            raise self.error(answer.status, answer.response().text, "sending")
+        return Receipt(remote_id=str(json.loads(answer.body)["id"]))
 
-    async def lookup(self, key: str, session: aiohttp.ClientSession, *, recipient: Recipient | None = None,
+    async def lookup(self, key: str, client: httpx.AsyncClient, *, recipient: Recipient | None = None,
                      post: Post | None = None, since: str | None = None) -> Receipt | None:
         """Notify's notification with our reference, if one was made (a resend then sends nothing)."""
-        async with session.get(f"{self.api}/v2/notifications", params={"reference": key},
-                               headers=self._headers()) as response:
-            text = await response.text()
-            if response.status != 200:
-                raise self.error(response.status, text, "looking up a reference")
-            found = json.loads(text).get("notifications") or []
+        response = await client.get(f"{self.api}/v2/notifications", params={"reference": key},
+                                    headers=self._headers())
+        if response.status_code != 200:
+            raise self.error(response.status_code, response.text, "looking up a reference")
+        found = json.loads(response.content).get("notifications") or []
         if not found:
             return None
         return Receipt(remote_id=str(found[0]["id"]), note=f"already at Notify ({found[0].get('status')})")
@@ -126,13 +123,12 @@ class Notify(ListChannel):
     FAILED = ("permanent-failure", "temporary-failure", "technical-failure", "validation-failed",
               "virus-scan-failed")
 
-    async def receipt(self, remote_id: str, session: aiohttp.ClientSession) -> tuple[str, str | None]:
+    async def receipt(self, remote_id: str, client: httpx.AsyncClient) -> tuple[str, str | None]:
         """GET /v2/notifications/{id}: delivered, one of the failures (with its name as the reason), or pending."""
-        async with session.get(f"{self.api}/v2/notifications/{remote_id}", headers=self._headers()) as response:
-            text = await response.text()
-            if response.status != 200:
-                raise self.error(response.status, text, "reading a message's status")
-            status = str(json.loads(text).get("status", ""))
+        response = await client.get(f"{self.api}/v2/notifications/{remote_id}", headers=self._headers())
+        if response.status_code != 200:
+            raise self.error(response.status_code, response.text, "reading a message's status")
+        status = str(json.loads(response.content).get("status", ""))
         if status == "delivered":
             return "delivered", None
         return ("failed", status) if status in self.FAILED else ("pending", status or None)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
     from email.message import EmailMessage
 
-    import aiohttp
     import httpx
 
     from broadcast.channels.base import Post
@@ -99,7 +98,7 @@ class Smtp(ListChannel):
                                f"{exc})", transient=True, hint="check the relay and the network") from None
         return connection
 
-    async def open(self, session: aiohttp.ClientSession) -> None:
+    async def open(self, client: httpx.AsyncClient) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         # Threads, not the default executor: concurrency comes from the relay's limits, never the CPU count.
@@ -167,7 +166,7 @@ class Smtp(ListChannel):
                                transient=True, unknown_outcome=True) from None
         self._idle.append((connection, time.monotonic()))
 
-    async def deliver(self, post: Post, recipient: Recipient, session: aiohttp.ClientSession, key: str) -> Receipt:
+    async def deliver(self, post: Post, recipient: Recipient, client: httpx.AsyncClient, key: str) -> Receipt:
         message = self.message(post, recipient, key)
         await asyncio.get_running_loop().run_in_executor(self._pool, self._send, message)
         return Receipt(remote_id=str(message["Message-ID"]))

@@ -230,16 +230,16 @@ async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts, lim
     """Each message's status, CONCURRENCY at a time, each read retried as a send is (a 429, a 5xx, a dropped
     connection); one that still fails counts as unknown, with the platform's words in the note."""
     from broadcast.send.retry import Retry, guarded
-    from broadcast.send.transport import list_session
+    from broadcast.send.transport import list_client
 
     slots = asyncio.Semaphore(CONCURRENCY)
     errors: Counter[str] = Counter()
-    async with list_session(CONCURRENCY, connect=limits.connect_timeout, read=limits.read_timeout) as session:
-        await channel.open(session)
+    async with list_client(CONCURRENCY, connect=limits.connect_timeout, read=limits.read_timeout) as client:
+        await channel.open(client)
         try:
             async def read(remote_id: str) -> tuple[str, str | None]:
                 async with slots:  # held for the request only: a wait never holds a slot
-                    return await guarded(channel.name, channel.receipt(remote_id, session))
+                    return await guarded(channel.name, channel.receipt(remote_id, client))
 
             async def one(remote_id: str | None) -> None:
                 if not remote_id:

@@ -39,7 +39,7 @@ from broadcast.send.journal import Journal
 from broadcast.store import isoformat, utcnow
 
 if TYPE_CHECKING:
-    import aiohttp
+    import httpx
     from tenacity import RetryCallState
 
     from broadcast.alert import Alert
@@ -109,7 +109,7 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
     selections = {name: s for name in lists if (s := _selection(store, alert.identifier, name)) is not None}
     if not selections:
         return []
-    from broadcast.send.transport import list_session  # only now: a warning without lists never imports aiohttp
+    from broadcast.send.transport import list_client
 
     key = RecipientKey.for_workspace(workspace.root)
     opt_outs, _ = read_opt_outs(workspace.root, key)
@@ -117,10 +117,10 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
     runs: list[Run] = []
     results: list[Any] = []
     try:
-        async with list_session(limits.concurrency, connect=limits.connect_timeout, read=limits.read_timeout
-                                ) as session, Journal(store, alert=alert.identifier, actor=actor) as journal:
+        async with list_client(limits.concurrency, connect=limits.connect_timeout, read=limits.read_timeout
+                               ) as client, Journal(store, alert=alert.identifier, actor=actor) as journal:
             runs = [Run(workspace, store, alert, lists[name], selection, key=key, opt_outs=opt_outs, states=states,
-                        journal=journal, session=session, slots=slots, limits=limits, sleep=sleep,
+                        journal=journal, client=client, slots=slots, limits=limits, sleep=sleep,
                         on_progress=on_progress, stop=stop) for name, selection in selections.items()]
             results = await asyncio.gather(*(run.go() for run in runs), return_exceptions=True)
             for result in results:
@@ -159,11 +159,11 @@ class Run:
 
     def __init__(self, workspace: Workspace, store: Store, alert: Alert, channel: ListChannel,
                  selection: dict[str, Any], *, key: RecipientKey, opt_outs: set[str], states: tuple[str, ...],
-                 journal: Journal, session: aiohttp.ClientSession, slots: asyncio.Semaphore, limits: Limits,
+                 journal: Journal, client: httpx.AsyncClient, slots: asyncio.Semaphore, limits: Limits,
                  sleep: Sleep, on_progress: Callable[[Progress], None] | None, stop: Stop | None = None):
         self.workspace, self.store, self.alert, self.channel = workspace, store, alert, channel
         self.selection, self.key, self.opt_outs, self.states = selection, key, opt_outs, states
-        self.journal, self.session, self.slots, self.limits, self.sleep = journal, session, slots, limits, sleep
+        self.journal, self.client, self.slots, self.limits, self.sleep = journal, client, slots, limits, sleep
         self.on_progress, self.stop = on_progress, stop
         self.pace = Pace(channel.rate, sleep)
         self.tally: dict[str, Tally] = {language: Tally() for language in channel.config.languages}
@@ -188,7 +188,7 @@ class Run:
             self.posts = {language: channel.prepare(self.alert, language) for language in channel.config.languages}
             if not self._queued():
                 await self.queue()
-            await channel.open(self.session)
+            await channel.open(self.client)
             try:
                 await self.send()
             finally:
@@ -329,7 +329,7 @@ class Run:
 
         async def attempt() -> Receipt:
             if state["maybe_sent"] and channel.checkable:
-                found = await self._call(channel.lookup(key, self.session, recipient=recipient, post=post,
+                found = await self._call(channel.lookup(key, self.client, recipient=recipient, post=post,
                                                         since=self.alert.sent), recipient)
                 if found is not None:
                     return found
@@ -344,7 +344,7 @@ class Run:
             async with self.slots:
                 state["in_flight"] = True
                 try:
-                    return await self._call(channel.deliver(post, recipient, self.session, key), recipient)
+                    return await self._call(channel.deliver(post, recipient, self.client, key), recipient)
                 except ChannelError as exc:
                     state["maybe_sent"] = state["maybe_sent"] or exc.unknown_outcome
                     raise

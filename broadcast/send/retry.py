@@ -111,16 +111,15 @@ async def guarded(name: str, call: Awaitable[T]) -> T:
 def classify(name: str, exc: BaseException) -> ChannelError:
     """What a failure below the platform's answer means: no connection (nothing went), no complete answer (it may
     have landed), an answer we cannot read (it may have landed), or a bad address (nothing went)."""
-    import aiohttp
     import httpx
 
     while isinstance(exc, ExceptionGroup) and exc.exceptions:  # e.g. anyio's, around a bad port number
         exc = exc.exceptions[0]
     said = type(exc).__name__
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | aiohttp.InvalidURL):  # the address is wrong
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):  # the address is wrong
         return ChannelError(f"{name}: its address is not a valid URL ({mask(str(exc))})", transient=False,
                             hint=f"fix the address in channels/{name}.toml, or the environment variable it names")
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | aiohttp.ClientConnectorError):
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return ChannelError(f"{name}: cannot connect: {mask(str(exc)) or said}", transient=True,
                             hint="check the network and the platform's status page")
     if isinstance(exc, httpx.LocalProtocolError):  # refused here, before the request could have been acted on
@@ -130,7 +129,7 @@ def classify(name: str, exc: BaseException) -> ChannelError:
         return ChannelError(f"{name}: the request cannot be sent as it stands: {mask(said)}", transient=False,
                             hint=f"a setting in channels/{name}.toml (or the environment variable it names) or a "
                                  "template's text put it there")
-    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | TimeoutError):
+    if isinstance(exc, httpx.TransportError | TimeoutError):
         return ChannelError(f"{name}: no complete answer ({said})", transient=True, unknown_outcome=True)
     if isinstance(exc, ValueError | KeyError | TypeError):  # an answer we cannot read (an HTML page, cut-off JSON)
         return ChannelError(f"{name}: the platform's answer could not be read ({said})", transient=True,

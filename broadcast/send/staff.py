@@ -217,12 +217,12 @@ def _text_call(channel: ListChannel, number: str, text: str, key: str,
     post = Post(channel.name, LANGUAGE, text, count_segments(text), channel.max_segments, "SMS segments", False, {})
 
     async def call() -> Receipt:
-        from broadcast.send.transport import list_session
+        from broadcast.send.transport import list_client
 
-        async with list_session(1, connect=limits.connect_timeout, read=limits.read_timeout) as session:
-            await channel.open(session)
+        async with list_client(1, connect=limits.connect_timeout, read=limits.read_timeout) as client:
+            await channel.open(client)
             try:
-                return await guarded(channel.name, channel.deliver(post, person, session,
+                return await guarded(channel.name, channel.deliver(post, person, client,
                                                                    delivery_key(f"watch:{key}", channel.name,
                                                                                 LANGUAGE)))
             finally:

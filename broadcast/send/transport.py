@@ -33,8 +33,6 @@ import httpx
 if TYPE_CHECKING:
     from types import TracebackType
 
-    import aiohttp
-
 USER_AGENT = "broadcast/{version} (public warning and informing)"
 KEEPALIVE = 5.0  # seconds an idle connection is kept for reuse, as httpx's default
 BUFFERED = 262144  # bytes of a long body parsed ahead of its reader before reading pauses
@@ -651,14 +649,8 @@ def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) 
                   headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
 
 
-def list_session(connections: int, *, connect: float, read: float) -> aiohttp.ClientSession:
-    """The aiohttp session the list channels (Notify, Twilio) send and read through: the same TLS context and
-    user agent as the httpx client, `connections` at once to any host."""
-    import aiohttp
-
-    from broadcast import __version__
-
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read),
-        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0, ssl=tls_context()),
-        headers={"User-Agent": USER_AGENT.format(version=__version__)})
+def list_client(connections: int, *, connect: float, read: float) -> httpx.AsyncClient:
+    """The client the list channels (Notify, Twilio) send and read through: the fan-out's, `connections` requests at
+    once to any host, with a connect and a read timeout only. A wait for one of its own connections is not the
+    platform's fault: each person's deadline bounds it."""
+    return http_client(connections, timeout=httpx.Timeout(None, connect=connect, read=read))

@@ -2,7 +2,6 @@ import asyncio
 import json
 import time
 
-import aiohttp
 import jwt
 import pytest
 from conftest import make_alert
@@ -13,6 +12,7 @@ from broadcast.channels.base import ChannelError
 from broadcast.channels.checks import check_channels
 from broadcast.prepare.recipients import Recipient
 from broadcast.sandbox.platforms.notify import API_KEY, SERVICE_ID
+from broadcast.send.transport import http_client
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 
@@ -30,8 +30,8 @@ def notify(tmp_path, sandbox, monkeypatch):
 
 def deliver(channel, post, person=PERSON, key="key-1"):
     async def go():
-        async with aiohttp.ClientSession() as session:
-            return await channel.deliver(post, person, session, key)
+        async with http_client() as client:
+            return await channel.deliver(post, person, client, key)
 
     return asyncio.run(go())
 
@@ -46,6 +46,8 @@ def test_the_jwt_is_accepted_and_the_reference_is_our_key(notify, sandbox):
     [received] = sandbox.received("notify", accepted=True)
     claims = jwt.decode(received.headers["authorization"].removeprefix("Bearer "), options={"verify_signature": False})
     assert claims["iss"] == SERVICE_ID and abs(claims["iat"] - time.time()) < 5
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["user-agent"].startswith("broadcast/")  # the sending client's, as every channel's
     assert received.body == {"phone_number": "+447700900001", "template_id": "00000000-0000-4000-8000-000000000001",
                              "personalisation": {"message": post.text}, "reference": "key-1"}
     assert receipt.remote_id in sandbox.store("notify")["notifications"]

@@ -2,7 +2,6 @@ import asyncio
 import base64
 import json
 
-import aiohttp
 import pytest
 from conftest import VALUES, make_alert
 from listkit import ENV, approved, list_workspace, many, twilio_channel
@@ -12,6 +11,7 @@ from broadcast.channels.base import ChannelError
 from broadcast.channels.checks import check_channels
 from broadcast.prepare.recipients import Recipient, scrub
 from broadcast.sandbox.platforms.twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID
+from broadcast.send.transport import http_client
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 
@@ -29,9 +29,9 @@ def twilio(tmp_path, sandbox, monkeypatch):
 
 def deliver(channel, post, person=PERSON):
     async def go():
-        async with aiohttp.ClientSession() as session:
-            await channel.open(session)
-            return await channel.deliver(post, person, session, "key-1")
+        async with http_client() as client:
+            await channel.open(client)
+            return await channel.deliver(post, person, client, "key-1")
 
     return asyncio.run(go())
 
