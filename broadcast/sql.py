@@ -45,6 +45,11 @@ class SQLite:
         """A non-negative number's whole part."""
         return f"CAST({number} AS INTEGER)"
 
+    @staticmethod
+    def binary(text: str) -> str:
+        """Text to sort as Python sorts str (by code point; UTF-8's byte order is the same), not by a locale."""
+        return text
+
 
 class PostgreSQL:
     name = "postgresql"
@@ -64,6 +69,10 @@ class PostgreSQL:
     @staticmethod
     def whole(number: str) -> str:
         return f"FLOOR({number})::bigint"
+
+    @staticmethod
+    def binary(text: str) -> str:
+        return f'({text}) COLLATE "C"'
 
 
 Dialect = type[SQLite] | type[PostgreSQL]

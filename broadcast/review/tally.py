@@ -78,8 +78,11 @@ class Tally:
 
 def final_results(store: Store, slugs: list[str]) -> Iterator[tuple[Any, ...]]:
     """Each message's last result, grouped: (alert, channel, language, outcome, http_status, error, messages,
-    messages that took more than one attempt)."""
-    j, marks = store.sql.json, ", ".join("?" for _ in slugs)
+    messages that took more than one attempt), in the order of (alert, channel or '-', language) as Python sorts
+    them, so one message's rows come together."""
+    j, marks, binary = store.sql.json, ", ".join("?" for _ in slugs), store.sql.binary
+    order = ", ".join([*map(binary, ("alert", "COALESCE(channel, '-')", "language", "outcome")), "status",
+                       binary("error")])
     # A resend adds results to the same delivery, and a post deleted later ends as retracted; older logs name no
     # delivery, so the alert, channel, language and (masked) recipient stand in for it.
     yield from store.conn.execute(
@@ -91,7 +94,7 @@ def final_results(store: Store, slugs: list[str]) -> Iterator[tuple[Any, ...]]:
         f"COALESCE({store.sql.json_int('details', 'attempt')}, 0) AS attempt, "
         f"ROW_NUMBER() OVER (PARTITION BY {delivery_of(store)} ORDER BY id DESC) AS n "
         f"FROM events WHERE incident IN ({marks}) AND type IN ('delivery_result', 'retracted')) AS last WHERE n = 1 "
-        "GROUP BY 1, 2, 3, 4, 5, 6", slugs)
+        f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY {order}", slugs)
 
 
 def delivery_of(store: Store) -> str:
@@ -137,16 +140,17 @@ def reports_receipts(snapshot: dict[str, Any]) -> bool:
 Message = list[Any]  # attempted, needed_retry, accepted, deleted, refused, unknown, reasons (a Counter, or None)
 
 
-def _messages(store: Store, slugs: list[str]
-              ) -> tuple[dict[tuple[str, str, str], Message], dict[tuple[str, str, str], dict[str, Any]]]:
-    """(alert, channel, language) -> that message's results summed, in the order of final_results; and the receipts
-    snapshot of each that has one."""
-    messages: dict[tuple[str, str, str], Message] = {}
+def _each_message(store: Store, slugs: list[str]) -> Iterator[tuple[tuple[str, str, str], Message]]:
+    """(alert, channel, language) and that message's results summed, one message at a time, in key order: only the
+    message being summed is held, however long the incident."""
+    key: tuple[str, str, str] | None = None
+    found: Message = []
     for alert, channel, language, outcome, status, error, count, retried in final_results(store, slugs):
-        key = (alert, channel or "-", language)
-        found = messages.get(key)
-        if found is None:
-            found = messages[key] = [0, 0, 0, 0, 0, 0, None]
+        here = (alert, channel or "-", language)
+        if here != key:
+            if key is not None:
+                yield key, found
+            key, found = here, [0, 0, 0, 0, 0, 0, None]
         found[0] += count
         found[1] += retried or 0
         if outcome in ("sent", "retracted"):
@@ -158,9 +162,13 @@ def _messages(store: Store, slugs: list[str]
             found[6][error_class(outcome, status, error)] += count
         else:  # uncertain: the request may have landed
             found[5] += count
-    receipts = {key: snapshot for key, snapshot in latest_receipts(store, slugs).items()
-                if key in messages and reports_receipts(snapshot)}
-    return messages, receipts
+    if key is not None:
+        yield key, found
+
+
+def _receipts(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The receipts snapshot of each message that has one."""
+    return {key: snapshot for key, snapshot in latest_receipts(store, slugs).items() if reports_receipts(snapshot)}
 
 
 def _message_tally(key: tuple[str, str, str], message: Message, snapshot: dict[str, Any] | None) -> Tally:
@@ -176,8 +184,8 @@ def _message_tally(key: tuple[str, str, str], message: Message, snapshot: dict[s
 
 def by_message(store: Store, slugs: list[str]) -> dict[tuple[str, str, str], Tally]:
     """(alert, channel, language) -> what became of those messages, receipts included."""
-    messages, receipts = _messages(store, slugs)
-    return {key: _message_tally(key, message, receipts.get(key)) for key, message in messages.items()}
+    receipts = _receipts(store, slugs)
+    return {key: _message_tally(key, message, receipts.get(key)) for key, message in _each_message(store, slugs)}
 
 
 def tally(store: Store, slugs: list[str]) -> list[Tally]:
@@ -185,10 +193,12 @@ def tally(store: Store, slugs: list[str]) -> list[Tally]:
 
     The same figures as merging by_message's rows, in the same order, without a Tally for each message: a long
     incident has tens of thousands of messages (one per person on a list), and a Tally with its two Counters for
-    each was a fifth of an export. Only a message with receipts gets one, to take them as by_message does."""
-    messages, receipts = _messages(store, slugs)
+    each was a fifth of an export. Only a message with receipts gets one, to take them as by_message does. The
+    messages are summed as they are read, so its memory is one Tally per channel and language, not one entry per
+    message (13.8 MiB at 100,000 events, when they were all kept to be sorted)."""
+    receipts = _receipts(store, slugs)
     merged: dict[tuple[str, str], Tally] = {}
-    for key, message in sorted(messages.items()):
+    for key, message in _each_message(store, slugs):
         into = merged.get(key[1:])
         if into is None:
             into = merged[key[1:]] = Tally(key[1], key[2])

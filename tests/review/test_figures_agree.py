@@ -154,3 +154,26 @@ def test_the_tally_equals_each_message_s_figures_merged(live, incident, tmp_path
             (list(t.reasons.items()), list(t.receipt_reasons.items())) for t in oracle]  # the order ties show in
     assert any(t.delivered is not None for t in tally(store, [slug]))  # receipts were taken
     assert any(t.reasons for t in tally(long, [SLUG]))
+
+
+def test_the_tally_is_summed_as_it_is_read_four_times_the_messages_in_about_the_same_memory(tmp_path):
+    """One figure per channel and language is held, not one entry per message: a long incident (one per person on a
+    list) would otherwise hold tens of thousands."""
+    import tracemalloc
+
+    from test_large_export import SLUG, long_incident
+
+    from broadcast.review.tally import tally
+
+    peaks, figures = [], []
+    for alerts in (110, 440):  # 660 and 2,640 messages
+        log, _, _ = long_incident(tmp_path / f"long-{alerts}.db", alerts=alerts)
+        tracemalloc.start()
+        try:
+            figures.append(tally(log, [SLUG]))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+            log.close()
+    assert [sum(t.attempted for t in f) for f in figures] == [660, 2640]
+    assert peaks[1] < peaks[0] * 1.5, peaks  # it grew fourfold with the messages when they were kept to be sorted
