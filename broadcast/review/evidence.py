@@ -78,13 +78,15 @@ def verify_upto(conn: Any, count: int, head: str) -> tuple[bool, int, str, int |
     """Store.verify, up to the event that was the head when the export began (its hash must still be `head`)."""
     import sqlite3
 
-    from broadcast.store import GENESIS, walk_chain
+    from broadcast.store import GENESIS, walk_chain, walk_sqlite
 
     if isinstance(conn, sqlite3.Connection):  # PostgreSQL checks its own pages
         problems = [r[0] for r in conn.execute("PRAGMA quick_check") if r[0] != "ok"]
         if problems:
             return False, 0, GENESIS, None, f"SQLite integrity check: {problems[0]}"
-    result = walk_chain(conn.execute(f"{SELECT} WHERE id <= ? ORDER BY id", [count]))
+        result = walk_sqlite(conn, count)
+    else:
+        result = walk_chain(conn.execute(f"{SELECT} WHERE id <= ? ORDER BY id", [count]))
     if result.ok and result.head != head:
         return False, result.count, result.head, None, "the log changed while it was being read"
     return result.ok, result.count, result.head, result.broken_at, result.reason
