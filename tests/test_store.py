@@ -198,6 +198,18 @@ def test_verify_spells_what_sqlite_spells_as_python_does_and_python_judges_the_r
     conn.close()
 
 
+def test_sqlite_spells_text_as_canonical_json_does_for_every_character_verify_meets():
+    """What verify relies on to let SQLite spell the bodies: json_object's text is json.dumps(ensure_ascii=False)'s,
+    for every character below U+3000, the specials above it and the astral planes' ends."""
+    conn = sqlite3.connect(":memory:")
+    codes = [*range(0x3000), 0xFEFF, 0xFFFD, 0xFFFE, 0xFFFF, 0x1F600, 0x10FFFF]
+    texts = [f'a{chr(code)}b"\\/' for code in codes if not 0xD800 <= code <= 0xDFFF]
+    conn.execute("CREATE TABLE t (k TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(text,) for text in texts])
+    spelt = [row[0] for row in conn.execute("SELECT json_object('k', k) FROM t ORDER BY rowid")]
+    assert spelt == [canonical_json({"k": text}) for text in texts]
+
+
 def test_canonical_json_is_stable():
     assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
 
