@@ -16,6 +16,7 @@ from listkit import CLEAR, ENV, approved, list_workspace, many, notify_channel, 
 from broadcast.cli import cli
 from broadcast.prepare import recipients
 from broadcast.send import bulk
+from broadcast.send.sending import plan_warning, send_warning
 from broadcast.store import Store
 
 SETS = [f"--set={k}={v}" for k, v in VALUES.items()]
@@ -138,6 +139,37 @@ def test_a_number_listed_again_in_the_next_batch_is_sent_one_text(tmp_path, sand
     [queued] = [json.loads(e["details"]) for e in store.events() if e["type"] == "recipients_queued"]
     assert queued["duplicates"] == len(again) and queued["selected"] == queued["people"] == 30
     assert len(store.deliveries(only_identifier(root / "broadcast.db"), recipients=True)) == 30
+
+
+def test_the_logs_work_for_a_send_grows_with_the_list_not_its_square(tmp_path, sandbox, env, monkeypatch):
+    # SQLite's own count of the steps it took (its progress handler, every 100 virtual-machine instructions) over
+    # a whole send, to 150 people and to 600. Each batch of the list is matched to its rows in the log; were that
+    # look-up to walk every row still to send, as it once did, four times the people would take eight times the
+    # work. Batches of ten, so that a short list has many.
+    monkeypatch.setattr(bulk, "CHUNK", 10)
+
+    def steps(people: int) -> int:
+        sandbox.clear()
+        sandbox.store("notify")["rate_limit"] = None
+        workspace = approved(list_workspace(tmp_path / str(people), [notify_channel(sandbox.url)],
+                                            residents=many(people)))
+        store = Store.open(workspace.db_path)
+        plan = plan_warning(workspace, "school-closure", VALUES, store=store)
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0  # go on
+
+        store.conn.set_progress_handler(step, 100)
+        report = send_warning(workspace, store, plan, actor="duty-officer")
+        store.close()
+        assert [o.state for o in report.outcomes] == ["sent"] * len(report.outcomes)
+        assert len(numbers(sandbox, "notify")) == people
+        return counted[0]
+
+    small, large = steps(150), steps(600)
+    assert large < 5 * small, (small, large)
 
 
 @pytest.mark.real_clock  # broadcast runs in subprocesses, against this process's sandbox
