@@ -13,12 +13,16 @@ import operator
 import os
 import secrets
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# Event ids are UUIDv7 (RFC 9562): they begin with the time, so each new one goes at the end of the events' unique
+# index, where a random one (v4) lands on any of its pages: past 100,000 events every commit then wrote dozens of
+# scattered index pages to the WAL.
+from uuid_utils import uuid7
 
 from broadcast.errors import StoreError
 from broadcast.sql import PostgreSQL, SQLite, rows
@@ -579,7 +583,7 @@ class Store:
     def _chain(events: list[dict[str, Any]], head: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
         """The events as stored rows, numbered and hashed on from the head (id, hash) of the chain."""
         recorded = isoformat(utcnow())
-        sha, body, new_id, spell = hashlib.sha256, hashed_body, uuid.uuid4, canonical_json
+        sha, body, new_id, spell = hashlib.sha256, hashed_body, uuid7, canonical_json
         number, prev = (head[0], head[1]) if head else (0, GENESIS)
         stored: list[tuple[Any, ...]] = []
         for event in events:

@@ -1,6 +1,7 @@
 """The log, on both stores: a SQLite file, and a real PostgreSQL server (tests/pgkit.py starts one)."""
 
 import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -80,6 +81,29 @@ def test_events_chain_and_verify_ok(backend):
     assert second["hash"] == event_hash(second)
     result = store.verify()
     assert result.ok and result.count == 2 and result.head == second["hash"]
+
+
+def test_event_ids_begin_with_the_time_so_each_new_one_goes_at_the_end_of_the_index(tmp_path):
+    # Read as the standard library reads a UUID: RFC 9562's version 7, in the chain's order across transactions.
+    # A random id (version 4) lands on any page of the events' unique index: with 3,000 events in the log, each
+    # commit of ten then wrote 16 pages to the WAL, against 7 with ids that begin with the time.
+    store = Store.open(tmp_path / "broadcast.db")
+    event = {"type": "delivery_result", "phase": "warn", "actor": "duty-officer", "alert": "A-2026-0001",
+             "incident": "snow", "channel": "sms-residents", "description": "sms-residents: delivered",
+             "details": {"outcome": "sent", "attempt": 1}}
+    for _ in range(300):
+        store.append_events([event] * 10)
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.conn.execute("PRAGMA wal_autocheckpoint = 0")  # every page the next commits write stays in the WAL
+    for _ in range(100):
+        store.append_events([event] * 10)
+    page = store.conn.execute("PRAGMA page_size").fetchone()[0]
+    frames = ((tmp_path / "broadcast.db-wal").stat().st_size - 32) / (24 + page)  # SQLite's WAL: a header, then a header per page
+    ids = [row[0] for row in store.conn.execute("SELECT event_id FROM events ORDER BY id")]
+    store.close()
+    assert frames / 100 <= 10
+    assert len(ids) == 4000 == len(set(ids)) and ids == sorted(ids)
+    assert {uuid.UUID(i).version for i in ids} == {7}
 
 
 def test_a_batch_whose_change_fails_writes_nothing_of_it_and_the_store_goes_on(backend, workspace):
