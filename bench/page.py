@@ -39,7 +39,7 @@ def main() -> None:
 
     import broadcast.public.cap
     import broadcast.public.page
-    from broadcast.public.buildcache import FOLDER
+    from broadcast.public.buildcache import FILE
     from broadcast.public.site import build_site, write_tree
     from broadcast.store import Store
     from broadcast.workspace import Workspace
@@ -65,7 +65,8 @@ def main() -> None:
                                     lambda: floor.render(every), runs=RUNS)
 
         def first() -> None:
-            shutil.rmtree(root / FOLDER, ignore_errors=True)
+            for suffix in ("", "-wal", "-shm"):
+                (root / f"{FILE}{suffix}").unlink(missing_ok=True)
             new_process()
             build_site(workspace, store, now=now)
 
@@ -175,10 +176,10 @@ class Floor:
 def new_process() -> None:
     """Forget what this process kept from the last build (the alerts it read, the cache entries it used): the
     next build starts as the first one of a new `broadcast` process does."""
-    import broadcast.public.buildcache
     import broadcast.public.site
+    from broadcast.public.buildcache import forget
 
-    broadcast.public.buildcache._IN_MEMORY.clear()
+    forget()
     broadcast.public.site._LAST_READ.clear()
 
 

@@ -98,7 +98,8 @@ def test_event_ids_begin_with_the_time_so_each_new_one_goes_at_the_end_of_the_in
     for _ in range(100):
         store.append_events([event] * 10)
     page = store.conn.execute("PRAGMA page_size").fetchone()[0]
-    frames = ((tmp_path / "broadcast.db-wal").stat().st_size - 32) / (24 + page)  # SQLite's WAL: a header, then a header per page
+    # SQLite's WAL: a 32-byte header, then each page written with a 24-byte header of its own
+    frames = ((tmp_path / "broadcast.db-wal").stat().st_size - 32) / (24 + page)
     ids = [row[0] for row in store.conn.execute("SELECT event_id FROM events ORDER BY id")]
     store.close()
     assert frames / 100 <= 10

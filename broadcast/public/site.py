@@ -15,6 +15,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
+from broadcast.public.buildcache import known_sha256
+
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
@@ -54,8 +56,8 @@ def build_site(
 ) -> Site:
     """Render every CAP file, page and feed. Raises CapError (and writes nothing) if any CAP file is invalid.
 
-    Incremental (the default), it takes from the workspace's .broadcast/page-cache what the last build made and is
-    still true: the CAP file of an alert already written (alerts never change) and each incident page whose
+    Incremental (the default), it takes from the workspace's .broadcast/page-cache.sqlite3 what the last build made
+    and is still true: the CAP file of an alert already written (alerts never change) and each incident page whose
     incident, settings and code are unchanged. The result is byte for byte what a full build makes."""
     from broadcast.public.buildcache import BuildCache
     from broadcast.public.cap import cap_document
@@ -241,11 +243,11 @@ class Manifest:
             return None
 
     def _digest(self, path: str, data: bytes) -> str:
-        """The SHA-256 of `data`, hashed once per bytes object: the build cache hands the next build in this process
-        the very objects it kept, so the publish after a send hashes only what was built anew."""
+        """The SHA-256 of `data`, hashed once per bytes object: the build cache hands a build the very objects it
+        keeps, with the digest each had when it was made, so a publish hashes only what was built anew."""
         known = self.digests.get(path)
         if known is None or known[0] is not data:
-            known = self.digests[path] = (data, hashlib.sha256(data).hexdigest())
+            known = self.digests[path] = (data, known_sha256(data) or hashlib.sha256(data).hexdigest())
         return known[1]
 
     def holds(self, path: str, data: bytes) -> bool:

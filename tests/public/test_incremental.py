@@ -10,7 +10,7 @@ from sitekit import T0, MemoryStore, hostile_alert, incident_row, make_alert, po
 
 import broadcast.public.cap
 import broadcast.public.page
-from broadcast.public.buildcache import FOLDER
+from broadcast.public.buildcache import FILE, OLD_FOLDER, forget
 from broadcast.public.publish import publish_site
 from broadcast.public.site import build_site
 
@@ -118,8 +118,28 @@ def test_a_cache_that_cannot_be_written_only_makes_the_build_slower(workspace, s
     site = build_site(workspace, store, now=T0)
     assert build_site(workspace, store, now=T0).files == site.files
     assert site.files == build_site(workspace, store, now=T0, incremental=False).files
-    assert not (workspace.root / FOLDER).exists()
+    assert not (workspace.root / FILE).exists()
     assert made["cap"] == ["A-2026-0001"] * 3  # nothing kept: built by each build
+
+
+def test_a_damaged_cache_is_only_a_slower_build_and_is_made_again_at_once(workspace, store, made):
+    save(store, make_alert(workspace, "A-2026-0001", incident="snow"))
+    site = build_site(workspace, store, now=T0)
+    (workspace.root / FILE).write_bytes(b"not a database " * 300)  # damaged between two runs of broadcast
+    forget()  # each build below as a new process makes it
+    assert build_site(workspace, store, now=T0).files == site.files
+    forget()
+    assert build_site(workspace, store, now=T0).files == site.files
+    assert made["cap"] == ["A-2026-0001"] * 2  # the first build's, then the one that found the cache damaged
+
+
+def test_the_cache_folder_of_earlier_versions_goes_at_the_next_save(workspace, store):
+    old = workspace.root / OLD_FOLDER
+    old.mkdir(parents=True)
+    (old / ("0" * 40)).write_bytes(b"<html>an incident page</html>")
+    save(store, make_alert(workspace, "A-2026-0001", incident="snow"))
+    build_site(workspace, store, now=T0)
+    assert not old.exists() and (workspace.root / FILE).is_file()
 
 
 def test_a_library_upgraded_in_place_makes_every_key_new_without_importing_it(tmp_path, monkeypatch):
