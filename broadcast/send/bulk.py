@@ -47,7 +47,10 @@ if TYPE_CHECKING:
     from broadcast.store import Store
     from broadcast.workspace import Workspace
 
-CHUNK = 500  # rows per queueing transaction and per look-up of a list's rows
+CHUNK = 500  # a list's rows per look-up of their deliveries, and per turn of the loop while queueing
+# Rows per queueing transaction: each commit writes every index page its rows touched, and a person's key is a
+# hash, so 500 rows touched ~470 pages of the unique index at 100,000 people; 5,000 halve the queueing time.
+QUEUE_COMMIT = 5000
 QUEUE_AHEAD = 2  # recipients waiting for a worker, per worker
 YIELD_EVERY = 25  # list rows read between turns of the event loop (a row costs tens of microseconds)
 # What a send reads of a delivery row (recipient fifth: _dispatch keys on it).
@@ -242,11 +245,12 @@ class Run:
                                 default_language=language, opt_outs=self.opt_outs):
             rows.append((alert, name, recipient.language, recipient.key, recipient.masked,
                          delivery_key(alert, name, recipient.language, recipient.key, space), now, now))
-            if len(rows) >= CHUNK:
+            if len(rows) >= QUEUE_COMMIT:
                 with self.store.transaction() as conn:
                     conn.executemany(sql, rows)
                 rows = []
-                await asyncio.sleep(0)  # the social fan-out goes on meanwhile
+            if not len(rows) % CHUNK:
+                await asyncio.sleep(0)  # the social fan-out goes on meanwhile (never inside a transaction)
         with self.store.transaction() as conn:
             conn.executemany(sql, rows)
             self.store.append_event("recipients_queued", phase="warn", actor=self.journal.actor, alert=alert,

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import uuid_utils
+
 from broadcast.channels.base import ChannelError
 
 if TYPE_CHECKING:
@@ -21,14 +23,16 @@ if TYPE_CHECKING:
     from broadcast.workspace import Workspace
 
 KEY_NAMESPACE = uuid.UUID("8f2b7c1e-4d6a-4f0e-9b3c-2a1d5e7f9c00")
+_NAMESPACE = uuid_utils.UUID(str(KEY_NAMESPACE))  # the same, for uuid-utils: the same UUIDv5 in a tenth of the time
 
 
 def delivery_key(alert: str, channel: str, language: str, recipient: str = "", space: str = "") -> str:
     """Stable per (alert, channel, language, recipient), so a resend carries the same key; `space` is the alert's
     random key space (Store.key_space), so the same identifier in a restored log or another workspace never
-    yields the same key."""
+    yields the same key. RFC 9562's version 5 (uuid.uuid5 makes the very same: a list's queueing makes one per
+    person, and the standard library's took 12 us)."""
     name = f"{space}/{alert}/{channel}/{language}/{recipient}" if space else f"{alert}/{channel}/{language}/{recipient}"
-    return str(uuid.uuid5(KEY_NAMESPACE, name))
+    return str(uuid_utils.uuid5(_NAMESPACE, name))
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """warn and resend end to end: the CLI, the sandbox over real HTTP, the log on disk."""
 
 import json
+import uuid
 
 import pytest
 from conftest import SETS, VALUES, invoke
 
 from broadcast.prepare.templates import find_template
-from broadcast.send.fanout import Limits
+from broadcast.send.fanout import KEY_NAMESPACE, Limits, delivery_key
 from broadcast.send.sending import plan_warning, send_warning
 from broadcast.store import Store
 from broadcast.workspace import Workspace
@@ -185,3 +186,13 @@ def test_resend_says_what_a_switched_off_channel_still_owes_and_exits_1(live, sa
     assert resent.exit_code == 1, resent.output  # not 0: hook-b's messages are still not delivered
     assert "FAIL  hook-b (en-GB)" in resent.output and "not sent: switched off by duty-officer" in resent.output
     assert "hint: when hook-b can be used again: broadcast resend A-2026-0001 --only hook-b" in resent.output
+
+
+def test_a_delivery_key_is_the_uuid5_that_earlier_versions_stored():
+    # Rows queued by an earlier version hold keys the standard library made; a resend must carry the same ones.
+    cases = [("A-2026-0001", "mastodon-council", "en-GB", "", ""),
+             ("A-2026-0001", "sms-residents", "cy-GB", "9f" * 32, "0c1d" * 8),
+             ("watch:A-2026-0042", "teams-duty", "en-GB", "", "é/ü/ß/\U0001F600")]
+    for alert, channel, language, recipient, space in cases:
+        name = "/".join([*([space] if space else []), alert, channel, language, recipient])
+        assert delivery_key(alert, channel, language, recipient, space) == str(uuid.uuid5(KEY_NAMESPACE, name))
