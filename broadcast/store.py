@@ -198,6 +198,13 @@ class Verification:
     reason: str | None = None
 
 
+# Events found by their kind, and the alert they are about: the kill switches (every warn), a list's selection and
+# queueing (every send to a list), the people a follow-up goes to. Each was a walk of the whole log: 50 ms each with
+# 100,000 events in it (one send to a long list), 480 ms the first time. The kind leads, so a delivery's event is
+# added at the end of its own kind and alert's entries: one more page per commit.
+EVENTS_BY_TYPE = "CREATE INDEX idx_events_type_alert ON events (type, alert)"
+
+
 def _migrations() -> Migrations:
     from sqlite_utils import Migrations
 
@@ -274,6 +281,10 @@ def _migrations() -> Migrations:
         # copied log (and repeat across workspaces), so keys from them alone could make a platform take a new
         # message for an old one. Alerts recorded before this keep the keys they were sent with.
         db.table("alerts").add_column("key_space", str)
+
+    @migrations()
+    def m005_events_by_type(db: Database) -> None:
+        db.execute(EVENTS_BY_TYPE)
 
     return migrations
 

@@ -57,7 +57,7 @@ def test_migrations_create_every_table_from_an_empty_file(tmp_path):
     store.close()
     # Opening again applies nothing twice.
     again = Store.open(tmp_path / "broadcast.db")
-    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 4  # m001 to m004
+    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 5  # m001 to m005
 
 
 def test_migrations_create_every_table_in_postgresql_once(postgres_url):
@@ -67,7 +67,7 @@ def test_migrations_create_every_table_in_postgresql_once(postgres_url):
     assert {"incidents", "alerts", "deliveries", "events", "drafts", "broadcast_migrations"} <= tables
     store.close()
     again = Store.open_url(postgres_url)  # another machine starting up: nothing applied twice
-    assert again.conn.execute("SELECT count(*) FROM broadcast_migrations").fetchone()[0] == 4
+    assert again.conn.execute("SELECT count(*) FROM broadcast_migrations").fetchone()[0] == 5
     assert again.sql.name == "postgresql" and "@" in again.where
     again.close()
 

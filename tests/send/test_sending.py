@@ -196,3 +196,28 @@ def test_a_delivery_key_is_the_uuid5_that_earlier_versions_stored():
     for alert, channel, language, recipient, space in cases:
         name = "/".join([*([space] if space else []), alert, channel, language, recipient])
         assert delivery_key(alert, channel, language, recipient, space) == str(uuid.uuid5(KEY_NAMESPACE, name))
+
+
+def test_planning_a_warning_reads_no_more_of_a_longer_log(workspace, tmp_path):
+    # SQLite's own count of its steps (its progress handler, every 100 virtual-machine instructions) while a warning
+    # is planned, with 100 events in the log and with 20,000 (a send to a long list leaves that many): the kill
+    # switches are found by their kind, not by reading every event, as they were before.
+    def steps(events: int) -> int:
+        store = Store.open(tmp_path / f"{events}.db")
+        note = {"type": "delivery_result", "phase": "warn", "actor": "duty-officer", "alert": "A-2026-0001",
+                "channel": "sms-residents", "description": "sms-residents: delivered", "details": {"outcome": "sent"}}
+        for _ in range(events // 100):
+            store.append_events([note] * 100)
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0  # go on
+
+        store.conn.set_progress_handler(step, 100)
+        plan_warning(workspace, "school-closure", VALUES, store=store)
+        store.close()
+        return counted[0]
+
+    short, long = steps(100), steps(20_000)
+    assert long < short + 50, (short, long)
