@@ -203,6 +203,10 @@ class Verification:
 # 100,000 events in it (one send to a long list), 480 ms the first time. The kind leads, so a delivery's event is
 # added at the end of its own kind and alert's entries: one more page per commit.
 EVENTS_BY_TYPE = "CREATE INDEX idx_events_type_alert ON events (type, alert)"
+# An alert's posts (not a list's people) by state: what a send, a resend and a retraction look up. Through the state
+# index that was every row in that state, of every alert: 135 ms for the posts sent, after one send to 100,000
+# people. Partial, so a list's rows are not in it and queueing a list pays nothing for it.
+POSTS_BY_STATE = "CREATE INDEX idx_deliveries_posts ON deliveries (alert, state) WHERE recipient = ''"
 
 
 def _migrations() -> Migrations:
@@ -285,6 +289,10 @@ def _migrations() -> Migrations:
     @migrations()
     def m005_events_by_type(db: Database) -> None:
         db.execute(EVENTS_BY_TYPE)
+
+    @migrations()
+    def m006_deliveries_posts(db: Database) -> None:
+        db.execute(POSTS_BY_STATE)
 
     return migrations
 

@@ -57,7 +57,7 @@ def test_migrations_create_every_table_from_an_empty_file(tmp_path):
     store.close()
     # Opening again applies nothing twice.
     again = Store.open(tmp_path / "broadcast.db")
-    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 5  # m001 to m005
+    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 6  # m001 to m006
 
 
 def test_migrations_create_every_table_in_postgresql_once(postgres_url):
@@ -67,7 +67,7 @@ def test_migrations_create_every_table_in_postgresql_once(postgres_url):
     assert {"incidents", "alerts", "deliveries", "events", "drafts", "broadcast_migrations"} <= tables
     store.close()
     again = Store.open_url(postgres_url)  # another machine starting up: nothing applied twice
-    assert again.conn.execute("SELECT count(*) FROM broadcast_migrations").fetchone()[0] == 5
+    assert again.conn.execute("SELECT count(*) FROM broadcast_migrations").fetchone()[0] == 6
     assert again.sql.name == "postgresql" and "@" in again.where
     again.close()
 
@@ -105,6 +105,32 @@ def test_event_ids_begin_with_the_time_so_each_new_one_goes_at_the_end_of_the_in
     assert frames / 100 <= 10
     assert len(ids) == 4000 == len(set(ids)) and ids == sorted(ids)
     assert {uuid.UUID(i).version for i in ids} == {7}
+
+
+def test_an_alerts_posts_are_found_without_reading_a_lists_people(tmp_path):
+    # SQLite's count of its steps (every 100 instructions) to find an alert's sent posts, as a send, a resend and a
+    # retraction ask, beside 100 and 20,000 people sent another alert: the same few steps.
+    def steps(people: int) -> int:
+        store = Store.open(tmp_path / f"{people}.db")
+        store.conn.execute("PRAGMA foreign_keys = OFF")  # rows without their alerts: only the look-up is measured
+        store.conn.executemany(
+            "INSERT INTO deliveries (alert, channel, language, recipient, state) VALUES (?, ?, ?, ?, ?)",
+            [("A-2026-0001", "sms-residents", "en-GB", f"{n:064x}", "sent") for n in range(people)]
+            + [("A-2026-0002", "mastodon-council", "en-GB", "", "sent")])
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0
+
+        store.conn.set_progress_handler(step, 100)
+        [post] = store.deliveries("A-2026-0002", ("sent",), recipients=False)
+        store.close()
+        assert post["channel"] == "mastodon-council"
+        return counted[0]
+
+    few, many = steps(100), steps(20_000)
+    assert many < few + 20, (few, many)
 
 
 def test_a_batch_whose_change_fails_writes_nothing_of_it_and_the_store_goes_on(backend, workspace):
