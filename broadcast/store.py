@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from uuid_utils import uuid7
 
 from broadcast.errors import StoreError
-from broadcast.sql import PostgreSQL, SQLite, rows
+from broadcast.sql import EVENTS_BY_TYPE, POSTS_BY_STATE, PostgreSQL, SQLite, rows
 
 if TYPE_CHECKING:
     from sqlite_utils import Database, Migrations
@@ -196,17 +196,6 @@ class Verification:
     head: str
     broken_at: int | None = None
     reason: str | None = None
-
-
-# Events found by their kind, and the alert they are about: the kill switches (every warn), a list's selection and
-# queueing (every send to a list), the people a follow-up goes to. Each was a walk of the whole log: 50 ms each with
-# 100,000 events in it (one send to a long list), 480 ms the first time. The kind leads, so a delivery's event is
-# added at the end of its own kind and alert's entries: one more page per commit.
-EVENTS_BY_TYPE = "CREATE INDEX idx_events_type_alert ON events (type, alert)"
-# An alert's posts (not a list's people) by state: what a send, a resend and a retraction look up. Through the state
-# index that was every row in that state, of every alert: 135 ms for the posts sent, after one send to 100,000
-# people. Partial, so a list's rows are not in it and queueing a list pays nothing for it.
-POSTS_BY_STATE = "CREATE INDEX idx_deliveries_posts ON deliveries (alert, state) WHERE recipient = ''"
 
 
 def _migrations() -> Migrations:

@@ -30,7 +30,7 @@ def delivery_key(alert: str, channel: str, language: str, recipient: str = "", s
     """Stable per (alert, channel, language, recipient), so a resend carries the same key; `space` is the alert's
     random key space (Store.key_space), so the same identifier in a restored log or another workspace never
     yields the same key. RFC 9562's version 5 (uuid.uuid5 makes the very same: a list's queueing makes one per
-    person, and the standard library's took 12 us)."""
+    person, and the standard library's took 12 µs)."""
     name = f"{space}/{alert}/{channel}/{language}/{recipient}" if space else f"{alert}/{channel}/{language}/{recipient}"
     return str(uuid_utils.uuid5(_NAMESPACE, name))
 
