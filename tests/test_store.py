@@ -108,7 +108,7 @@ def test_event_ids_begin_with_the_time_so_each_new_one_goes_at_the_end_of_the_in
 
 
 def test_an_alerts_posts_are_found_without_reading_a_lists_people(tmp_path):
-    # SQLite's count of its steps (every 100 instructions) to find an alert's sent posts, as a send, a resend and a
+    # SQLite's count of its steps (every 10 instructions) to find an alert's sent posts, as a send, a resend and a
     # retraction ask, beside 100 and 20,000 people sent another alert: the same few steps.
     def steps(people: int) -> int:
         store = Store.open(tmp_path / f"{people}.db")
@@ -123,7 +123,7 @@ def test_an_alerts_posts_are_found_without_reading_a_lists_people(tmp_path):
             counted[0] += 1
             return 0
 
-        store.conn.set_progress_handler(step, 100)
+        store.conn.set_progress_handler(step, 10)
         [post] = store.deliveries("A-2026-0002", ("sent",), recipients=False)
         store.close()
         assert post["channel"] == "mastodon-council"

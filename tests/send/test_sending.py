@@ -199,7 +199,7 @@ def test_a_delivery_key_is_the_uuid5_that_earlier_versions_stored():
 
 
 def test_planning_a_warning_reads_no_more_of_a_longer_log(workspace, tmp_path):
-    # SQLite's own count of its steps (its progress handler, every 100 virtual-machine instructions) while a warning
+    # SQLite's own count of its steps (its progress handler, every 10 virtual-machine instructions) while a warning
     # is planned, with 100 events in the log and with 20,000 (a send to a long list leaves that many): the kill
     # switches are found by their kind, not by reading every event, as they were before.
     def steps(events: int) -> int:
@@ -214,7 +214,7 @@ def test_planning_a_warning_reads_no_more_of_a_longer_log(workspace, tmp_path):
             counted[0] += 1
             return 0  # go on
 
-        store.conn.set_progress_handler(step, 100)
+        store.conn.set_progress_handler(step, 10)
         plan_warning(workspace, "school-closure", VALUES, store=store)
         store.close()
         return counted[0]
