@@ -390,3 +390,16 @@ def as_account(monkeypatch: pytest.MonkeyPatch, account: str) -> None:
 
     monkeypatch.delenv("BROADCAST_OPERATOR", raising=False)
     monkeypatch.setattr(approvals, "os_account", lambda: account)
+
+
+def sqlite_steps(conn, every: int = 10) -> list[int]:
+    """Count SQLite's own steps on `conn` from now on (its progress handler, every `every` virtual-machine
+    instructions): the work a look-up does, the same on any machine. The count is the list's one item."""
+    counted = [0]
+
+    def step() -> int:
+        counted[0] += 1
+        return 0  # go on
+
+    conn.set_progress_handler(step, every)
+    return counted

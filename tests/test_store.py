@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from conftest import make_alert
+from conftest import make_alert, sqlite_steps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,13 +117,7 @@ def test_an_alerts_posts_are_found_without_reading_a_lists_people(tmp_path):
             "INSERT INTO deliveries (alert, channel, language, recipient, state) VALUES (?, ?, ?, ?, ?)",
             [("A-2026-0001", "sms-residents", "en-GB", f"{n:064x}", "sent") for n in range(people)]
             + [("A-2026-0002", "mastodon-council", "en-GB", "", "sent")])
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0
-
-        store.conn.set_progress_handler(step, 10)
+        counted = sqlite_steps(store.conn)
         [post] = store.deliveries("A-2026-0002", ("sent",), recipients=False)
         store.close()
         assert post["channel"] == "mastodon-council"

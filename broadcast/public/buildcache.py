@@ -56,7 +56,7 @@ class BuildCache:
             return None
         self.used.add(key)
         if self.path not in _LOADED:
-            self._load(self.path)
+            self._load()
         return self.memory.get(key)
 
     def put(self, key: str, data: bytes) -> bytes:
@@ -65,13 +65,14 @@ class BuildCache:
             self.made[key] = data
         return data
 
-    def _load(self, path: Path) -> None:
+    def _load(self) -> None:
         """Every entry of the file, in one query; an unreadable file is no cache, and is made again at the save."""
-        _LOADED.add(path)
-        if not path.exists():
+        assert self.path is not None
+        _LOADED.add(self.path)
+        if not self.path.exists():
             return
         try:
-            with contextlib.closing(_connect(path)) as db:
+            with contextlib.closing(_connect(self.path)) as db:
                 for key, data, digest in db.execute("SELECT key, data, sha256 FROM built"):
                     self.memory.setdefault(key, data)
                     _SHA256[id(self.memory[key])] = (self.memory[key], digest)

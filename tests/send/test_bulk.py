@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import VALUES, as_account, only_identifier
+from conftest import VALUES, as_account, only_identifier, sqlite_steps
 from listkit import CLEAR, ENV, approved, list_workspace, many, notify_channel, twilio_channel
 
 from broadcast.cli import cli
@@ -155,13 +155,7 @@ def test_the_logs_work_for_a_send_grows_with_the_list_not_its_square(tmp_path, s
                                             residents=many(people)))
         store = Store.open(workspace.db_path)
         plan = plan_warning(workspace, "school-closure", VALUES, store=store)
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0  # go on
-
-        store.conn.set_progress_handler(step, 100)
+        counted = sqlite_steps(store.conn, 100)
         report = send_warning(workspace, store, plan, actor="duty-officer")
         store.close()
         assert [o.state for o in report.outcomes] == ["sent"] * len(report.outcomes)

@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from conftest import SETS, VALUES, invoke
+from conftest import SETS, VALUES, invoke, sqlite_steps
 
 from broadcast.prepare.templates import find_template
 from broadcast.send.fanout import KEY_NAMESPACE, Limits, delivery_key
@@ -208,13 +208,7 @@ def test_planning_a_warning_reads_no_more_of_a_longer_log(workspace, tmp_path):
                 "channel": "sms-residents", "description": "sms-residents: delivered", "details": {"outcome": "sent"}}
         for _ in range(events // 100):
             store.append_events([note] * 100)
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0  # go on
-
-        store.conn.set_progress_handler(step, 10)
+        counted = sqlite_steps(store.conn)
         plan_warning(workspace, "school-closure", VALUES, store=store)
         store.close()
         return counted[0]
