@@ -298,8 +298,8 @@ def send_one(channel, alert, language: str = "en-GB", *, store=None, limits=None
     """Prepare and fan out one post through the real engine; return (outcome, store)."""
     import asyncio
 
+    from broadcast.send.client import http_client
     from broadcast.send.fanout import Job, Limits, delivery_key, fan_out
-    from broadcast.send.transport import http_client
 
     store = store or Store.open(channel.config.path.parent.parent / "broadcast.db")
     if not store.db.table("alerts").count_where("identifier = ?", [alert.identifier]):

@@ -121,8 +121,6 @@ def collect_reach(workspace: Workspace, store: Store, incident: str, *, actor: s
 async def _reach_all(rows: list[Row], asked: dict[str, tuple[dict[str, Channel], dict[str, str]]],
                      limits: Limits, sleep: Sleep) -> list[Reach]:
     """Ask about every post at once, within the channels' own concurrency and one overall deadline."""
-    import httpx
-
     loop = asyncio.get_running_loop()
     end = loop.time() + limits.overall_deadline
     slots: dict[str, asyncio.Semaphore] = {}
@@ -150,10 +148,9 @@ async def _reach_all(rows: list[Row], asked: dict[str, tuple[dict[str, Channel],
         reach.note = got.note  # counts, but not everything (X without search: no replies' text)
         return reach
 
-    from broadcast.send.transport import http_client
+    from broadcast.send.client import http_client
 
-    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
-    async with http_client(limits.concurrency, timeout=timeout) as client:
+    async with http_client(limits.concurrency, timeout=limits.read_timeout, connect=limits.connect_timeout) as client:
         return list(await asyncio.gather(*(one(row, client) for row in rows)))
 
 
@@ -229,8 +226,8 @@ def collect(workspace: Workspace, store: Store, incident: str, *, actor: str,
 async def _ask(channel: ListChannel, ids: list[str | None], found: Receipts, limits: Limits, sleep: Sleep) -> None:
     """Each message's status, CONCURRENCY at a time, each read retried as a send is (a 429, a 5xx, a dropped
     connection); one that still fails counts as unknown, with the platform's words in the note."""
+    from broadcast.send.client import list_client
     from broadcast.send.retry import Retry, guarded
-    from broadcast.send.transport import list_client
 
     slots = asyncio.Semaphore(CONCURRENCY)
     errors: Counter[str] = Counter()

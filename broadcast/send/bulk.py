@@ -111,7 +111,7 @@ async def deliver_lists(workspace: Workspace, store: Store, alert: Alert, channe
     selections = {name: s for name in lists if (s := _selection(store, alert.identifier, name)) is not None}
     if not selections:
         return []
-    from broadcast.send.transport import list_client
+    from broadcast.send.client import list_client
 
     key = RecipientKey.for_workspace(workspace.root)
     opt_outs, _ = read_opt_outs(workspace.root, key)

@@ -350,7 +350,7 @@ def retract(workspace: Workspace, store: Store, alerts: list[Alert], *, actor: s
         sent += [(alert, d) for d in posted if d["channel"] in channels]
 
     async def run() -> list[Retraction]:
-        from broadcast.send.transport import http_client
+        from broadcast.send.client import http_client
 
         async with http_client(timeout=15) as client:
             return list(await asyncio.gather(*(one(alert, d, client) for alert, d in sent)))

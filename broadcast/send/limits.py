@@ -52,7 +52,7 @@ def learn_limits(workspace: Workspace, channels: list[Channel], *, ask: bool = T
 
 async def _ask(channels: list[Channel]) -> list[Channel]:
     """Ask every platform at once; the channels whose limit was learnt."""
-    from broadcast.send.transport import http_client
+    from broadcast.send.client import http_client
 
     async def one(channel: Channel) -> Channel | None:
         with contextlib.suppress(Exception):

@@ -123,9 +123,9 @@ def classify(name: str, exc: BaseException) -> ChannelError:
         return ChannelError(f"{name}: cannot connect: {mask(str(exc)) or said}", transient=True,
                             hint="check the network and the platform's status page")
     if isinstance(exc, httpx.LocalProtocolError):  # refused here, before the request could have been acted on
-        from broadcast.send.transport import Refused
+        from broadcast.send.wire import refused_type
 
-        said = str(exc) if isinstance(exc, Refused) else said  # another's message may quote a header's value
+        said = str(exc) if isinstance(exc, refused_type()) else said  # another's message may quote a header's value
         return ChannelError(f"{name}: the request cannot be sent as it stands: {mask(said)}", transient=False,
                             hint=f"a setting in channels/{name}.toml (or the environment variable it names) or a "
                                  "template's text put it there")

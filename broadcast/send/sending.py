@@ -465,11 +465,9 @@ async def _fan_out(store: Store, jobs: list[Job], *, actor: str, limits: Limits,
 
 
 def _client(limits: Limits) -> httpx.AsyncClient:
-    import httpx
+    from broadcast.send.client import http_client
 
-    from broadcast.send.transport import http_client
-
-    return http_client(limits.concurrency, timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout))
+    return http_client(limits.concurrency, timeout=limits.read_timeout, connect=limits.connect_timeout)
 
 
 def publish_page(workspace: Workspace, store: Store) -> list[str]:

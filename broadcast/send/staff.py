@@ -148,12 +148,9 @@ async def tell(workspace: Workspace, to: list[Target], headline: str, text: str,
                now: Callable[[], datetime]) -> list[Ping]:
     """Send `text` to every target at once, each through its channel's own send path and the retry rule of every
     send; `key` makes a text to the duty phone the same message again if it is retried."""
-    import httpx
+    from broadcast.send.client import http_client
 
-    from broadcast.send.transport import http_client
-
-    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
-    async with http_client(len(to), timeout=timeout) as client:
+    async with http_client(len(to), timeout=limits.read_timeout, connect=limits.connect_timeout) as client:
         return list(await asyncio.gather(*(
             _tell_one(workspace, target, headline, text, key, limits, now, client) for target in to)))
 
@@ -217,7 +214,7 @@ def _text_call(channel: ListChannel, number: str, text: str, key: str,
     post = Post(channel.name, LANGUAGE, text, count_segments(text), channel.max_segments, "SMS segments", False, {})
 
     async def call() -> Receipt:
-        from broadcast.send.transport import list_client
+        from broadcast.send.client import list_client
 
         async with list_client(1, connect=limits.connect_timeout, read=limits.read_timeout) as client:
             await channel.open(client)

@@ -1,435 +1,27 @@
-"""The process's HTTP plumbing for sending: one TLS context, built only when an https request needs it, and an
-httpx transport that speaks HTTP/1.1 straight over asyncio's sockets, each answer parsed by llhttp (through httptools,
-the parser under uvicorn and Node's http) as its bytes arrive.
-
-httpx's own transport goes through httpcore and anyio: a cancel scope, a sniffio look-up and a lock for every read
-and write, and a pool that re-scans every connection for every queued request (encode/httpcore#1035). For a
-fan-out that is most of its CPU, and importing them is a tenth of a fresh warning's start. h11, which frames HTTP
-for httpcore, builds and checks an event object for every part of every message in Python (about 97 µs of CPU for a
-webhook's request and answer, against 14 µs for the head written here and the answer parsed by llhttp, in C), and
-asyncio's streams cost a future and a timer for every read. This transport keeps what the fan-out relies on from
-httpcore: the bytes of a request are h11's (tests/send/test_transport.py compares them with httpcore's), every
-header is checked as h11 checks it before anything is written, a connection is reused only while it is idle, open
-and fully read, and every failure is raised as the httpx exception httpcore would raise, so `retry.classify` reads
-what may have gone the same way. Like httpx with a transport of its own, it uses no proxy.
-"""
+"""httpx's face on the sending connections (`broadcast.send.wire`): an httpx transport over the wire's pool, and
+the client the channels that use httpx's API (a form, JSON, a file, a GET) are handed. `broadcast.send.client`
+makes it only when a channel first asks for it."""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import re
-import select
-import socket
-import ssl
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import cache, lru_cache
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import httptools
 import httpx
+
+from broadcast.send.wire import Connection, Pool, refused_type
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-USER_AGENT = "broadcast/{version} (public warning and informing)"
-KEEPALIVE = 5.0  # seconds an idle connection is kept for reuse, as httpx's default
-BUFFERED = 262144  # bytes of a long body parsed ahead of its reader before reading pauses
-PORTS = {"http": 80, "https": 443}
-MAX_HEAD = 65536  # bytes an answer may take before its head is complete (h11 allows 16 KiB)
-
-# What h11 allows in a request's head (RFC 9110 5.1, 5.5 and 9.1; RFC 9112 3.2): a method and a header's name are
-# tokens; a target has no white space; a value has no control character but tab, and no white space at either end.
-TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-TARGET = re.compile(rb"[^\x00\s]+")
-VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
-
-
-@cache
-def tls_context() -> ssl.SSLContext:
-    """The one TLS context of the process: loading the CA bundle costs more than most requests, so it is done once,
-    and only by the first https request (a sandbox drill over http never pays it)."""
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-Origin = tuple[str, str, int]
-
-
-class Refused(httpx.LocalProtocolError):
-    """A request this transport will not send as it stands (a header with a line break, a body longer than it
-    says). Its message never holds a header's value, which may be a secret."""
-
-
-def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
-    """The head of a request as h11 writes it (Host first, each header as given), with how its body is framed: the
-    length it declares, or chunked. Anything h11 would refuse is refused here, before a byte is written."""
-    if not TOKEN.fullmatch(method):
-        raise Refused(f"the method {method[:20]!r} is not a token")
-    if not TARGET.fullmatch(target):
-        raise Refused("the address's path has white space or a NUL in it")  # it may hold a token
-    hosts, others = [], []
-    length: int | None = None
-    chunked = False
-    for name, value in headers:
-        if not TOKEN.fullmatch(name):
-            raise Refused(f"the header name {name[:40]!r} is not a token")
-        if not VALUE.fullmatch(value):
-            raise Refused(  # its value is not said: it may be a secret
-                f"the value of the header {name.decode('ascii')!r} has a line break, a control character, or space "
-                "at either end")
-        lowered = name.lower()
-        if lowered == b"host":
-            hosts.append(b"%s: %s\r\n" % (name, value))
-            continue
-        if lowered == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                raise Refused(f"conflicting or bad Content-Length {value[:20]!r}")
-            length = int(value)
-        elif lowered == b"transfer-encoding":
-            if chunked or value.lower() != b"chunked":
-                raise Refused("Only Transfer-Encoding: chunked is supported")
-            chunked = True
-        others.append(b"%s: %s\r\n" % (name, value))
-    if not hosts:
-        raise Refused("Missing mandatory Host: header")
-    if chunked and length is not None:
-        raise Refused("Content-Length and Transfer-Encoding: chunked together")
-    return b"".join([b"%s %s HTTP/1.1\r\n" % (method, target), *hosts, *others, b"\r\n"]), length, chunked
-
-
-class Answer:
-    """One answer as its connection's parser reads it. An informational answer (100 Continue) is passed over; bytes
-    after the answer spoil the connection for reuse."""
-
-    __slots__ = ("head_only", "status", "reason", "headers", "head", "until_close", "chunks", "complete",
-                 "keep_alive", "spoiled", "size")
-
-    def __init__(self, *, head_only: bool = False):
-        self.head_only = head_only  # the answer to HEAD: a head and no body, whatever its Content-Length says
-        self.status = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head = False  # the final head is read
-        self.until_close = False  # its body runs until the server closes the connection (no length, not chunked)
-        self.chunks: list[bytes] = []
-        self.complete = False
-        self.keep_alive = False  # neither side asked to close (llhttp knows only until the answer is complete)
-        self.spoiled = False  # the server sent more than this answer
-        self.size = 0  # bytes read while the head was incomplete
-
-
-class Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection, one exchange at a time. Its answer is parsed as the bytes arrive, in the event loop's
-    own callback, and the request's coroutine is woken once: when the head is in (and, for a long body, as each
-    piece comes)."""
-
-    def __init__(self, origin: Origin):
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.answer: Answer | None = None  # the answer of the exchange in progress; None while idle
-        # Its parser: a new one for each answer (one that misread a HEAD's length never reads the next), calling this
-        # connection, which fills in the answer. Neither the answer nor the parser refers back to the other, so each
-        # is freed as soon as it is done with, not left in a cycle for the garbage collector: with one per request,
-        # collecting them was a tenth of the CPU of a bulk send.
-        self.parser: httptools.HttpResponseParser | None = None
-        self.idle_since = 0.0
-        self.lost = False  # the connection is closed, by either side
-        self.spoiled = False  # the server sent something while no request was waiting for it
-        self.error: httpx.TransportError | None = None  # what the reading found wrong, for the waiting request
-        self.waiter: asyncio.Future[None] | None = None  # the request waiting for more of its answer
-        self.writable: asyncio.Future[None] | None = None  # the request waiting for the socket to take more
-        self.buffered = 0  # bytes of body parsed but not yet taken by the reader
-        self.paused = False
-
-    @classmethod
-    async def open(cls, origin: Origin, timeout: float | None,
-                   address: Callable[[str, int], Awaitable[str | None]]) -> Connection:
-        """Connect to the origin: straight to its one address when it has one, else racing its addresses (Happy
-        Eyeballs, RFC 8305, as asyncio does it)."""
-        scheme, host, port = origin
-        secure = scheme == "https"
-        try:
-            async with asyncio.timeout(timeout):  # the look-up and the TLS handshake included, as in httpcore
-                only = await address(host, port)
-                _, connection = await asyncio.get_running_loop().create_connection(
-                    lambda: cls(origin), only or host, port, happy_eyeballs_delay=None if only else 0.25,
-                    ssl=tls_context() if secure else None, server_hostname=host if secure else None)
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
-        except OSError as exc:  # refused, unreachable, no such host, a certificate not trusted (ssl.SSLError)
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-        return connection
-
-    # -- asyncio's side ------------------------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        answer = self.answer
-        if answer is None or self.error is not None:
-            self.spoiled = True
-            return
-        try:
-            self.parser.feed_data(data)  # type: ignore[union-attr]  # set with the answer
-        except httptools.HttpParserUpgrade:
-            self._fail(httpx.RemoteProtocolError("the server switched protocols, which was not asked of it"))
-            return
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"the answer is not HTTP/1.1: {exc}"))
-            return
-        if not answer.head:
-            answer.size += len(data)
-            if answer.size > MAX_HEAD:
-                self._fail(httpx.RemoteProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes"))
-            return
-        if answer.chunks:
-            self.buffered += len(data)
-            if self.buffered > BUFFERED and not self.paused and self.transport is not None:
-                self.paused = True  # a long body is read no faster than it is taken
-                self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool | None:
-        return None  # the transport closes itself, and connection_lost says what that means
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        answer = self.answer
-        if answer is not None and not answer.complete and self.error is None:
-            if answer.head and answer.until_close:
-                answer.complete = True
-            elif exc is not None:
-                self.error = httpx.ReadError(str(exc) or type(exc).__name__)
-            else:
-                self.error = httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-        self._wake()
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-        self.writable = None
-
-    def _fail(self, error: httpx.TransportError) -> None:
-        self.error = error
-        self._wake()
-        if self.transport is not None:
-            self.transport.close()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    # -- llhttp's side: httptools calls these as the bytes of the answer in progress arrive ----------------------
-    def on_message_begin(self) -> None:
-        answer = self.answer
-        if answer is None:
-            return
-        if answer.head:
-            answer.spoiled = True
-        else:
-            answer.headers, answer.reason = [], b""
-
-    def on_status(self, reason: bytes) -> None:
-        answer = self.answer
-        if answer is not None and not answer.head:
-            answer.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        answer = self.answer
-        if answer is not None and not answer.head:
-            answer.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        answer, parser = self.answer, self.parser
-        if answer is None or parser is None:
-            return
-        status = parser.get_status_code()
-        if answer.head or status < 200:
-            return
-        answer.status, answer.head = status, True
-        if answer.head_only or status in (204, 304):
-            answer.complete = True
-            return
-        framing = {name.lower(): value for name, value in answer.headers
-                   if name.lower() in (b"content-length", b"transfer-encoding")}
-        coding = framing.get(b"transfer-encoding")
-        answer.until_close = (b"content-length" not in framing if coding is None
-                              else not coding.lower().rstrip().endswith(b"chunked"))
-
-    def on_body(self, body: bytes) -> None:
-        answer = self.answer
-        if answer is not None and answer.head and not answer.spoiled:
-            answer.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        answer, parser = self.answer, self.parser
-        if answer is not None and parser is not None and answer.head and not answer.spoiled:
-            answer.complete = True
-            answer.keep_alive = parser.should_keep_alive()
-
-    # -- the request's side --------------------------------------------------------------------------------------
-    def usable(self, now: float) -> bool:
-        """Idle, open and fresh: a connection the server may have closed is never sent a request. The socket itself
-        is asked too, as httpcore asks it: an idle connection with anything to read (the server's close, which the
-        event loop may not have read yet, or bytes it should never have sent) is not reused."""
-        transport = self.transport
-        if (self.answer is not None or self.lost or self.spoiled or transport is None or transport.is_closing()
-                or now - self.idle_since >= KEEPALIVE):
-            return False
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return not poller.poll(0)
-
-    async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> Answer:
-        """Write the request and read the head of its answer."""
-        return await self._exchange(request.method == "HEAD", self._write(request, timeouts.get("write")), timeouts)
-
-    async def send_whole(self, request: bytes, timeouts: dict[str, float | None], *, head_only: bool = False
-                         ) -> tuple[Answer, bytes]:
-        """Write a whole request (its head and body), and read its whole answer: the answer, and its body as sent."""
-        answer = await self._exchange(head_only, self._put(request, self.origin[1], timeouts.get("write")), timeouts)
-        return answer, b"".join([piece async for piece in self.pieces(timeouts.get("read"))])
-
-    async def _exchange(self, head_only: bool, writing: Awaitable[None], timeouts: dict[str, float | None]) -> Answer:
-        self.answer = Answer(head_only=head_only)
-        self.parser = httptools.HttpResponseParser(self)
-        try:
-            await writing
-        except httpx.WriteError:
-            # The server may have answered and closed before reading all of it (a 413, say): read its answer first,
-            # as httpcore does, and raise the write error only if there is none.
-            try:
-                return await self._head(timeouts.get("read"))
-            except httpx.TransportError:
-                pass
-            raise
-        return await self._head(timeouts.get("read"))
-
-    async def _write(self, request: httpx.Request, timeout: float | None) -> None:
-        url = request.url
-        head, length, chunked = request_head(request.method.encode("ascii"), url.raw_path, request.headers.raw)
-        parts = [head]
-        written = 0
-        async for chunk in request.stream:  # type: ignore[union-attr]
-            if not chunk:
-                continue
-            written += len(chunk)
-            if written > (length or 0) and not chunked:
-                raise Refused("Too much data for declared Content-Length")
-            parts.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-            if len(parts) > 16:
-                await self._put(b"".join(parts), url.host, timeout)
-                parts.clear()
-        if length is not None and written != length:
-            raise Refused("Too little data for declared Content-Length")
-        if chunked:
-            parts.append(b"0\r\n\r\n")
-        await self._put(b"".join(parts), url.host, timeout)
-
-    async def _put(self, data: bytes, host: str, timeout: float | None) -> None:
-        """Hand `data` to the socket, waiting (at most `timeout`) only when it already holds more than it should."""
-        if self.lost or self.transport is None or self.transport.is_closing():
-            raise httpx.WriteError("Connection lost")
-        self.transport.write(data)
-        if self.writable is not None:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self.writable
-            except TimeoutError:
-                raise httpx.WriteTimeout(f"could not write to {host} within {timeout} s") from None
-            if self.lost:
-                raise httpx.WriteError("Connection lost")
-
-    async def _head(self, timeout: float | None) -> Answer:
-        answer = self.answer
-        assert answer is not None
-        while not answer.head:
-            await self.more(timeout)
-        return answer
-
-    async def more(self, timeout: float | None) -> None:
-        """Wait for more of the answer: the server closing the connection ends an answer that runs until it does;
-        before the end of any other, it is a protocol error."""
-        answer = self.answer
-        if self.error is None and not self.lost and answer is not None and not (answer.chunks or answer.complete):
-            # A timer on the future itself: asyncio.timeout's scope cost each answer waited for 13 µs more of CPU
-            # (251 against 238 µs for a Notify request, median of six rounds taking turns).
-            loop = asyncio.get_running_loop()
-            waiter = self.waiter = loop.create_future()
-            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
-            try:
-                await waiter
-            except TimeoutError:
-                raise httpx.ReadTimeout(f"no answer from {self.origin[1]} within {timeout} s") from None
-            finally:
-                self.waiter = None
-                if timer is not None:
-                    timer.cancel()
-        if self.error is not None:
-            raise self.error
-
-    async def pieces(self, timeout: float | None) -> AsyncIterator[bytes]:
-        """The body of the answer in progress, piece by piece as it is read, to its end: a server that closes the
-        connection before the end of an answer that does not run until it does is a protocol error."""
-        answer = self.answer
-        assert answer is not None
-        while True:
-            chunks = self.take()
-            for chunk in chunks:
-                yield chunk
-            if chunks:
-                continue  # more may have come while they were taken
-            if answer.complete:
-                return
-            if self.lost and self.error is None:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a complete response.")
-            await self.more(timeout)
-
-    def take(self) -> list[bytes]:
-        """The pieces of body parsed so far, reading on if a long body had paused it."""
-        answer = self.answer
-        assert answer is not None
-        chunks, answer.chunks, self.buffered = answer.chunks, [], 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        return chunks
-
-    def reusable(self) -> bool:
-        """After an answer read to its end: ready for the next request, unless either side asked to close."""
-        answer = self.answer
-        if answer is None or not answer.complete or answer.spoiled or not answer.keep_alive or self.spoiled:
-            return False
-        self.answer = self.parser = None
-        self.idle_since = time.monotonic()
-        return True
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+Refused = refused_type()
 
 
 class Body(httpx.AsyncByteStream):
     """A response's body, read from its connection as it is iterated; closing it hands the connection back."""
 
-    def __init__(self, transport: Transport, connection: Connection, timeout: float | None):
-        self.transport, self.connection, self.timeout = transport, connection, timeout
+    def __init__(self, pool: Pool, connection: Connection, timeout: float | None):
+        self.pool, self.connection, self.timeout = pool, connection, timeout
         self.complete = self.closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -440,117 +32,30 @@ class Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
-            self.transport.release(self.connection, reuse=self.complete and self.connection.reusable())
+            self.pool.release(self.connection, reuse=self.complete and self.connection.reusable())
 
 
 class Transport(httpx.AsyncBaseTransport):
-    """At most `connections` requests in flight at once, over any number of hosts; idle connections kept per origin
-    for KEEPALIVE seconds."""
+    """httpx's requests over a pool of the wire's connections (its own, or one a lean client shares with it)."""
 
-    def __init__(self, connections: int = 8):
-        self.connections = max(1, connections)  # a client made for no channel at all still answers a request
-        self.slots = asyncio.Semaphore(self.connections)
-        self.idle: dict[Origin, list[Connection]] = {}
-        self.idle_count = 0
-        self.addresses: dict[str, str | None] = {}  # host -> its one address, or None when it has several
+    def __init__(self, connections: int = 8, *, pool: Pool | None = None):
+        self.pool = pool or Pool(connections)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
-        connection = await self._connection(request.url, timeouts)
+        connection = await self.pool.connection(request.url, timeouts)
         try:
             head = await connection.send(request, timeouts)
         except BaseException:
             connection.close()
-            self.slots.release()
+            self.pool.slots.release()
             raise
-        return httpx.Response(head.status, headers=head.headers, stream=Body(self, connection, timeouts.get("read")),
+        return httpx.Response(head.status, headers=head.headers,
+                              stream=Body(self.pool, connection, timeouts.get("read")),
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason})
 
-    async def exchange(self, url: httpx.URL, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
-                       timeouts: dict[str, float | None]) -> Reply:
-        """One request whose body is in hand, and its whole answer, on the connections handle_async_request uses,
-        with no httpx request or response around them. `headers` are written as given (Host and Content-Length
-        among them), after the checks request_head makes: a request it refuses opens no connection."""
-        head, length, chunked = request_head(method, url.raw_path, headers)
-        if chunked or length != len(body):
-            raise Refused(f"the body is {len(body)} bytes, and the request says {length}")
-        connection = await self._connection(url, timeouts)
-        try:
-            answer, content = await connection.send_whole(head + body, timeouts, head_only=method == b"HEAD")
-        except BaseException:
-            connection.close()
-            self.slots.release()
-            raise
-        self.release(connection, reuse=connection.reusable())
-        return Reply(answer.status, answer.headers, content)
-
-    async def _connection(self, url: httpx.URL, timeouts: dict[str, float | None]) -> Connection:
-        """A slot (waiting at most the pool timeout), and an idle connection to the URL's origin or a new one. The
-        caller releases the slot; if no connection is had, it is released here."""
-        if url.scheme not in PORTS:
-            raise httpx.UnsupportedProtocol(f"{url.scheme}:// is not http or https")
-        if not url.host:
-            raise httpx.UnsupportedProtocol("the address has no host")
-        if url.port is not None and not 0 < url.port < 65536:
-            raise httpx.InvalidURL(f"port {url.port} is not between 1 and 65535")
-        try:
-            if self.slots.locked():
-                async with asyncio.timeout(timeouts.get("pool")):
-                    await self.slots.acquire()
-            else:
-                await self.slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(f"all {self.connections} connections stayed busy") from None
-        try:
-            origin = (url.scheme, url.host, url.port or PORTS[url.scheme])
-            return self._reuse(origin) or await Connection.open(origin, timeouts.get("connect"), self._address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    async def _address(self, host: str, port: int) -> str | None:
-        """The one address `host` stands for, or None when it has several, to be raced. An IP address is its own; a
-        name is looked up once for the transport's life (one send), not once per connection. With a single address
-        there is nothing to race, and asyncio's race would still cost a task and its futures for every connection."""
-        if host not in self.addresses:
-            try:
-                self.addresses[host] = str(ipaddress.ip_address(host))
-            except ValueError:
-                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                found = {str(info[4][0]) for info in infos}
-                self.addresses[host] = found.pop() if len(found) == 1 else None
-        return self.addresses[host]
-
-    def _reuse(self, origin: Origin) -> Connection | None:
-        idle, now = self.idle.get(origin), time.monotonic()
-        while idle:
-            connection = idle.pop()
-            self.idle_count -= 1
-            if connection.usable(now):
-                return connection
-            connection.close()
-        return None
-
-    def release(self, connection: Connection, *, reuse: bool) -> None:
-        self.slots.release()
-        if not reuse:
-            connection.close()
-            return
-        idle = self.idle.setdefault(connection.origin, [])
-        idle.append(connection)
-        self.idle_count += 1
-        if self.idle_count > self.connections:  # keep no more idle than could be in flight
-            oldest = min((c for group in self.idle.values() for c in group), key=lambda c: c.idle_since)
-            self.idle[oldest.origin].remove(oldest)
-            self.idle_count -= 1
-            oldest.close()
-
     async def aclose(self) -> None:
-        for idle in self.idle.values():
-            for connection in idle:
-                connection.close()
-        self.idle.clear()
-        self.idle_count = 0
+        await self.pool.aclose()
 
     async def __aexit__(self, exc_type: type[BaseException] | None = None, exc: BaseException | None = None,
                         tb: TracebackType | None = None) -> None:
@@ -568,29 +73,14 @@ class NoCookies(httpx.Cookies):
         raise ValueError("the sending client keeps no cookies")
 
 
-class Reply:
-    """A whole answer read by Client.post_bytes: its status, its headers, and its body as it came (not decoded)."""
-
-    __slots__ = ("status", "headers", "body", "_response")
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                 response: httpx.Response | None = None):
-        self.status, self.headers, self.body, self._response = status, headers, body, response
-
-    def response(self) -> httpx.Response:
-        """The answer as httpx gives it, its body decoded: made only when asked (to read an error's words)."""
-        if self._response is None:
-            self._response = httpx.Response(self.status, headers=self.headers, stream=httpx.ByteStream(self.body))
-            self._response.read()
-        return self._response
+NO_COOKIES = NoCookies()
 
 
 class Client(httpx.AsyncClient):
-    """httpx's client, with no cookie jar, and a lean POST for a fan-out to hundreds of endpoints."""
+    """httpx's client, with no cookie jar."""
 
     def __init__(self, *, transport: Transport, **options: Any):
         super().__init__(transport=transport, **options)
-        self.sending = transport
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -600,67 +90,3 @@ class Client(httpx.AsyncClient):
     def cookies(self, cookies: object) -> None:
         if cookies:
             raise ValueError("the sending client keeps no cookies")
-
-    async def post_bytes(self, url: str, content: bytes, headers: dict[str, str]) -> Reply:
-        """POST `content` to `url` and read the whole answer, writing the very bytes `post` would write (Host, the
-        client's headers, these, the length), with no httpx request or response in between: building and reading
-        those cost each webhook of a warning to 200 about 150 µs of CPU (see the commit that made this). A client
-        with hooks or auth, which those serve, posts through httpx as usual."""
-        if self.auth is not None or any(self.event_hooks.values()):
-            response = await self.post(url, content=content, headers=headers)
-            return Reply(response.status_code, response.headers.raw, response.content, response)
-        if self.is_closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
-        address = parsed(url)
-        wire = list(self.headers.raw)
-        names = [name.lower() for name, _ in wire]
-        for name, value in headers.items():
-            try:
-                key = name.encode("ascii")
-            except UnicodeEncodeError:  # httpx raises this too: here it says nothing went
-                raise Refused(f"the header name {name[:40]!r} is not ASCII") from None
-            try:
-                pair = (key, value.encode("ascii"))
-            except UnicodeEncodeError:  # its value is not said: it may be a secret
-                raise Refused(f"the value of the header {name!r} is not ASCII") from None
-            lowered = key.lower()
-            if lowered in names:  # as httpx merges: in the client's header's place
-                wire[names.index(lowered)] = pair
-            else:
-                wire.append(pair)
-                names.append(lowered)
-        framed = b"content-length" in names or b"transfer-encoding" in names
-        # As httpx places them: Host first; the length of a body last, or at once after Host when there is none.
-        first = [(b"Host", address.netloc)] if b"host" not in names else []
-        if not framed and not content:
-            first.append((b"Content-Length", b"0"))
-        elif not framed:
-            wire.append((b"Content-Length", b"%d" % len(content)))
-        wire[:0] = first
-        return await self.sending.exchange(address, b"POST", wire, content, self.timeout.as_dict())
-
-
-NO_COOKIES = NoCookies()
-
-
-@lru_cache(maxsize=1024)
-def parsed(url: str) -> httpx.URL:
-    """httpx's URL for an address, parsed once per process: a channel posts to the same one every time, and parsing
-    it cost a warning to 200 webhooks 3 % of its CPU. httpx's URL never changes once made, so one can be shared."""
-    return httpx.URL(url)
-
-
-def http_client(connections: int = 8, *, timeout: httpx.Timeout | float = 20.0) -> httpx.AsyncClient:
-    """A client for sending (and for the calls around it: limits, retractions) that builds nothing until a request
-    needs it. One per event loop: its connections cannot outlive the loop that opened them."""
-    from broadcast import __version__
-
-    return Client(timeout=timeout, transport=Transport(connections),
-                  headers={"user-agent": USER_AGENT.format(version=__version__)}, follow_redirects=False)
-
-
-def list_client(connections: int, *, connect: float, read: float) -> httpx.AsyncClient:
-    """The client the list channels (Notify, Twilio) send and read through: the fan-out's, `connections` requests at
-    once to any host, with a connect and a read timeout only. A wait for one of its own connections is not the
-    platform's fault: each person's deadline bounds it."""
-    return http_client(connections, timeout=httpx.Timeout(None, connect=connect, read=read))

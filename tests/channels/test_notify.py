@@ -12,7 +12,7 @@ from broadcast.channels.base import ChannelError
 from broadcast.channels.checks import check_channels
 from broadcast.prepare.recipients import Recipient
 from broadcast.sandbox.platforms.notify import API_KEY, SERVICE_ID
-from broadcast.send.transport import http_client
+from broadcast.send.client import http_client
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 

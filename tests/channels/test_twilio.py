@@ -11,7 +11,7 @@ from broadcast.channels.base import ChannelError
 from broadcast.channels.checks import check_channels
 from broadcast.prepare.recipients import Recipient, scrub
 from broadcast.sandbox.platforms.twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID
-from broadcast.send.transport import http_client
+from broadcast.send.client import http_client
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 

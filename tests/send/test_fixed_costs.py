@@ -22,7 +22,7 @@ from broadcast.prepare.templates import _environment, find_template, render
 from broadcast.send.fanout import Job, Limits, fan_out
 from broadcast.send.limits import CACHE
 from broadcast.send.sending import plan_warning, queue_posts, send_warning
-from broadcast.send.transport import tls_context
+from broadcast.send.wire import tls_context
 from broadcast.store import Store
 from broadcast.workspace import Workspace
 
@@ -118,14 +118,14 @@ def test_a_send_leaves_the_older_heap_out_of_collections_and_the_collector_as_it
 
 
 @pytest.mark.real_clock
-def test_a_warning_to_webhooks_from_a_fresh_process_loads_no_list_machinery_babel_or_httpcore(workspace_dir, sandbox,
-                                                                                               sandbox_env):
+def test_a_warning_to_webhooks_from_a_fresh_process_loads_no_list_machinery_babel_or_httpx(workspace_dir, sandbox,
+                                                                                            sandbox_env):
     webhooks_only(workspace_dir, sandbox)
     code = ("import sys\nfrom broadcast.cli import main\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
-            "print(sorted({name.split('.')[0] if name.startswith(('babel', 'httpcore', 'anyio')) else name\n"
+            "print(sorted({name.split('.')[0] if name.startswith(('babel', 'httpx', 'httpcore', 'anyio')) else name\n"
             "              for name in sys.modules\n"
-            "              if name.startswith(('babel', 'httpcore', 'anyio', 'broadcast.send.audience',\n"
+            "              if name.startswith(('babel', 'httpx', 'httpcore', 'anyio', 'broadcast.send.audience',\n"
             "                                  'broadcast.send.bulk', 'broadcast.prepare.recipients',\n"
             "                                  'broadcast.channels.lists'))}))")
     values = [arg for name, value in VALUES.items() for arg in ("--set", f"{name}={value}")]
