@@ -48,6 +48,10 @@ class Sender:
                                   headers=self._headers, follow_redirects=False)
         return self._client
 
+    @property
+    def is_closed(self) -> bool:
+        return self._closed or (self._client is not None and self._client.is_closed)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.httpx, name)
 
@@ -67,7 +71,7 @@ class Sender:
         if client is not None and (client.auth is not None or any(client.event_hooks.values())):
             response = await client.post(url, content=content, headers=headers)
             return Reply(response.status_code, response.headers.raw, response.content, response)
-        if self._closed or (client is not None and client.is_closed):
+        if self.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         target = address(url)
         wire = (list(client.headers.raw) if client is not None

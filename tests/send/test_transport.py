@@ -794,6 +794,27 @@ def test_a_lean_post_splits_a_plain_address_without_httpx(monkeypatch):
     wire.address.cache_clear()
 
 
+def test_a_closed_sender_is_closed_both_ways_and_sends_nothing(serve):
+    server = serve()
+
+    async def lean_then_httpx() -> tuple[bool, bool]:
+        lean, through = http_client(2, timeout=2.0), http_client(2, timeout=2.0)
+        await lean.post_bytes(f"{server.url}/hooks/1", b"x", {})
+        await through.get(f"{server.url}/")  # its httpx client made
+        await lean.aclose()
+        await through.aclose()
+        for closed in (lean, through):
+            with pytest.raises(RuntimeError, match="closed"):
+                await closed.post_bytes(f"{server.url}/hooks/2", b"x", {})
+        with pytest.raises(RuntimeError, match="closed"):
+            await through.get(f"{server.url}/")
+        return lean.is_closed, through.is_closed
+
+    assert asyncio.run(lean_then_httpx()) == (True, True)
+    assert [r.split(b" ")[1] for r in server.raw] == [b"/hooks/1", b"/"]
+    assert settled(lambda: server.open == 0)  # every connection closed with its client
+
+
 def test_a_lean_post_fails_as_a_post_fails(serve):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
