@@ -364,6 +364,7 @@ class Store:
         self.sql = sql
         self._db: Database | None = None
         self._issued: tuple[Path, dict[str, Any]] | None = None  # the marker's record, once the alert commits
+        self._alerts_recorded = 0  # by this store: with SQLite's data_version, whether the alerts may have changed
 
     def _migrated(self) -> bool:
         """Whether every migration is applied, asked without sqlite-utils (its import costs a fresh process about
@@ -643,6 +644,7 @@ class Store:
                 "sent_at": alert.sent, "sent_by": sent_by, "approved_by": approved_by,
                 "key_space": secrets.token_hex(16),
             })
+            self._alerts_recorded += 1
             self.append_event("alert_issued", phase="warn", actor=sent_by, incident=alert.incidents,
                               alert=alert.identifier, description=alert.infos[0].headline if alert.infos else None,
                               details={"msg_type": alert.msg_type, "status": alert.status,
@@ -663,6 +665,13 @@ class Store:
         from broadcast.alert import Alert
 
         return [(Alert.from_dict(json.loads(text)), text) for text in self.alert_texts(incident)]
+
+    def alerts_version(self) -> tuple[int, int] | None:
+        """A value that differs whenever the alerts may have changed since it was last asked: another connection's
+        commit (SQLite's data_version) or an alert this store recorded. None on PostgreSQL, which cannot say."""
+        if self.url is not None:
+            return None
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self._alerts_recorded
 
     def alert_texts(self, incident: str | None = None) -> list[str]:
         """The stored text of each alert, in the order recorded."""

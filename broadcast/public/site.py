@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from broadcast.public.buildcache import known_sha256
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from http.server import ThreadingHTTPServer
 
     from broadcast.alert import Alert
@@ -89,21 +91,45 @@ def build_site(
 
 def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
     """Every alert in the order recorded, and a fingerprint of each one's content (its stored text). What the last
-    build in this process read is kept, so the build after a send (the page after) parses only the new alerts."""
+    build in this process read is kept: the build after a send (the page after) reads no alert again when the log
+    says none has changed, and parses only the new ones when it cannot say (PostgreSQL)."""
     from broadcast.alert import Alert
 
+    version = store.alerts_version()
+    if version is not None and _LAST_READ.store() is store and _LAST_READ.version == version:
+        return list(_LAST_READ.alerts), dict(_LAST_READ.fingerprints)
     read = {}
     for text in store.alert_texts():
-        known = _LAST_READ.get(text)
+        known = _LAST_READ.texts.get(text)
         if known is None:
             known = Alert.from_dict(json.loads(text)), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         read[text] = known
-    _LAST_READ.clear()
-    _LAST_READ.update(read)
-    return [alert for alert, _ in read.values()], {alert.identifier: digest for alert, digest in read.values()}
+    _LAST_READ.remember(store, version, read)
+    return list(_LAST_READ.alerts), dict(_LAST_READ.fingerprints)
 
 
-_LAST_READ: dict[str, tuple[Alert, str]] = {}  # stored text -> the Alert it holds and its fingerprint
+class _Read:
+    """What the last build in this process read of the alerts: each stored text with the Alert it holds and its
+    fingerprint, and the store and alerts_version it was read at."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.texts: dict[str, tuple[Alert, str]] = {}
+        self.store: weakref.ref[Store] | Callable[[], None] = lambda: None
+        self.version: tuple[int, int] | None = None
+        self.alerts: list[Alert] = []
+        self.fingerprints: dict[str, str] = {}
+
+    def remember(self, store: Store, version: tuple[int, int] | None, read: dict[str, tuple[Alert, str]]) -> None:
+        self.texts, self.version = read, version
+        self.store = weakref.ref(store)
+        self.alerts = [alert for alert, _ in read.values()]
+        self.fingerprints = {alert.identifier: digest for alert, digest in read.values()}
+
+
+_LAST_READ = _Read()
 
 
 @dataclass(frozen=True)

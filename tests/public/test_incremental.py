@@ -13,6 +13,7 @@ import broadcast.public.page
 from broadcast.public.buildcache import FILE, OLD_FOLDER, forget
 from broadcast.public.publish import publish_site
 from broadcast.public.site import build_site
+from broadcast.store import Store
 
 pytest_plugins = ("pagekit",)  # store: an empty log; example: the example workspace
 
@@ -54,6 +55,25 @@ def test_after_one_more_alert_the_build_is_a_full_build_byte_for_byte(example, s
     assert "cap/A-2026-0100.xml" in incremental.files
     assert b'id="A-2026-0100"' in incremental.files["incidents/road-closure-02.html"]
     assert b'id="A-2026-0100"' in incremental.files["cy/incidents/road-closure-02.html"]
+
+
+def test_a_build_reads_the_alerts_again_only_when_one_may_have_been_recorded(example, store):
+    workspace = example
+    now = populate(workspace, store, incidents=3, updates=2)
+    build_site(workspace, store, now=now)
+    asked: list[str] = []
+    store.conn.set_trace_callback(asked.append)
+    build_site(workspace, store, now=now)  # the page after a send that recorded no alert
+    assert not [sql for sql in asked if sql.startswith("SELECT alert FROM alerts")]
+    other = Store.open(store.path)  # another officer's process, on the same log
+    one_more(workspace, other, "school-closures-01", "A-2026-0100", 60)
+    other.close()
+    later = now + timedelta(minutes=60)
+    seen = build_site(workspace, store, now=later)
+    assert "cap/A-2026-0100.xml" in seen.files and seen.files == build_site(workspace, store, now=later,
+                                                                            incremental=False).files
+    one_more(workspace, store, "school-closures-01", "A-2026-0101", 70)  # and one this store records
+    assert "cap/A-2026-0101.xml" in build_site(workspace, store, now=later).files
 
 
 def test_only_the_incident_with_the_new_alert_is_rendered_and_only_its_cap_file_built(example, store, made):
