@@ -493,8 +493,9 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, 
     for label in phases[0]:
         value = statistics.median(p.get(label, 0.0) for p in phases)
         print(f"  {label:32} {value * 1000:7.0f} ms")
+    # Beside python -c pass too: this machine's speed moves both alike (174 and 252 ms were 17x it in two runs).
     print(f"fixed overhead (whole process minus the network's {DELAY * 1000:.0f} ms): "
-          f"{(wall - DELAY) * 1000:.0f} ms")
+          f"{(wall - DELAY) * 1000:.0f} ms ({(wall - DELAY) / nothing:.1f}x python -c pass)")
 
 
 def startup(python: str, runs: int) -> None:
