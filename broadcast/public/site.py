@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from broadcast.public.buildcache import known_sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from http.server import ThreadingHTTPServer
 
     from broadcast.alert import Alert
@@ -96,15 +95,15 @@ def _alerts(store: Store) -> tuple[list[Alert], dict[str, str]]:
     from broadcast.alert import Alert
 
     version = store.alerts_version()
-    if version is not None and _LAST_READ.store() is store and _LAST_READ.version == version:
-        return list(_LAST_READ.alerts), dict(_LAST_READ.fingerprints)
-    read = {}
-    for text in store.alert_texts():
-        known = _LAST_READ.texts.get(text)
-        if known is None:
-            known = Alert.from_dict(json.loads(text)), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        read[text] = known
-    _LAST_READ.remember(store, version, read)
+    if not _LAST_READ.unchanged(store, version):
+        read = {}
+        for text in store.alert_texts():
+            known = _LAST_READ.texts.get(text)
+            if known is None:
+                known = (Alert.from_dict(json.loads(text)),
+                         hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+            read[text] = known
+        _LAST_READ.remember(store, version, read)
     return list(_LAST_READ.alerts), dict(_LAST_READ.fingerprints)
 
 
@@ -117,14 +116,17 @@ class _Read:
 
     def clear(self) -> None:
         self.texts: dict[str, tuple[Alert, str]] = {}
-        self.store: weakref.ref[Store] | Callable[[], None] = lambda: None
+        self.store: weakref.ref[Store] | None = None
         self.version: tuple[int, int] | None = None
         self.alerts: list[Alert] = []
         self.fingerprints: dict[str, str] = {}
 
+    def unchanged(self, store: Store, version: tuple[int, int] | None) -> bool:
+        """Whether this store's alerts are still what was read: only when it can say (a version) and says so."""
+        return version is not None and self.store is not None and self.store() is store and self.version == version
+
     def remember(self, store: Store, version: tuple[int, int] | None, read: dict[str, tuple[Alert, str]]) -> None:
-        self.texts, self.version = read, version
-        self.store = weakref.ref(store)
+        self.texts, self.version, self.store = read, version, weakref.ref(store)
         self.alerts = [alert for alert, _ in read.values()]
         self.fingerprints = {alert.identifier: digest for alert, digest in read.values()}
 
