@@ -139,10 +139,22 @@ def warn(run: Run, output: str) -> None:
                                   f"{found[2]} alerts, {found[3]} files published; floor: a thread per request)",
                                   float(found[5]), "s", command, floor=float(found[4])))
     overheads = re.findall(r"^fixed overhead .*: (\d+) ms", output, re.M)
+    beside = {name: float(found) / 1000 for name, found in
+              re.findall(r"^(floor \(one POST|floor \(the imports|Apprise).* fixed overhead: (\d+) ms", output, re.M)}
     for label, found, target in zip(("", " in a workspace with a past"), overheads, (FIXED_TARGET, None),
                                     strict=False):
+        first = not label
         run.figures.append(Figure(f"`broadcast warn` to one webhook, fresh process: fixed overhead{label} (all but "
-                                  "the network's 100 ms)", float(found) / 1000, "ms", command, target=target))
+                                  "the network's 100 ms" + ("; floor: a bare `python` posting it once" if first and
+                                                            "floor (one POST" in beside else "") + ")",
+                                  float(found) / 1000, "ms", command, target=target,
+                                  floor=beside.get("floor (one POST") if first else None,
+                                  apprise=beside.get("Apprise") if first else None))
+    if "floor (the imports" in beside:
+        run.figures.append(Figure("Fresh process, the design's floor: imports, then one POST (a bare `python` that "
+                                  "imports click, jinja2, asyncio, sqlite3 and lxml first: the least any warning "
+                                  "built on them costs; fixed overhead)",
+                                  beside["floor (the imports"], "ms", command))
 
 
 def _number_or_none(text: str) -> float | None:

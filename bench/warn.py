@@ -19,8 +19,10 @@ built beforehand, outside the timer. Then the same warning to one webhook in a w
 of 10 alerts in its log, its site of some 600 files published beforehand and left to settle): what a council sees
 on the fortieth school closure of a snowy morning. With faults (10 % answer 429 with Retry-After: 1 once, 20 %
 answer 500 once) the honest floor is one Retry-After plus two round trips. Last, a fresh-process `broadcast warn`
-to one webhook, phase by phase (in a new workspace and in the one with a past), and `broadcast --help` beside
-`python -c pass`. It measures; it asserts nothing.
+to one webhook, phase by phase (in a new workspace and in the one with a past), beside, in turns: a bare interpreter
+posting the same request with http.client (the floor), one that first imports what this design cannot do without
+(click, Jinja2, asyncio, sqlite3, lxml: the floor of any warning built on them) and Apprise's own command line posting
+it; and `broadcast --help` beside `python -c pass`. It measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -458,7 +460,22 @@ print("PHASES " + json.dumps(phases))
 """
 
 
+# The floors of a fresh process: one POST of the same payload from a bare interpreter (http.client), and the same
+# after importing what a warning cannot do without in this design (click for the command line, Jinja2 for the
+# template, asyncio for the fan-out, sqlite3 for the log, lxml for the CAP schema check): the least any warning
+# built on them costs.
+PLAIN_POST = r"""
+import http.client, sys, uuid
+conn = http.client.HTTPConnection(sys.argv[1], timeout=30)
+conn.request("POST", "/hooks/0", sys.argv[2], {"content-type": "application/json", "webhook-id": str(uuid.uuid4())})
+conn.getresponse().read()
+"""
+STACK_POST = "import click, jinja2, asyncio, sqlite3, lxml.etree\n" + PLAIN_POST
+
+
 def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, *, history: bool = False) -> None:
+    """A fresh `broadcast warn` to one webhook, phase by phase; without a past, beside its floors and the `apprise`
+    command line posting the same notification, in turns, round by round."""
     past = f", in the workspace with a past ({HISTORY[0]} incidents x {HISTORY[1]} alerts)" if history else ""
     print(f"\n## `broadcast warn` to one webhook from a fresh process{past} ({python}; median of {runs} after a "
           f"warm-up; the network is one {DELAY * 1000:.0f} ms request)")
@@ -466,7 +483,17 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, 
     args = ["warn", "school-closure", "--set", "school=Hillside Primary School", "--set", "date=2026-11-23",
             "--set", "reason=snow", "--set", "next_update=10:00", "--set", "area=town", "--yes"]
     env = {**os.environ, "BENCH_SECRET": SECRET, "BROADCAST_OPERATOR": "Bench Runner"}
-    walls, passes, phases = [], [], []
+    host = server.url.removeprefix("http://")
+    others = {"python -c pass": [python, "-c", "pass"]}
+    if not history:
+        others["floor (one POST, http.client)"] = [python, "-c", PLAIN_POST, host, PAYLOAD]
+        others["floor (the imports, then one POST)"] = [python, "-c", STACK_POST, host, PAYLOAD]
+        if (apprise := Path(python).with_name("apprise")).exists():
+            others["Apprise (its command line)"] = [str(apprise), "-t", "Hillside Primary School is closed", "-b",
+                                                    PAYLOAD, *apprise_urls(server.url, [0])]
+    walls: list[float] = []
+    times: dict[str, list[float]] = {label: [] for label in others}
+    phases = []
     for i in range(runs + 1):
         root = prepared[i] if history else broadcast.fresh(1)
         server.reset()
@@ -476,18 +503,25 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, 
         done = subprocess.run([python, "-c", DRIVER, "--workspace", str(root), *args], capture_output=True,
                               text=True, env=env, check=False, cwd=root)
         wall = time.perf_counter() - started
-        started = time.perf_counter()
-        subprocess.run([python, "-c", "pass"], check=True)
-        nothing = time.perf_counter() - started
         found = [line for line in done.stdout.splitlines() if line.startswith("PHASES ")]
         if not found or server.stats()["delivered"] != 1:
             print(f"  the run failed (exit {done.returncode}):\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
             return
+        took = {}
+        for label, argv in others.items():
+            server.reset()
+            started = time.perf_counter()
+            other = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=root)
+            took[label] = time.perf_counter() - started
+            if "pass" not in label and (other.returncode or server.stats()["delivered"] != 1):
+                print(f"  {label} failed (exit {other.returncode}):\n{other.stdout[-1500:]}{other.stderr[-1500:]}")
+                return
         if i:
             walls.append(wall)
-            passes.append(nothing)
             phases.append(json.loads(found[0].removeprefix("PHASES ")))
-    wall, nothing = statistics.median(walls), statistics.median(passes)
+            for label, seconds in took.items():
+                times[label].append(seconds)
+    wall, nothing = statistics.median(walls), statistics.median(times["python -c pass"])
     print(f"{'whole process (wall)':34} {wall * 1000:7.0f} ms")
     print(f"{'python -c pass':34} {nothing * 1000:7.0f} ms")
     for label in phases[0]:
@@ -496,6 +530,11 @@ def fresh_process(broadcast: Broadcast, server: Server, python: str, runs: int, 
     # Beside python -c pass too: this machine's speed moves both alike (174 and 252 ms were 17x it in two runs).
     print(f"fixed overhead (whole process minus the network's {DELAY * 1000:.0f} ms): "
           f"{(wall - DELAY) * 1000:.0f} ms ({(wall - DELAY) / nothing:.1f}x python -c pass)")
+    for label in others:
+        if "pass" not in label:
+            seconds = statistics.median(times[label]) - DELAY
+            ratio = (wall - DELAY) / seconds
+            print(f"{label} fixed overhead: {seconds * 1000:.0f} ms (broadcast's is {ratio:.2f}x it)")
 
 
 def startup(python: str, runs: int) -> None:
