@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -147,14 +148,16 @@ class Channel:
 
 
 class Whole(Protocol):
-    """A whole answer: its status and body at once, and httpx's response for it when an error's words (or a
-    header) are to be read."""
+    """A whole answer: its status, body and headers at once, and httpx's response for it when an error's words are
+    to be read."""
 
     @property
     def status(self) -> int: ...
 
     @property
     def body(self) -> bytes: ...
+
+    def header(self, name: str) -> str | None: ...
 
     def response(self) -> httpx.Response: ...
 
@@ -163,8 +166,17 @@ class _Read:
     def __init__(self, response: httpx.Response):
         self.status, self.body, self._response = response.status_code, response.content, response
 
+    def header(self, name: str) -> str | None:
+        value: str | None = self._response.headers.get(name)
+        return value
+
     def response(self) -> httpx.Response:
         return self._response
+
+
+def read(response: httpx.Response) -> Whole:
+    """An answer httpx read (a GET, say), as a Whole: a channel reads every answer one way."""
+    return _Read(response)
 
 
 async def post_whole(client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str]) -> Whole:
@@ -175,6 +187,32 @@ async def post_whole(client: httpx.AsyncClient, url: str, content: bytes, header
         whole: Whole = await lean(url, content, headers)
         return whole
     return _Read(await client.post(url, content=content, headers=headers))
+
+
+async def get_whole(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> Whole:
+    """GET `url` and read the whole answer, through the sending client's lean path where it has one."""
+    lean = getattr(client, "get_bytes", None)
+    if lean is not None:
+        whole: Whole = await lean(url, headers or {})
+        return whole
+    return _Read(await client.get(url, headers=headers))
+
+
+async def post_json(client: httpx.AsyncClient, url: str, payload: Any, headers: dict[str, str] | None = None
+                    ) -> Whole:
+    """POST `payload` as JSON, encoded as httpx's `json=` encodes it (compact UTF-8, no NaN), through post_whole:
+    a warning's posts to the platforms go out without httpx."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return await post_whole(client, url, body, {**(headers or {}), "content-type": "application/json"})
+
+
+async def post_form(client: httpx.AsyncClient, url: str, form: dict[str, str], headers: dict[str, str] | None = None
+                    ) -> Whole:
+    """POST `form` as an HTML form, encoded as httpx's `data=` encodes it, through post_whole."""
+    from urllib.parse import urlencode
+
+    body = urlencode(form).encode("ascii")
+    return await post_whole(client, url, body, {**(headers or {}), "content-type": "application/x-www-form-urlencoded"})
 
 
 def http_error(channel: str, response: httpx.Response, what: str, hint: str | None = None) -> ChannelError:

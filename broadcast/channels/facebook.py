@@ -14,6 +14,7 @@ from broadcast.channels.base import (
     Receipt,
     http_error,
     parse_retry_after,
+    post_form,
 )
 
 if TYPE_CHECKING:
@@ -54,11 +55,11 @@ class Facebook(Channel):
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
         # The token goes in the form body, never the URL, so no proxy or server log holds it.
-        response = await client.post(f"{self.api}/{self.setting('page_id')}/feed", data={
+        answer = await post_form(client, f"{self.api}/{self.setting('page_id')}/feed", {
             "message": post.text, "link": post.extra["link"], "access_token": self.secret("page_access_token")})
-        if response.status_code != 200:
-            raise self._error(response, "posting", post.extra.get("alert"))
-        post_id = str(response.json()["id"])
+        if answer.status != 200:
+            raise self._error(answer.response(), "posting", post.extra.get("alert"))
+        post_id = str(json.loads(answer.body)["id"])
         return Receipt(remote_id=post_id, url=f"https://www.facebook.com/{post_id}")
 
     async def retract(self, receipt: Receipt, client: httpx.AsyncClient) -> None:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import TYPE_CHECKING
 
-from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error
+from broadcast.channels.base import (
+    Channel,
+    ChannelError,
+    Engagement,
+    Post,
+    Receipt,
+    get_whole,
+    http_error,
+    post_json,
+)
 from broadcast.channels.textfit import mastodon_length
 from broadcast.workspace import primary_tag
 
@@ -46,24 +56,21 @@ class Mastodon(Channel):
 
     async def configure(self, client: httpx.AsyncClient) -> None:
         """Take the instance's own character limit (configuration.statuses.max_characters)."""
-        response = await client.get(self.limit_source())
-        if response.status_code != 200:
-            raise self._error(response, "reading the instance's limits")
-        limit = response.json().get("configuration", {}).get("statuses", {}).get("max_characters")
+        answer = await get_whole(client, self.limit_source())
+        if answer.status != 200:
+            raise self._error(answer.response(), "reading the instance's limits")
+        limit = json.loads(answer.body).get("configuration", {}).get("statuses", {}).get("max_characters")
         if not isinstance(limit, int) or limit <= 0:
             raise ChannelError(f"{self.name}: the instance publishes no character limit", transient=False)
         self.limit = limit
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
-        response = await client.post(
-            f"{self.instance}/api/v1/statuses",
-            headers={**self._auth(), "idempotency-key": key},
-            json={"status": post.text, "visibility": self.settings.get("visibility", "public"),
-                  "language": primary_tag(post.language)},
-        )
-        if response.status_code != 200:
-            raise self._error(response, "posting")
-        status = response.json()
+        answer = await post_json(client, f"{self.instance}/api/v1/statuses", {
+            "status": post.text, "visibility": self.settings.get("visibility", "public"),
+            "language": primary_tag(post.language)}, {**self._auth(), "idempotency-key": key})
+        if answer.status != 200:
+            raise self._error(answer.response(), "posting")
+        status = json.loads(answer.body)
         if not same_words(str(status.get("content") or post.text), post.text):
             # An Idempotency-Key seen before, for another text: Mastodon handed back that earlier post.
             raise ChannelError(f"{self.name}: Mastodon answered with an earlier, different post for this message's "

@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error, post_json
 from broadcast.secrets import remember
 
 if TYPE_CHECKING:
@@ -95,15 +95,15 @@ class Slack(Channel):
         return {"text": text, "blocks": [top, *body, context]}
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
-        response = await client.post(self._url(), json=self.payload(post))
-        answer = response.text.strip()
-        if response.status_code == 200 and answer == "ok":
+        answer = await post_json(client, self._url(), self.payload(post))
+        said = answer.body.decode("utf-8", "replace").strip()
+        if answer.status == 200 and said == "ok":
             return Receipt(note="posted (Slack answered ok; a webhook returns no link to the message)")
-        if response.status_code == 200:  # not Slack's answer: something in between may or may not have posted
-            raise ChannelError(f"{self.name}: Slack answered HTTP 200 without 'ok' ({answer[:80]!r})",
+        if answer.status == 200:  # not Slack's answer: something in between may or may not have posted
+            raise ChannelError(f"{self.name}: Slack answered HTTP 200 without 'ok' ({said[:80]!r})",
                                transient=True, unknown_outcome=True, status=200,
                                hint="look in the Slack channel before resending")
-        raise self._error(response)
+        raise self._error(answer.response())
 
     async def check(self, client: httpx.AsyncClient) -> str:
         """A webhook cannot be tested without posting, so check the URL's shape only."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Post, Receipt, http_error, post_whole
 from broadcast.channels.textfit import fit
 from broadcast.secrets import remember
 from broadcast.workspace import primary_tag
@@ -68,11 +68,11 @@ class Teams(Channel):
                     {"payload": payload})
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
-        response = await client.post(self._url(), content=encode(post.extra["payload"]),
-                                     headers={"content-type": "application/json"})
-        if response.status_code in (200, 202):
-            return Receipt(remote_id=response.headers.get("x-ms-workflow-run-id"), note=QUEUED)
-        raise self._error(response)
+        answer = await post_whole(client, self._url(), encode(post.extra["payload"]),
+                                  {"content-type": "application/json"})
+        if answer.status in (200, 202):
+            return Receipt(remote_id=answer.header("x-ms-workflow-run-id"), note=QUEUED)
+        raise self._error(answer.response())
 
     async def check(self, client: httpx.AsyncClient) -> str:
         """A workflow cannot be tested without posting, so check the URL's shape only."""
@@ -90,23 +90,27 @@ class Teams(Channel):
                 "was not contacted: it cannot be checked without posting to the channel")
 
     def _url(self) -> str:
-        import httpx
+        """The workflow URL, checked (split by the standard library: a warning's send loads no httpx for it)."""
+        from urllib.parse import parse_qs, urlsplit
 
         url = self.secret("workflow_url").strip()
         remember(url)
         try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
+            parsed = urlsplit(url)
+            host, _ = (parsed.hostname or ""), parsed.port  # a port that is not a number is refused here
+        except ValueError:
+            host = ""
+        if not host:
             raise ChannelError(f"{self.name}: workflow_url is not a valid URL", transient=False,
                                hint=f"copy the URL from the flow's trigger into {self._where()}") from None
-        if parsed.params.get("sig"):
-            remember(parsed.params["sig"])  # the signature alone is the credential: mask it wherever it appears
-        if parsed.host.endswith(RETIRED_HOSTS):
+        for signature in parse_qs(parsed.query).get("sig", []):
+            remember(signature)  # the signature alone is the credential: mask it wherever it appears
+        if host.endswith(RETIRED_HOSTS):
             raise ChannelError(f"{self.name}: workflow_url is an Office 365 connector webhook, which Microsoft "
                                "retired", transient=False,
                                hint=f"in the Teams channel, add the workflow 'Post to a channel when a webhook "
                                     f"request is received' and put its URL in {self._where()}")
-        if not (parsed.scheme == "https" or parsed.host in ("127.0.0.1", "localhost")):
+        if not (parsed.scheme == "https" or host in ("127.0.0.1", "localhost")):
             raise ChannelError(f"{self.name}: workflow_url must start with https://", transient=False,
                                hint=f"copy the URL from the flow's trigger into {self._where()}")
         return url

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from broadcast.channels.base import Channel, ChannelError, Post, Receipt, parse_retry_after
+from broadcast.channels.base import Channel, ChannelError, Post, Receipt, parse_retry_after, post_json, read
 
 if TYPE_CHECKING:
     import httpx
@@ -66,21 +67,21 @@ class Telegram(Channel):
     async def _call(self, client: httpx.AsyncClient, method: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         """Call one Bot API method; every answer is {ok, result} or {ok: false, error_code, description}."""
         url = self._url(method)
-        response = await (client.post(url, json=payload) if payload is not None else client.get(url))
+        answer = await post_json(client, url, payload) if payload is not None else read(await client.get(url))
         try:
-            data = response.json()
+            data = json.loads(answer.body)
         except ValueError:
             data = None
         if isinstance(data, dict) and data.get("ok") is True:
             result: dict[str, Any] = data["result"]
             return result
-        if not isinstance(data, dict) and response.status_code < 300:
-            raise ChannelError(f"{self.name}: Telegram {method} answered HTTP {response.status_code} with something "
+        if not isinstance(data, dict) and answer.status < 300:
+            raise ChannelError(f"{self.name}: Telegram {method} answered HTTP {answer.status} with something "
                                "that is not the Bot API's JSON", transient=True, unknown_outcome=True,
-                               status=response.status_code, hint="check the channel by hand before resending")
-        raise self._error(method, response, data if isinstance(data, dict) else {})
+                               status=answer.status, hint="check the channel by hand before resending")
+        raise self._error(method, url, answer.response(), data if isinstance(data, dict) else {})
 
-    def _error(self, method: str, response: httpx.Response, data: dict[str, Any]) -> ChannelError:
+    def _error(self, method: str, url: str, response: httpx.Response, data: dict[str, Any]) -> ChannelError:
         status = int(data.get("error_code") or response.status_code)
         description = str(data.get("description") or "")
         if not description:
@@ -98,7 +99,7 @@ class Telegram(Channel):
             hint = f"the group became a supergroup: set settings.chat_id = \"{parameters['migrate_to_chat_id']}\""
         # The URL holds the bot token; ChannelError masks it, so the officer still sees which address failed.
         return ChannelError(
-            f"{self.name}: Telegram {method} ({response.request.url}) answered {status}: {description}",
+            f"{self.name}: Telegram {method} ({url}) answered {status}: {description}",
             transient=transient, status=status,
             retry_after=float(retry_after) if isinstance(retry_after, int | float)
             else parse_retry_after(response.headers.get("retry-after")),

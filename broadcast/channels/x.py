@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error
+from broadcast.channels.base import Channel, ChannelError, Engagement, Post, Receipt, http_error, post_json
 from broadcast.channels.textfit import x_weighted_length
 
 if TYPE_CHECKING:
@@ -50,15 +51,16 @@ class X(Channel):
         _, headers, _ = client.sign(url, method)
         return {"authorization": headers["Authorization"]}
 
-    async def _request(self, client: httpx.AsyncClient, method: str, path: str, json: Any = None) -> httpx.Response:
+    async def _request(self, client: httpx.AsyncClient, method: str, path: str) -> httpx.Response:
         url = f"{self.api}{path}"
-        return await client.request(method, url, json=json, headers=self._signed(method, url))
+        return await client.request(method, url, headers=self._signed(method, url))
 
     async def send(self, post: Post, client: httpx.AsyncClient, key: str) -> Receipt:
-        response = await self._request(client, "POST", "/2/tweets", json={"text": post.text})
-        if response.status_code != 201:
-            raise self._error(response, "posting")
-        tweet_id = str(response.json()["data"]["id"])
+        url = f"{self.api}/2/tweets"
+        answer = await post_json(client, url, {"text": post.text}, self._signed("POST", url))
+        if answer.status != 201:
+            raise self._error(answer.response(), "posting")
+        tweet_id = str(json.loads(answer.body)["data"]["id"])
         return Receipt(remote_id=tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
 
     async def retract(self, receipt: Receipt, client: httpx.AsyncClient) -> None:

@@ -1,7 +1,7 @@
-"""The client a send hands its channels. A POST whose body is in hand (a webhook, a text through Notify or Twilio)
-goes straight over the wire's connections; anything else a channel asks of it (httpx's API: a form, JSON, a file,
-a GET) is httpx's client, made the first time it is asked, over the same connections. A warning to webhooks thus
-never imports httpx."""
+"""The client a send hands its channels. A POST whose body is in hand (a post to any platform, a webhook, a text
+through Notify or Twilio) and a plain GET (a platform's limits) go straight over the wire's connections; anything
+else a channel asks of it (httpx's API: parameters, a file, a DELETE) is httpx's client, made the first time it is
+asked, over the same connections. A warning thus never imports httpx."""
 
 from __future__ import annotations
 
@@ -67,41 +67,48 @@ class Sender:
         those cost each webhook of a warning to 200 about 150 µs of CPU (see the commit that made this). A client
         with hooks or auth, which those serve, posts through httpx as usual. A compressed answer's body is given
         decoded, as httpx's would be."""
+        return await self._whole(b"POST", url, content, headers)
+
+    async def get_bytes(self, url: str, headers: dict[str, str]) -> Reply:
+        """GET `url` and read the whole answer, as post_bytes posts: the bytes httpx's `get` would write (a GET has
+        no body, and says no length)."""
+        return await self._whole(b"GET", url, b"", headers)
+
+    async def _whole(self, method: bytes, url: str, content: bytes, headers: dict[str, str]) -> Reply:
         client = self._client
         if client is not None and (client.auth is not None or any(client.event_hooks.values())):
-            response = await client.post(url, content=content, headers=headers)
+            response = await client.request(method.decode("ascii"), url, content=content or None, headers=headers)
             return Reply(response.status_code, response.headers.raw, response.content, response)
         if self.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         target = address(url)
         wire = (list(client.headers.raw) if client is not None
                 else [(name.encode("ascii"), value.encode("ascii")) for name, value in self._headers.items()])
-        names = [name.lower() for name, _ in wire]
+        given = []
         for name, value in headers.items():
             try:
                 key = name.encode("ascii")
             except UnicodeEncodeError:  # httpx raises this too: here it says nothing went
                 raise refused(f"the header name {name[:40]!r} is not ASCII") from None
             try:
-                pair = (key, value.encode("ascii"))
+                given.append((key, value.encode("ascii")))
             except UnicodeEncodeError:  # its value is not said: it may be a secret
                 raise refused(f"the value of the header {name!r} is not ASCII") from None
-            lowered = key.lower()
-            if lowered in names:  # as httpx merges: in the client's header's place
-                wire[names.index(lowered)] = pair
-            else:
-                wire.append(pair)
-                names.append(lowered)
+        # As httpx merges: a client's header the request gives again is dropped, and the request's follow in order.
+        mine = {key.lower() for key, _ in given}
+        wire = [pair for pair in wire if pair[0].lower() not in mine] + given
+        names = [name.lower() for name, _ in wire]
         framed = b"content-length" in names or b"transfer-encoding" in names
-        # As httpx places them: Host first; the length of a body last, or at once after Host when there is none.
+        # As httpx places them: Host first; the length of a body last, or at once after Host when there is none (a
+        # POST says its length even then; a GET does not).
         first = [(b"Host", target.netloc)] if b"host" not in names else []
-        if not framed and not content:
+        if not framed and not content and method == b"POST":
             first.append((b"Content-Length", b"0"))
-        elif not framed:
+        elif not framed and content:
             wire.append((b"Content-Length", b"%d" % len(content)))
         wire[:0] = first
         timeouts = client.timeout.as_dict() if client is not None else self.timeouts
-        reply = await self.pool.exchange(target, b"POST", wire, content, timeouts)
+        reply = await self.pool.exchange(target, method, wire, content, timeouts)
         if any(name.lower() == b"content-encoding" for name, _ in reply.headers):
             reply.body = reply.response().content
         return reply

@@ -492,6 +492,12 @@ class Reply:
                  response: httpx.Response | None = None):
         self.status, self.headers, self.body, self._response = status, headers, body, response
 
+    def header(self, name: str) -> str | None:
+        """A header's value (several of one name joined with ', ', as httpx joins them), or None."""
+        key = name.lower().encode("latin-1")
+        found = [value.decode("latin-1") for field, value in self.headers if field.lower() == key]
+        return ", ".join(found) if found else None
+
     def response(self) -> httpx.Response:
         """The answer as httpx gives it, its body decoded: made only when asked (to read an error's words)."""
         if self._response is None:
@@ -519,7 +525,7 @@ class Pool:
         `headers` are written as given (Host and Content-Length among them), after the checks request_head makes:
         a request it refuses opens no connection."""
         head, length, chunked = request_head(method, url.raw_path, headers)
-        if chunked or length != len(body):
+        if chunked or (length or 0) != len(body):  # a request with no body (a GET) need not say its length
             raise refused(f"the body is {len(body)} bytes, and the request says {length}")
         connection = await self.connection(url, timeouts)
         try:

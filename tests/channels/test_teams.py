@@ -151,6 +151,9 @@ def test_check_says_plainly_that_the_workflow_was_not_contacted(teams, sandbox):
     ("https://contoso.webhook.office.com/webhookb2/0000/IncomingWebhook/1111/RetiredSecret", "retired"),
     ("https://prod-00.uksouth.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sp=run", "signature"),
     ("http://prod-00.uksouth.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=PlainSecret", "https"),
+    ("https://[prod-00.uksouth.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=BrokenSecret",
+     "not a valid URL"),
+    ("https://prod-00.uksouth.logic.azure.com:port/workflows/abc/paths/invoke?sig=PortSecret", "not a valid URL"),
 ])
 def test_check_refuses_urls_that_cannot_work_without_showing_them(teams, monkeypatch, url, says):
     _, channel = teams

@@ -89,7 +89,7 @@ def test_retry_after_is_read_from_the_json_body(telegram):
     response = httpx.Response(429, json={"ok": False, "error_code": 429, "description": "Too Many Requests: retry "
                                          "after 7", "parameters": {"retry_after": 7}},
                               request=httpx.Request("POST", "https://api.telegram.org/botX/sendMessage"))
-    error = channel._error("sendMessage", response, response.json())
+    error = channel._error("sendMessage", str(response.request.url), response, response.json())
     assert error.transient and error.retry_after == 7.0 and error.status == 429
 
 

@@ -117,23 +117,71 @@ def test_a_send_leaves_the_older_heap_out_of_collections_and_the_collector_as_it
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
+# A `broadcast warn` in a new interpreter, which prints, after its exit code, what it loaded of the list machinery,
+# babel and httpx (with what httpx brings).
+FRESH_WARN = (
+    "import sys\nfrom broadcast.cli import main\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
+    "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+    "print(sorted({name.split('.')[0] if name.startswith(('babel', 'httpx', 'httpcore', 'anyio')) else name\n"
+    "              for name in sys.modules\n"
+    "              if name.startswith(('babel', 'httpx', 'httpcore', 'anyio', 'broadcast.send.audience',\n"
+    "                                  'broadcast.send.bulk', 'broadcast.prepare.recipients',\n"
+    "                                  'broadcast.channels.lists'))}))")
+
+
+def fresh_warn(root) -> list[str]:
+    """`broadcast warn school-closure ... --yes` from a new process in `root`: the last two lines it printed."""
+    values = [arg for name, value in VALUES.items() for arg in ("--set", f"{name}={value}")]
+    done = subprocess.run([sys.executable, "-c", FRESH_WARN, "warn", "school-closure", *values, "--yes"], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "BROADCAST_OPERATOR": "Duty Officer"})
+    assert done.stdout.splitlines()[-2:] == ["exit 0", "[]"], done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
 @pytest.mark.real_clock
 def test_a_warning_to_webhooks_from_a_fresh_process_loads_no_list_machinery_babel_or_httpx(workspace_dir, sandbox,
                                                                                             sandbox_env):
     webhooks_only(workspace_dir, sandbox)
-    code = ("import sys\nfrom broadcast.cli import main\nsys.argv = ['broadcast', *sys.argv[1:]]\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
-            "print(sorted({name.split('.')[0] if name.startswith(('babel', 'httpx', 'httpcore', 'anyio')) else name\n"
-            "              for name in sys.modules\n"
-            "              if name.startswith(('babel', 'httpx', 'httpcore', 'anyio', 'broadcast.send.audience',\n"
-            "                                  'broadcast.send.bulk', 'broadcast.prepare.recipients',\n"
-            "                                  'broadcast.channels.lists'))}))")
-    values = [arg for name, value in VALUES.items() for arg in ("--set", f"{name}={value}")]
-    done = subprocess.run([sys.executable, "-c", code, "warn", "school-closure", *values, "--yes"], cwd=workspace_dir,
-                          capture_output=True, text=True, env={**os.environ, "BROADCAST_OPERATOR": "Duty Officer"})
-    assert done.stdout.splitlines()[-2:] == ["exit 0", "[]"], done.stdout + done.stderr
+    fresh_warn(workspace_dir)
     assert sorted(r.path for r in sandbox.received()) == ["/hooks/hook-0", "/hooks/hook-1"]
     assert "Dydd Llun 23 Tachwedd 2026" in (workspace_dir / "site" / "cy" / "index.html").read_text(encoding="utf-8")
+
+
+# Every platform a council posts a warning to, on the sandbox (as tests/channels configures each).
+SOCIAL = {
+    "mastodon-council": 'kind = "mastodon"\n[settings]\ninstance = "{url}/mastodon"\n'
+                        '[secrets]\naccess_token = "env:TEST_MASTODON_TOKEN"\n',
+    "bluesky-council": 'kind = "bluesky"\n[settings]\nservice = "{url}/bluesky"\nhandle = "alerts.testshire.example"\n'
+                       '[secrets]\napp_password = "env:TEST_BLUESKY_PASSWORD"\n',
+    "facebook-page": 'kind = "facebook"\n[settings]\npage_id = "100000000000001"\ngraph = "{url}/facebook"\n'
+                     '[secrets]\npage_access_token = "env:TEST_FACEBOOK_TOKEN"\n',
+    "x-council": 'kind = "x"\n[settings]\napi = "{url}/x"\n[secrets]\nconsumer_key = "env:TEST_X_CONSUMER_KEY"\n'
+                 'consumer_secret = "env:TEST_X_CONSUMER_SECRET"\naccess_token = "env:TEST_X_ACCESS_TOKEN"\n'
+                 'access_token_secret = "env:TEST_X_ACCESS_SECRET"\n',
+    "telegram-alerts": 'kind = "telegram"\n[settings]\nchat_id = "@testshire_alerts"\napi = "{url}/telegram"\n'
+                       '[secrets]\nbot_token = "env:TEST_TELEGRAM_TOKEN"\n',
+    "slack-duty": 'kind = "slack"\n[secrets]\nwebhook_url = "env:TEST_SLACK_URL"\n',
+    "teams-lrf": 'kind = "teams"\n[secrets]\nworkflow_url = "env:TEST_TEAMS_URL"\n',
+}
+
+
+@pytest.mark.real_clock
+def test_a_warning_to_every_social_platform_from_a_fresh_process_posts_to_each_without_httpx(workspace_dir, sandbox,
+                                                                                             sandbox_env):
+    for name, config in SOCIAL.items():
+        (workspace_dir / "channels" / f"{name}.toml").write_text(config.format(url=sandbox.url), encoding="utf-8")
+    approved(workspace_dir)
+    fresh_warn(workspace_dir)
+    # What each platform took as a new post: one each, saying what the warning says.
+    posted = {r.platform: json.dumps(r.body, ensure_ascii=False) for r in sandbox.received(accepted=True)}
+    assert sorted(posted) == ["bluesky", "facebook", "mastodon", "slack", "teams", "telegram", "x"]
+    assert len(sandbox.received(accepted=True)) == 7
+    assert all(VALUES["school"] in said for said in posted.values()), posted
+    store = Store.open(workspace_dir / "broadcast.db")
+    rows = store.deliveries("A-2026-0001")
+    store.close()
+    assert sorted((r["channel"], r["state"]) for r in rows) == sorted((name, "sent") for name in SOCIAL)
+    assert all(r["remote_id"] or r["channel"] == "slack-duty" for r in rows)  # Slack's webhook returns no id
 
 
 def test_a_learnt_limit_is_cached_used_and_asked_again_once_it_expires(workspace_dir, sandbox, sandbox_env, clock):

@@ -729,7 +729,8 @@ def test_a_lean_post_writes_the_bytes_httpx_writes_and_reads_the_same_answer(ser
     url, body = f"{server.url}/hooks/1?x=a%20b", "{\"headline\":\"Ysgol ar gau – ɡ\"}".encode()
     sets = [({"content-type": "application/json", "webhook-id": "msg_1"}, body),
             ({"User-Agent": "partner-check/1", "idempotency-key": "msg_2"}, b""),  # the client's own header, and none
-            ({"Content-Length": str(len(body))}, body)]
+            ({"Content-Length": str(len(body))}, body),
+            ({"idempotency-key": "msg_3", "User-Agent": "partner-check/2"}, body)]  # a client's header given again
 
     async def lean(client: Sender) -> list[Reply]:
         return [await client.post_bytes(url, content, headers) for headers, content in sets]
@@ -747,6 +748,29 @@ def test_a_lean_post_writes_the_bytes_httpx_writes_and_reads_the_same_answer(ser
         (a.status_code, a.headers.raw, a.content) for a in answers]
     assert replies[0].response().text == "got POST /hooks/1?x=a%20b {\"headline\":\"Ysgol ar gau – ɡ\"}"
     assert server.connections == 2  # ours on one kept-alive connection, httpcore's on another
+
+
+def test_a_lean_get_writes_the_bytes_httpx_writes_and_reads_the_same_answer(serve):
+    server = serve()
+    url = f"{server.url}/api/v2/instance?x=a%20b"
+    sets = [{}, {"authorization": "Bearer t", "User-Agent": "partner-check/1"}]
+
+    async def lean(client: Sender) -> list[Reply]:
+        return [await client.get_bytes(url, headers) for headers in sets]
+
+    async def get(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get(url, headers=headers) for headers in sets]
+
+    replies = run(lean)
+    ours = list(server.raw)
+    server.raw[:] = []
+    answers = run(get, client=plain_httpx())
+    assert ours == server.raw  # byte for byte what httpx (through httpcore) writes: no length for a GET
+    assert ours[0].startswith(b"GET /api/v2/instance?x=a%20b HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"Content-Length" not in ours[0] + ours[1]
+    assert [(r.status, r.headers, r.body) for r in replies] == [
+        (a.status_code, a.headers.raw, a.content) for a in answers]
+    assert replies[0].body == b"got GET /api/v2/instance?x=a%20b "
 
 
 def test_a_lean_post_reads_a_compressed_answer_as_httpx_would_and_keeps_the_connection(scripted):
