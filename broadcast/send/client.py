@@ -1,7 +1,8 @@
 """The client a send hands its channels. A POST whose body is in hand (a post to any platform, a webhook, a text
 through Notify or Twilio) and a plain GET (a platform's limits) go straight over the wire's connections; anything
 else a channel asks of it (httpx's API: parameters, a file, a DELETE) is httpx's client, made the first time it is
-asked, over the same connections. A warning thus never imports httpx."""
+asked, over the same connections. A warning that goes well thus never imports httpx (an error's words are read
+through httpx's Response, made then)."""
 
 from __future__ import annotations
 
