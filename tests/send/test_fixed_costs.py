@@ -178,7 +178,7 @@ def test_a_warning_to_every_social_platform_from_a_fresh_process_posts_to_each_w
     assert len(sandbox.received(accepted=True)) == 7
     assert all(VALUES["school"] in said for said in posted.values()), posted
     store = Store.open(workspace_dir / "broadcast.db")
-    rows = store.deliveries("A-2026-0001")
+    rows = store.rows("deliveries")  # the one alert's (its identifier has the year the real clock says)
     store.close()
     assert sorted((r["channel"], r["state"]) for r in rows) == sorted((name, "sent") for name in SOCIAL)
     assert all(r["remote_id"] or r["channel"] == "slack-duty" for r in rows)  # Slack's webhook returns no id
