@@ -153,7 +153,6 @@ def _connect(path: Path) -> sqlite3.Connection:
 @cache
 def code_version() -> str:
     """A digest of the page code, its templates, the date names and the libraries that shape its bytes."""
-    from importlib.resources import files
     from importlib.util import find_spec
 
     from broadcast.words import DATE_NAMES
@@ -167,6 +166,6 @@ def code_version() -> str:
     for name in SOURCES:
         digest.update((here / name).read_bytes())
     digest.update(DATE_NAMES.read_bytes())
-    for template in sorted(files("broadcast").joinpath("data", "page").iterdir(), key=lambda t: t.name):
+    for template in sorted((here.parent / "data" / "page").iterdir(), key=lambda t: t.name):
         digest.update(template.name.encode() + template.read_bytes())
     return digest.hexdigest()

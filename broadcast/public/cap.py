@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcast.errors import BroadcastError
@@ -24,6 +25,8 @@ SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 # Characters XML 1.0 cannot carry at all; they are dropped rather than stop a warning going out.
 XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 POINT_RE = re.compile(r"^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$")
+XSD = Path(__file__).parent.parent / "data" / "CAP-v1.2.xsd"  # as words.py finds its data: importlib.resources
+# would cost a fresh process a millisecond or two to import, for the same file
 HINT = "the alert is not published; fix its source (template, area file or --set values) and send a corrected alert"
 
 
@@ -187,11 +190,9 @@ def _wrap(out: list[str], indent: str, tag: str, children: list[str]) -> None:
 @cache
 def schema() -> XMLSchema:
     """The official OASIS CAP 1.2 schema, shipped in the package."""
-    from importlib.resources import files
-
     from lxml import etree
 
-    data = (files("broadcast") / "data" / "CAP-v1.2.xsd").read_bytes()
+    data = XSD.read_bytes()
     return etree.XMLSchema(etree.fromstring(data, etree.XMLParser(no_network=True)))
 
 
