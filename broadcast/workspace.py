@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import pickle
@@ -69,7 +68,9 @@ def check_keys(path: Path, table: dict[str, Any], allowed: set[str], prefix: str
     """Refuse unknown keys, suggesting the nearest known one."""
     for key in table:
         if key not in allowed:
-            near = difflib.get_close_matches(key, sorted(allowed), n=1)
+            from difflib import get_close_matches  # only for a mistake: a good file never needs it
+
+            near = get_close_matches(key, sorted(allowed), n=1)
             hint = f"did you mean '{prefix}{near[0]}'?" if near else f"known keys: {', '.join(sorted(allowed))}"
             raise ConfigError(path, prefix + key, "unknown key", hint)
 
@@ -327,7 +328,9 @@ class Workspace:
         check_keys(path, raw, CHANNEL_KEYS)
         kind = raw.get("kind")
         if kind not in CHANNEL_KINDS:
-            near = difflib.get_close_matches(str(kind), CHANNEL_KINDS, n=1)
+            from difflib import get_close_matches
+
+            near = get_close_matches(str(kind), CHANNEL_KINDS, n=1)
             raise ConfigError(path, "kind", f"unknown kind {kind!r}" if kind else "missing",
                               f"did you mean '{near[0]}'?" if near else f"one of: {', '.join(CHANNEL_KINDS)}")
         languages = expect(path, "languages", raw.get("languages", self.languages[:1]), list, "a list of languages")

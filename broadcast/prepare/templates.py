@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import tomllib
@@ -134,8 +133,10 @@ def find_template(workspace: Workspace, name: str) -> Template:
     """Load the workspace's template `name`; the error lists the names there are."""
     path = within(workspace.root, workspace.templates_dir / f"{check_name('template', name)}.md")
     if not path.is_file():
+        from difflib import get_close_matches  # only for a mistake
+
         names = workspace.template_names()
-        near = difflib.get_close_matches(name, names, n=1)
+        near = get_close_matches(name, names, n=1)
         raise ConfigError(path, None, f"no template named '{name}'",
                           f"did you mean '{near[0]}'?" if near else "see: broadcast templates list")
     return load_template(path, workspace.languages)
@@ -207,7 +208,9 @@ def _sections(
         variant, tag = match[1], match[2]
         line = first_line + body.count("\n", 0, match.start())
         if variant not in VARIANTS:
-            near = difflib.get_close_matches(variant, VARIANTS, n=1)
+            from difflib import get_close_matches  # only for a mistake
+
+            near = get_close_matches(variant, VARIANTS, n=1)
             raise ConfigError(path, f"line {line}", f"unknown section '## {variant}'",
                               f"did you mean '## {near[0]}'?" if near else f"sections: {', '.join(VARIANTS)}")
         language = by_tag.get(tag, "") if tag else languages[0]
@@ -307,7 +310,9 @@ def parse_values(template: Template, raw: dict[str, str], context: Context) -> d
     problems: list[VariableError] = []
     unknown = [name for name in raw if name not in template.variables]
     for name in unknown:
-        near = difflib.get_close_matches(name, template.variables, n=1)
+        from difflib import get_close_matches  # only for a mistake
+
+        near = get_close_matches(name, template.variables, n=1)
         problems.append(VariableError(
             f"--set {name}: {template.name} has no variable '{name}'"
             + (f" (did you mean '{near[0]}'?)" if near else ""),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,7 +103,9 @@ class Variable:
             raise ConfigError(path, key, "expected a table with type, label and example")
         vtype = raw.get("type")
         if vtype not in TYPES:
-            near = difflib.get_close_matches(str(vtype), TYPES, n=1)
+            from difflib import get_close_matches  # only for a mistake
+
+            near = get_close_matches(str(vtype), TYPES, n=1)
             raise ConfigError(path, f"{key}.type", f"unknown type {vtype!r}" if vtype else "missing",
                               f"did you mean '{near[0]}'?" if near else f"one of: {', '.join(TYPES)}")
         allowed = COMMON_KEYS | OPTION_KEYS[vtype]
@@ -188,7 +189,9 @@ def _text(var: Variable, text: str, context: Context) -> str:
 def _choice(var: Variable, text: str, context: Context) -> Localized:
     choices: dict[str, Localized] = var.options["choices"]
     if text not in choices:
-        near = difflib.get_close_matches(text, choices, n=1)
+        from difflib import get_close_matches  # only for a mistake
+
+        near = get_close_matches(text, choices, n=1)
         var._refuse(text, f"it is not a choice{f' (did you mean {near[0]!r}?)' if near else ''}")
     return choices[text]
 
@@ -229,7 +232,9 @@ def _url(var: Variable, text: str, context: Context) -> str:
 
 def _area(var: Variable, text: str, context: Context) -> Area:
     if text not in context.areas:
-        near = difflib.get_close_matches(text, context.areas, n=1)
+        from difflib import get_close_matches  # only for a mistake
+
+        near = get_close_matches(text, context.areas, n=1)
         known = ", ".join(context.areas) or "none: add GeoJSON files to areas/"
         var._refuse(text, f"no such area{f' (did you mean {near[0]!r}?)' if near else ''}; areas: {known}")
     return context.areas[text]
