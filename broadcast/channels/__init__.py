@@ -58,14 +58,14 @@ def _entry_points() -> dict[str, str]:
 def select_channels(workspace: Workspace, only: tuple[str, ...]) -> list[ChannelConfig]:
     """All valid channels, or those named by --only; an unknown name is refused (a broken file's is not: the send
     reports it failed)."""
-    import difflib
-
     from broadcast.errors import ConfigError
 
     channels = workspace.channels
     for name in only:
         if name not in channels and name not in workspace.broken_channels:
-            near = difflib.get_close_matches(name, channels, n=1)
+            from difflib import get_close_matches  # only for a mistake
+
+            near = get_close_matches(name, channels, n=1)
             raise ConfigError(workspace.channels_dir, None, f"no channel named '{name}'",
                               f"did you mean '{near[0]}'?" if near else "see: broadcast channels list")
     return [c for name, c in channels.items() if not only or name in only]

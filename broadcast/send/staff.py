@@ -96,11 +96,11 @@ class Staff:
 
 
 def _channel(workspace: Workspace, key: str, name: str, kinds: tuple[str, ...], what: str) -> None:
-    import difflib
-
     config = workspace.channels.get(name)
     if config is None and name not in workspace.broken_channels:
-        near = difflib.get_close_matches(name, workspace.channels, n=1)
+        from difflib import get_close_matches  # only for a mistake
+
+        near = get_close_matches(name, workspace.channels, n=1)
         raise ConfigError(workspace.config_path, key, f"no channel named '{name}' in channels/",
                           f"did you mean '{near[0]}'?" if near else "see: broadcast channels list")
     if config is not None and config.kind not in kinds:
