@@ -7,7 +7,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from broadcast.channels.base import ChannelError, Receipt, post_whole
+from broadcast.channels.base import ChannelError, Receipt, post_json
 from broadcast.channels.lists import ListChannel
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class Notify(ListChannel):
         return self._token[1]
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
+        return {"Authorization": f"Bearer {self.token()}"}
 
     async def deliver(self, post: Post, recipient: Recipient, client: httpx.AsyncClient, key: str) -> Receipt:
         if recipient.medium == "sms":
@@ -100,8 +100,7 @@ class Notify(ListChannel):
                                    "personalisation": {"subject": email["subject"], "message": email["text"]}}
             if self.settings.get("email_reply_to_id"):
                 body["email_reply_to_id"] = str(self.settings["email_reply_to_id"])
-        answer = await post_whole(client, f"{self.api}/v2/notifications/{path}", json.dumps(body).encode("utf-8"),
-                                  self._headers())
+        answer = await post_json(client, f"{self.api}/v2/notifications/{path}", body, self._headers())
         if answer.status != 201:
             raise self.error(answer.status, answer.response().text, "sending")
         return Receipt(remote_id=str(json.loads(answer.body)["id"]))

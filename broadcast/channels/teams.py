@@ -97,9 +97,9 @@ class Teams(Channel):
         remember(url)
         try:
             parsed = urlsplit(url)
-            host, _ = (parsed.hostname or ""), parsed.port  # a port that is not a number is refused here
+            host = parsed.hostname if parsed.port is None or parsed.port > 0 else None  # .port raises if not a number
         except ValueError:
-            host = ""
+            host = None
         if not host:
             raise ChannelError(f"{self.name}: workflow_url is not a valid URL", transient=False,
                                hint=f"copy the URL from the flow's trigger into {self._where()}") from None

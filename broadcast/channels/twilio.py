@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from broadcast.channels.base import ChannelError, Receipt, parse_retry_after, post_whole
+from broadcast.channels.base import ChannelError, Receipt, parse_retry_after, post_form
 from broadcast.channels.lists import ListChannel
 
 if TYPE_CHECKING:
@@ -78,8 +77,7 @@ class Twilio(ListChannel):
         for name, setting in (("ValidityPeriod", "validity_period"), ("StatusCallback", "status_callback")):
             if self.settings.get(setting):
                 form[name] = str(self.settings[setting])
-        answer = await post_whole(client, f"{self._account()}/Messages.json", urlencode(form).encode("ascii"),
-                                  {**self._auth, "Content-Type": "application/x-www-form-urlencoded"})
+        answer = await post_form(client, f"{self._account()}/Messages.json", form, self._auth)
         if answer.status not in (200, 201):
             response = answer.response()
             raise self.error(answer.status, response.text, "sending", response.headers.get("Retry-After"))
