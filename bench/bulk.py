@@ -181,7 +181,8 @@ def run_floor(size: int, url: str) -> dict[str, Any]:
                     body = {"phone_number": phone, "template_id": SMS_TEMPLATE,
                             "personalisation": {"message": text}, "reference": reference}
                     # The same JWT, made the same way: renewed every few seconds (Notify refuses one 30 s old).
-                    async with session.post(endpoint, data=json.dumps(body), headers=channel._headers()) as response:
+                    async with session.post(endpoint, data=json.dumps(body), headers={
+                            **channel._headers(), "Content-Type": "application/json"}) as response:
                         answer = await response.text()
                         if response.status == 201:
                             json.loads(answer)["id"]
